@@ -1,0 +1,225 @@
+//! Domain errors. Every message names the secret (and the user and key where known) and says what
+//! to do next; none contains secret material.
+
+use time::OffsetDateTime;
+
+use crate::ports::{ApiError, KeyUse};
+use crate::secret::ShapeError;
+
+/// Why a key that had to be deleted to make room was left alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptKey {
+    pub key_id: String,
+    /// The staging label of the version that holds it, if any.
+    pub held_by: Option<String>,
+    pub last_use: KeyUse,
+    pub reason: KeepReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepReason {
+    /// AWSPREVIOUS key used after the current key took over.
+    UsedSinceCutover,
+    /// Held by no version, but used: someone relies on it.
+    UnmanagedAndUsed,
+    /// Held by a version with a label keyturn does not manage.
+    HeldByOtherLabel,
+}
+
+impl std::fmt::Display for KeptKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let used = describe_use(&self.last_use);
+        match self.reason {
+            KeepReason::UsedSinceCutover => write!(
+                f,
+                "{} (AWSPREVIOUS) was {used} after the current key took over",
+                self.key_id
+            ),
+            KeepReason::UnmanagedAndUsed => write!(
+                f,
+                "{} is held by no version of the secret but was {used}",
+                self.key_id
+            ),
+            KeepReason::HeldByOtherLabel => write!(
+                f,
+                "{} is held by the version labelled {}",
+                self.key_id,
+                self.held_by.as_deref().unwrap_or("?")
+            ),
+        }
+    }
+}
+
+/// "last used 2026-11-20T10:00:00Z by s3 in eu-west-1", or "never used".
+pub fn describe_use(u: &KeyUse) -> String {
+    match u.last_used {
+        None => "never used".to_string(),
+        Some(t) => format!(
+            "last used {} by {} in {}",
+            rfc3339(t),
+            u.service.as_deref().unwrap_or("an unknown service"),
+            u.region.as_deref().unwrap_or("an unknown region")
+        ),
+    }
+}
+
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// A rotation step that could not be completed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RotationError {
+    #[error("the rotation event is malformed: {reason}; expected {{\"Step\", \"SecretId\", \"ClientRequestToken\"}} with Step one of createSecret, setSecret, testSecret, finishSecret")]
+    BadEvent { reason: String },
+
+    #[error("secret {secret}: rotation is not enabled; enable it (aws secretsmanager rotate-secret or keyturn enroll) before invoking the rotation function")]
+    RotationDisabled { secret: String },
+
+    #[error("secret {secret}: version {token} is not a version of this secret; Secrets Manager must create it (RotateSecret) before the rotation function runs")]
+    UnknownVersion { secret: String, token: String },
+
+    #[error("secret {secret}: version {token} is not AWSPENDING (labels: {labels}); start a new rotation instead of replaying this one")]
+    NotPending {
+        secret: String,
+        token: String,
+        labels: String,
+    },
+
+    #[error("secret {secret}: no version is AWSCURRENT; put a value with the user's current key (keyturn enroll --adopt) before rotating")]
+    NoCurrentVersion { secret: String },
+
+    #[error("secret {secret}: the {version} value cannot be read: {reason}; fix the value so it matches a supported shape, nothing was changed in IAM")]
+    BadValue {
+        secret: String,
+        version: String,
+        reason: ShapeError,
+    },
+
+    #[error("secret {secret}: the {version} value holds no access key; put the pending version's key before this step")]
+    NoKeyInValue { secret: String, version: String },
+
+    #[error("secret {secret}: no IAM user name: the value has none, the secret has no keyturn:user tag and IAM_USER_NAME is not set; tag the secret keyturn:user=USER")]
+    NoUserName { secret: String },
+
+    #[error("secret {secret}: IAM user {user} does not exist; check the user name in the value, the keyturn:user tag or IAM_USER_NAME")]
+    NoSuchUser { secret: String, user: String },
+
+    #[error("secret {secret}: master secret {master} (masterarn) holds no usable key: {reason}; fix that secret or remove masterarn to use the function's own role")]
+    BadMaster {
+        secret: String,
+        master: String,
+        reason: String,
+    },
+
+    #[error("secret {secret}: user {user} already has two access keys and neither may be deleted: {}; deactivate or delete the key yourself once nothing uses it, or retire it with keyturn sweep, then retry", kept.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    NoRoomForKey {
+        secret: String,
+        user: String,
+        kept: Vec<KeptKey>,
+    },
+
+    #[error("secret {secret}: the pending version {token} holds key {key_id}, which user {user} no longer has in IAM; cancel this rotation (remove its AWSPENDING label, or keyturn rotate --cancel) and rotate again")]
+    PendingKeyMissing {
+        secret: String,
+        user: String,
+        key_id: String,
+        token: String,
+    },
+
+    #[error("secret {secret}: version {token} has no value yet; run createSecret for this token first")]
+    PendingValueMissing { secret: String, token: String },
+
+    #[error("secret {secret}: new key {key_id} of user {user} authenticates as {actual}, not as user {user} in account {expected_account}; the secret names the wrong user, fix the value or the keyturn:user tag")]
+    WrongIdentity {
+        secret: String,
+        user: String,
+        key_id: String,
+        expected_account: String,
+        actual: String,
+    },
+
+    #[error("secret {secret}: new key {key_id} of user {user} did not authenticate after {attempts} attempts over {waited_secs}s (last error: {last_error}); AWSCURRENT is unchanged, retry the rotation later")]
+    KeyDoesNotAuthenticate {
+        secret: String,
+        user: String,
+        key_id: String,
+        attempts: u32,
+        waited_secs: u64,
+        last_error: ApiError,
+    },
+
+    #[error("secret {secret}: storing new key {key_id} of user {user} as AWSPENDING failed ({source}); {cleanup}")]
+    StoreFailed {
+        secret: String,
+        user: String,
+        key_id: String,
+        cleanup: String,
+        source: ApiError,
+    },
+
+    #[error("secret {secret}: {action} failed{}{}: {source}; {}", user.as_ref().map(|u| format!(" for user {u}")).unwrap_or_default(), key_id.as_ref().map(|k| format!(" on key {k}")).unwrap_or_default(), next_step(source))]
+    Aws {
+        action: &'static str,
+        secret: String,
+        user: Option<String>,
+        key_id: Option<String>,
+        source: ApiError,
+    },
+}
+
+fn next_step(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::Throttled(_) | ApiError::Unavailable(_) => {
+            "this is transient: the step is safe to retry"
+        }
+        ApiError::AccessDenied(_) => {
+            "grant the permission to the identity making the call (the function's role, or the masterarn key)"
+        }
+        ApiError::InvalidCredentials(_) => {
+            "the credentials making the call were rejected: check the function's role or the masterarn secret's key"
+        }
+        ApiError::LimitExceeded(_) => "free a slot (the user may hold two keys) and retry",
+        ApiError::NotFound(_) => "check that the secret and user exist, then retry",
+        ApiError::InvalidRequest(_) | ApiError::Other { .. } => {
+            "nothing more was changed; check the secret's state with keyturn status, then retry"
+        }
+    }
+}
+
+impl RotationError {
+    /// A stable name for CloudWatch (Lambda's errorType) and for `--output json`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            RotationError::BadEvent { .. } => "BadEvent",
+            RotationError::RotationDisabled { .. } => "RotationDisabled",
+            RotationError::UnknownVersion { .. } => "UnknownVersion",
+            RotationError::NotPending { .. } => "VersionNotPending",
+            RotationError::NoCurrentVersion { .. } => "NoCurrentVersion",
+            RotationError::BadValue { .. } => "BadSecretValue",
+            RotationError::NoKeyInValue { .. } => "NoKeyInSecretValue",
+            RotationError::NoUserName { .. } => "NoUserName",
+            RotationError::NoSuchUser { .. } => "NoSuchUser",
+            RotationError::BadMaster { .. } => "BadMasterSecret",
+            RotationError::NoRoomForKey { .. } => "KeyInUse",
+            RotationError::PendingKeyMissing { .. } => "PendingKeyMissing",
+            RotationError::PendingValueMissing { .. } => "PendingValueMissing",
+            RotationError::WrongIdentity { .. } => "WrongIdentity",
+            RotationError::KeyDoesNotAuthenticate { .. } => "KeyDoesNotAuthenticate",
+            RotationError::StoreFailed { .. } => "StoreFailed",
+            RotationError::Aws { source, .. } => source.kind(),
+        }
+    }
+
+    /// Whether retrying the same step later may succeed without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RotationError::Aws { source, .. } | RotationError::StoreFailed { source, .. } => {
+                source.is_transient()
+            }
+            RotationError::KeyDoesNotAuthenticate { .. } => true,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,626 @@
+//! A stateful in-memory model of Secrets Manager, IAM and STS, for tests (feature `fake`).
+//!
+//! It keeps what the rotation depends on: versions and staging labels (with Secrets Manager's
+//! AWSPREVIOUS move), immutable version values, tags, the two-key limit, key status, last use,
+//! authentication of signed calls, and a propagation delay for new keys. Every call is logged, and
+//! a [`Fault`] can fail call *k* or stop the "process" right after call *k* took effect.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::ports::{
+    AccessKeys, ApiError, ApiResult, Clock, Iam, Identity, IdentityCheck, KeyInfo, KeyStatus,
+    KeyUse, SecretInfo, SecretStore, VersionRef, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
+};
+use crate::secret::{AccessKey, SecretText};
+
+pub const ACCOUNT: &str = "123456789012";
+const REGION: &str = "us-east-1";
+
+/// A fault to inject at the `call`-th call (1-based) counted from when it was armed.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// The call fails with `error` and has no effect.
+    FailAt { call: usize, error: ApiError },
+    /// The call takes effect, then the process stops: it and every later call fail with no effect
+    /// until [`World::restart`].
+    CrashAfter { call: usize },
+}
+
+#[derive(Debug, Clone)]
+struct FakeKey {
+    id: String,
+    secret: String,
+    status: KeyStatus,
+    created: OffsetDateTime,
+    last_use: KeyUse,
+}
+
+#[derive(Debug, Clone)]
+struct FakeVersion {
+    id: String,
+    labels: Vec<String>,
+    value: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct FakeSecret {
+    arn: String,
+    name: String,
+    rotation_enabled: bool,
+    versions: Vec<FakeVersion>,
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+struct State {
+    now: OffsetDateTime,
+    users: BTreeMap<String, Vec<FakeKey>>,
+    secrets: Vec<FakeSecret>,
+    calls: Vec<String>,
+    armed_at: usize,
+    fault: Option<Fault>,
+    crashed: bool,
+    serial: u64,
+    propagation: Duration,
+}
+
+/// The model. Cloning gives another handle on the same state.
+#[derive(Debug, Clone)]
+pub struct World(Arc<Mutex<State>>);
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl World {
+    pub fn new() -> Self {
+        Self(Arc::new(Mutex::new(State {
+            now: time::macros::datetime!(2026-09-01 09:00 UTC),
+            users: BTreeMap::new(),
+            secrets: Vec::new(),
+            calls: Vec::new(),
+            armed_at: 0,
+            fault: None,
+            crashed: false,
+            serial: 0,
+            propagation: Duration::ZERO,
+        })))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A test that panicked while holding the lock already failed; keep the state readable.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs one API call: logs it, applies any armed fault, then `f`.
+    fn call<T>(&self, name: &str, f: impl FnOnce(&mut State) -> ApiResult<T>) -> ApiResult<T> {
+        let mut s = self.state();
+        s.calls.push(name.to_string());
+        if s.crashed {
+            return Err(ApiError::Unavailable("the process has stopped".into()));
+        }
+        let n = s.calls.len() - s.armed_at;
+        match s.fault.clone() {
+            Some(Fault::FailAt { call, error }) if call == n => Err(error),
+            Some(Fault::CrashAfter { call }) if call == n => {
+                let _ = f(&mut s);
+                s.crashed = true;
+                Err(ApiError::Unavailable("the process stopped after this call".into()))
+            }
+            _ => f(&mut s),
+        }
+    }
+
+    // ---- set-up and inspection (not API calls) ----
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.state().now
+    }
+
+    pub fn advance(&self, d: Duration) {
+        self.state().now += d;
+    }
+
+    /// New keys fail authentication at STS until this long after creation.
+    pub fn set_propagation_delay(&self, d: Duration) {
+        self.state().propagation = d;
+    }
+
+    pub fn add_user(&self, user: &str) {
+        self.state().users.entry(user.to_string()).or_default();
+    }
+
+    /// Creates a key directly (as an administrator would by hand).
+    pub fn create_key(&self, user: &str) -> AccessKey {
+        let mut s = self.state();
+        new_key(&mut s, user).unwrap_or_else(|e| panic!("create_key({user}): {e}"))
+    }
+
+    /// Records a use of the key by a consumer.
+    pub fn use_key(&self, key_id: &str, service: &str) {
+        let mut s = self.state();
+        let now = s.now;
+        if let Some(k) = find_key_mut(&mut s, key_id) {
+            k.last_use = KeyUse {
+                last_used: Some(now),
+                service: Some(service.into()),
+                region: Some(REGION.into()),
+            };
+        }
+    }
+
+    /// (key id, status) of the user's keys.
+    pub fn keys_of(&self, user: &str) -> Vec<(String, KeyStatus)> {
+        self.state()
+            .users
+            .get(user)
+            .map(|ks| ks.iter().map(|k| (k.id.clone(), k.status)).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn key_exists(&self, key_id: &str) -> bool {
+        self.state()
+            .users
+            .values()
+            .flatten()
+            .any(|k| k.id == key_id)
+    }
+
+    /// Whether `key` would authenticate right now (exists, active, matching secret, propagated).
+    pub fn authenticates(&self, key: &AccessKey) -> bool {
+        let s = self.state();
+        authenticate(&s, key, true).is_ok()
+    }
+
+    /// Creates a secret whose first version (AWSCURRENT) holds `value`.
+    pub fn add_secret(&self, name: &str, value: &str, tags: &[(&str, &str)]) -> String {
+        let mut s = self.state();
+        s.serial += 1;
+        let arn = format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-{:06}", s.serial);
+        let version = next_id(&mut s);
+        s.secrets.push(FakeSecret {
+            arn: arn.clone(),
+            name: name.to_string(),
+            rotation_enabled: false,
+            versions: vec![FakeVersion {
+                id: version,
+                labels: vec![AWSCURRENT.into()],
+                value: Some(value.to_string()),
+            }],
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        });
+        arn
+    }
+
+    /// What Secrets Manager's RotateSecret does before calling createSecret: enables rotation and
+    /// adds a version labelled AWSPENDING with no value. Returns its id (the token).
+    pub fn start_rotation(&self, secret: &str) -> String {
+        let mut s = self.state();
+        let token = next_id(&mut s);
+        let sec = s
+            .secrets
+            .iter_mut()
+            .find(|x| x.name == secret || x.arn == secret)
+            .unwrap_or_else(|| panic!("no secret {secret}"));
+        sec.rotation_enabled = true;
+        for v in &mut sec.versions {
+            v.labels.retain(|l| l != AWSPENDING);
+        }
+        sec.versions.push(FakeVersion {
+            id: token.clone(),
+            labels: vec![AWSPENDING.into()],
+            value: None,
+        });
+        token
+    }
+
+    /// Version id → labels, for versions that have labels.
+    pub fn labels(&self, secret: &str) -> BTreeMap<String, Vec<String>> {
+        let s = self.state();
+        s.secrets
+            .iter()
+            .find(|x| x.name == secret)
+            .map(|x| {
+                x.versions
+                    .iter()
+                    .filter(|v| !v.labels.is_empty())
+                    .map(|v| (v.id.clone(), v.labels.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The raw value of the version holding `label`.
+    pub fn value_with(&self, secret: &str, label: &str) -> Option<String> {
+        let s = self.state();
+        let sec = s.secrets.iter().find(|x| x.name == secret)?;
+        sec.versions
+            .iter()
+            .find(|v| v.labels.iter().any(|l| l == label))
+            .and_then(|v| v.value.clone())
+    }
+
+    /// Every value ever stored in the secret's versions.
+    pub fn all_values(&self, secret: &str) -> Vec<String> {
+        let s = self.state();
+        s.secrets
+            .iter()
+            .filter(|x| x.name == secret)
+            .flat_map(|x| x.versions.iter().filter_map(|v| v.value.clone()))
+            .collect()
+    }
+
+    pub fn tags(&self, secret: &str) -> BTreeMap<String, String> {
+        let s = self.state();
+        s.secrets
+            .iter()
+            .find(|x| x.name == secret)
+            .map(|x| x.tags.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every call made so far, by name (`iam:CreateAccessKey`, ...).
+    pub fn calls(&self) -> Vec<String> {
+        self.state().calls.clone()
+    }
+
+    pub fn clear_calls(&self) {
+        let mut s = self.state();
+        s.calls.clear();
+        s.armed_at = 0;
+    }
+
+    /// Arms a fault, counting calls from now.
+    pub fn arm(&self, fault: Fault) {
+        let mut s = self.state();
+        s.armed_at = s.calls.len();
+        s.fault = Some(fault);
+        s.crashed = false;
+    }
+
+    /// A new process after a crash: faults disarmed.
+    pub fn restart(&self) {
+        let mut s = self.state();
+        s.fault = None;
+        s.crashed = false;
+    }
+
+    pub fn crashed(&self) -> bool {
+        self.state().crashed
+    }
+}
+
+fn next_id(s: &mut State) -> String {
+    s.serial += 1;
+    format!("{:08x}-0000-4000-8000-{:012x}", s.serial, s.serial)
+}
+
+fn new_key(s: &mut State, user: &str) -> ApiResult<AccessKey> {
+    s.serial += 1;
+    let serial = s.serial;
+    let now = s.now;
+    let keys = s
+        .users
+        .get_mut(user)
+        .ok_or_else(|| ApiError::NotFound(format!("The user with name {user} cannot be found.")))?;
+    if keys.len() >= 2 {
+        return Err(ApiError::LimitExceeded(format!(
+            "Cannot exceed quota for AccessKeysPerUser: 2 (user {user})"
+        )));
+    }
+    let key = AccessKey::new(
+        format!("AKIAFAKE{serial:012}"),
+        format!("fake-secret-{serial:04}-{}", "x".repeat(24)),
+    );
+    keys.push(FakeKey {
+        id: key.id.clone(),
+        secret: key.secret.expose().to_string(),
+        status: KeyStatus::Active,
+        created: now,
+        last_use: KeyUse::default(),
+    });
+    Ok(key)
+}
+
+fn find_key_mut<'s>(s: &'s mut State, key_id: &str) -> Option<&'s mut FakeKey> {
+    s.users.values_mut().flatten().find(|k| k.id == key_id)
+}
+
+/// The user a key authenticates as, or why it does not.
+fn authenticate(s: &State, key: &AccessKey, check_propagation: bool) -> ApiResult<String> {
+    for (user, keys) in &s.users {
+        if let Some(k) = keys.iter().find(|k| k.id == key.id) {
+            if k.secret != key.secret.expose() || k.status != KeyStatus::Active {
+                break;
+            }
+            if check_propagation && s.now < k.created + s.propagation {
+                break;
+            }
+            return Ok(user.clone());
+        }
+    }
+    Err(ApiError::InvalidCredentials(format!(
+        "The security token included in the request is invalid (key {})",
+        key.id
+    )))
+}
+
+fn mark_used(s: &mut State, key_id: &str, service: &str) {
+    let now = s.now;
+    if let Some(k) = find_key_mut(s, key_id) {
+        k.last_use = KeyUse {
+            last_used: Some(now),
+            service: Some(service.into()),
+            region: Some(REGION.into()),
+        };
+    }
+}
+
+fn secret_mut<'s>(s: &'s mut State, id: &str) -> ApiResult<&'s mut FakeSecret> {
+    s.secrets
+        .iter_mut()
+        .find(|x| x.name == id || x.arn == id)
+        .ok_or_else(|| ApiError::NotFound(format!("Secrets Manager can't find the specified secret {id}.")))
+}
+
+impl SecretStore for World {
+    async fn describe(&self, secret_id: &str) -> ApiResult<SecretInfo> {
+        self.call("secretsmanager:DescribeSecret", |s| {
+            let x = secret_mut(s, secret_id)?;
+            Ok(SecretInfo {
+                arn: x.arn.clone(),
+                name: x.name.clone(),
+                rotation_enabled: x.rotation_enabled,
+                versions: x
+                    .versions
+                    .iter()
+                    .filter(|v| !v.labels.is_empty())
+                    .map(|v| (v.id.clone(), v.labels.clone()))
+                    .collect(),
+                tags: x.tags.clone(),
+                last_rotated: None,
+                next_rotation: None,
+                rotation_days: None,
+            })
+        })
+    }
+
+    async fn value(&self, secret_id: &str, version: &VersionRef) -> ApiResult<Option<SecretText>> {
+        self.call("secretsmanager:GetSecretValue", |s| {
+            let x = secret_mut(s, secret_id)?;
+            let found = match version {
+                VersionRef::Label(l) => x.versions.iter().find(|v| v.labels.iter().any(|x| x == l)),
+                VersionRef::Id(id) => x.versions.iter().find(|v| &v.id == id),
+                VersionRef::IdWithLabel(id, l) => {
+                    let v = x.versions.iter().find(|v| &v.id == id);
+                    if let Some(v) = v {
+                        if !v.labels.iter().any(|x| x == l) {
+                            return Err(ApiError::InvalidRequest(format!(
+                                "version {id} does not have staging label {l}"
+                            )));
+                        }
+                    }
+                    v
+                }
+            };
+            Ok(found.and_then(|v| v.value.clone()).map(SecretText::new))
+        })
+    }
+
+    async fn put_pending(&self, secret_id: &str, token: &str, value: &SecretText) -> ApiResult<()> {
+        self.call("secretsmanager:PutSecretValue", |s| {
+            let x = secret_mut(s, secret_id)?;
+            if let Some(v) = x.versions.iter().find(|v| v.id == token) {
+                match &v.value {
+                    Some(old) if old == value.expose() => return Ok(()),
+                    Some(_) => {
+                        return Err(ApiError::InvalidRequest(format!(
+                            "ResourceExists: version {token} already has a different value"
+                        )))
+                    }
+                    None => {}
+                }
+            }
+            for v in &mut x.versions {
+                v.labels.retain(|l| l != AWSPENDING);
+            }
+            match x.versions.iter_mut().find(|v| v.id == token) {
+                Some(v) => {
+                    v.value = Some(value.expose().to_string());
+                    v.labels.push(AWSPENDING.into());
+                }
+                None => x.versions.push(FakeVersion {
+                    id: token.to_string(),
+                    labels: vec![AWSPENDING.into()],
+                    value: Some(value.expose().to_string()),
+                }),
+            }
+            Ok(())
+        })
+    }
+
+    async fn move_label(&self, secret_id: &str, label: &str, to: Option<&str>, from: Option<&str>) -> ApiResult<()> {
+        self.call("secretsmanager:UpdateSecretVersionStage", |s| {
+            let x = secret_mut(s, secret_id)?;
+            let holder = x.versions.iter().find(|v| v.labels.iter().any(|l| l == label)).map(|v| v.id.clone());
+            if holder.is_some() && holder.as_deref() != from && holder.as_deref() != to {
+                return Err(ApiError::InvalidRequest(format!(
+                    "{label} is attached to version {}; name it in RemoveFromVersionId",
+                    holder.unwrap_or_default()
+                )));
+            }
+            if let Some(from) = from {
+                if holder.as_deref() != Some(from) {
+                    return Err(ApiError::InvalidRequest(format!("version {from} does not hold {label}")));
+                }
+            }
+            if let Some(to) = to {
+                if !x.versions.iter().any(|v| v.id == to) {
+                    return Err(ApiError::InvalidRequest(format!("not a valid version: {to}")));
+                }
+            }
+            for v in &mut x.versions {
+                if Some(v.id.as_str()) == from {
+                    v.labels.retain(|l| l != label);
+                }
+            }
+            if let Some(to) = to {
+                if let Some(v) = x.versions.iter_mut().find(|v| v.id == to) {
+                    if !v.labels.iter().any(|l| l == label) {
+                        v.labels.push(label.to_string());
+                    }
+                }
+            }
+            if label == AWSCURRENT {
+                if let (Some(from), Some(to)) = (from, to) {
+                    if from != to {
+                        for v in &mut x.versions {
+                            v.labels.retain(|l| l != AWSPREVIOUS);
+                            if v.id == from {
+                                v.labels.push(AWSPREVIOUS.into());
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn tag(&self, secret_id: &str, tags: &[(String, String)]) -> ApiResult<()> {
+        self.call("secretsmanager:TagResource", |s| {
+            let x = secret_mut(s, secret_id)?;
+            for (k, v) in tags {
+                x.tags.insert(k.clone(), v.clone());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// IAM calls made by one identity of the model.
+#[derive(Debug, Clone)]
+pub struct FakeKeys {
+    world: World,
+    signer: Option<AccessKey>,
+}
+
+impl FakeKeys {
+    fn call<T>(&self, name: &str, f: impl FnOnce(&mut State) -> ApiResult<T>) -> ApiResult<T> {
+        self.world.call(name, |s| {
+            if let Some(signer) = &self.signer {
+                authenticate(s, signer, false)?;
+                mark_used(s, &signer.id, "iam");
+            }
+            f(s)
+        })
+    }
+}
+
+impl AccessKeys for FakeKeys {
+    async fn list(&self, user: &str) -> ApiResult<Vec<KeyInfo>> {
+        self.call("iam:ListAccessKeys", |s| {
+            let keys = s
+                .users
+                .get(user)
+                .ok_or_else(|| ApiError::NotFound(format!("The user with name {user} cannot be found.")))?;
+            Ok(keys
+                .iter()
+                .map(|k| KeyInfo {
+                    id: k.id.clone(),
+                    status: k.status,
+                    created: k.created,
+                })
+                .collect())
+        })
+    }
+
+    async fn last_used(&self, key_id: &str) -> ApiResult<KeyUse> {
+        self.call("iam:GetAccessKeyLastUsed", |s| {
+            find_key_mut(s, key_id)
+                .map(|k| k.last_use.clone())
+                .ok_or_else(|| ApiError::NotFound(format!("The Access Key with id {key_id} cannot be found")))
+        })
+    }
+
+    async fn create(&self, user: &str) -> ApiResult<AccessKey> {
+        self.call("iam:CreateAccessKey", |s| new_key(s, user))
+    }
+
+    async fn delete(&self, user: &str, key_id: &str) -> ApiResult<()> {
+        self.call("iam:DeleteAccessKey", |s| {
+            let keys = s
+                .users
+                .get_mut(user)
+                .ok_or_else(|| ApiError::NotFound(format!("The user with name {user} cannot be found.")))?;
+            let before = keys.len();
+            keys.retain(|k| k.id != key_id);
+            if keys.len() == before {
+                return Err(ApiError::NotFound(format!("The Access Key with id {key_id} cannot be found")));
+            }
+            Ok(())
+        })
+    }
+
+    async fn set_status(&self, user: &str, key_id: &str, status: KeyStatus) -> ApiResult<()> {
+        self.call("iam:UpdateAccessKey", |s| {
+            let key = s
+                .users
+                .get_mut(user)
+                .and_then(|ks| ks.iter_mut().find(|k| k.id == key_id))
+                .ok_or_else(|| ApiError::NotFound(format!("The Access Key with id {key_id} cannot be found")))?;
+            key.status = status;
+            Ok(())
+        })
+    }
+}
+
+impl Iam for World {
+    type Keys = FakeKeys;
+
+    fn own(&self) -> FakeKeys {
+        FakeKeys {
+            world: self.clone(),
+            signer: None,
+        }
+    }
+
+    fn signed_with(&self, key: &AccessKey) -> FakeKeys {
+        FakeKeys {
+            world: self.clone(),
+            signer: Some(key.clone()),
+        }
+    }
+}
+
+impl IdentityCheck for World {
+    async fn whoami(&self, key: &AccessKey) -> ApiResult<Identity> {
+        self.call("sts:GetCallerIdentity", |s| {
+            let user = authenticate(s, key, true)?;
+            mark_used(s, &key.id, "sts");
+            Ok(Identity {
+                account: ACCOUNT.into(),
+                arn: format!("arn:aws:iam::{ACCOUNT}:user/{user}"),
+            })
+        })
+    }
+}
+
+impl Clock for World {
+    fn now(&self) -> OffsetDateTime {
+        self.state().now
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        self.advance(duration);
+    }
+}

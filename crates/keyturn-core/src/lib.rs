@@ -1,0 +1,26 @@
+//! keyturn-core: the rotation logic of keyturn, with no AWS SDK and no I/O.
+//!
+//! - [`secret`]: secret material (redacted, zeroized) and the three secret value shapes.
+//! - [`event`]: the rotation event Secrets Manager sends.
+//! - [`ports`]: the small async traits through which the core reaches Secrets Manager, IAM, STS
+//!   and the clock, and the domain view of AWS errors.
+//! - [`rotation`]: the four steps, idempotent and crash-safe, with the two-slot deletion rules.
+//! - [`error`]: domain errors that name the secret, user and key and say what to do next.
+//! - `fake` (feature `fake`): a stateful in-memory model of the ports for tests.
+//!
+//! Architecture invariant: nothing here performs I/O or knows about the AWS SDK; time comes from
+//! [`ports::Clock`], so every behaviour is testable deterministically.
+
+pub mod error;
+pub mod event;
+pub mod ports;
+pub mod rotation;
+pub mod secret;
+
+#[cfg(feature = "fake")]
+pub mod fake;
+
+pub use error::RotationError;
+pub use event::{RotationEvent, Step};
+pub use rotation::{Action, Backoff, RotationSettings, Rotator, StepReport};
+pub use secret::{AccessKey, SecretKey, SecretText, SecretValue, Shape};

@@ -1,0 +1,228 @@
+//! The ports through which the core talks to the world, in domain words.
+//!
+//! Adapters (keyturn-aws) implement them with one AWS call per method; the in-memory model
+//! (`fake`, feature `fake`) implements them for tests. Every method is one remote call, so the
+//! number of calls a step makes can be read off the step's code.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::secret::{AccessKey, SecretText};
+
+/// Staging labels Secrets Manager defines.
+pub const AWSCURRENT: &str = "AWSCURRENT";
+pub const AWSPENDING: &str = "AWSPENDING";
+pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
+
+/// What an AWS call failed with, in domain terms. Messages come from AWS and never hold secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// IAM `NoSuchEntity`, Secrets Manager `ResourceNotFoundException`.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// IAM `LimitExceeded` (for example a third access key).
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// The caller is not allowed to make the call.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// The credentials used do not authenticate (unknown, deleted or inactive key; bad signature).
+    #[error("credentials rejected: {0}")]
+    InvalidCredentials(String),
+    /// The service asked us to slow down (after the SDK's own bounded retries).
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// A 5xx, a timeout or a connection failure (after the SDK's own bounded retries).
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// The request was refused as invalid in the resource's current state.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// Anything else, with the service's error code.
+    #[error("{code}: {message}")]
+    Other { code: String, message: String },
+}
+
+impl ApiError {
+    /// Whether the same call may succeed if simply tried again later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ApiError::Throttled(_) | ApiError::Unavailable(_))
+    }
+
+    /// A short name for logs and Lambda's errorType.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::NotFound(_) => "NotFound",
+            ApiError::LimitExceeded(_) => "LimitExceeded",
+            ApiError::AccessDenied(_) => "AccessDenied",
+            ApiError::InvalidCredentials(_) => "InvalidCredentials",
+            ApiError::Throttled(_) => "Throttled",
+            ApiError::Unavailable(_) => "ServiceUnavailable",
+            ApiError::InvalidRequest(_) => "InvalidRequest",
+            ApiError::Other { .. } => "AwsError",
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A secret's metadata: one DescribeSecret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretInfo {
+    pub arn: String,
+    pub name: String,
+    pub rotation_enabled: bool,
+    /// Version id → staging labels (only versions that have labels).
+    pub versions: BTreeMap<String, Vec<String>>,
+    pub tags: BTreeMap<String, String>,
+    pub last_rotated: Option<OffsetDateTime>,
+    pub next_rotation: Option<OffsetDateTime>,
+    pub rotation_days: Option<i64>,
+}
+
+impl SecretInfo {
+    /// The version holding `label`, if any.
+    pub fn version_with(&self, label: &str) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|(_, labels)| labels.iter().any(|l| l == label))
+            .map(|(id, _)| id.as_str())
+    }
+
+    pub fn labels_of(&self, version: &str) -> &[String] {
+        self.versions.get(version).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The account id in the secret's ARN (`arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME`).
+    pub fn account_id(&self) -> Option<&str> {
+        self.arn.split(':').nth(4).filter(|a| !a.is_empty())
+    }
+}
+
+/// Which version of a secret to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionRef {
+    /// The version holding a staging label.
+    Label(&'static str),
+    /// A version id, which must also hold the label (as AWS's rotation functions ask).
+    IdWithLabel(String, &'static str),
+    /// A version id.
+    Id(String),
+}
+
+/// Secrets Manager, as the rotation needs it.
+pub trait SecretStore: Send + Sync {
+    /// DescribeSecret.
+    fn describe(&self, secret_id: &str) -> impl Future<Output = ApiResult<SecretInfo>> + Send;
+    /// GetSecretValue. `Ok(None)` when that version does not exist or has no value yet.
+    fn value(
+        &self,
+        secret_id: &str,
+        version: &VersionRef,
+    ) -> impl Future<Output = ApiResult<Option<SecretText>>> + Send;
+    /// PutSecretValue with `ClientRequestToken = token` and the AWSPENDING label (idempotent for
+    /// the same token and value).
+    fn put_pending(
+        &self,
+        secret_id: &str,
+        token: &str,
+        value: &SecretText,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
+    /// UpdateSecretVersionStage: move `label` to `to` (removing it from `from`), or only remove it
+    /// from `from` when `to` is `None`.
+    fn move_label(
+        &self,
+        secret_id: &str,
+        label: &str,
+        to: Option<&str>,
+        from: Option<&str>,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
+    /// TagResource.
+    fn tag(
+        &self,
+        secret_id: &str,
+        tags: &[(String, String)],
+    ) -> impl Future<Output = ApiResult<()>> + Send;
+}
+
+/// Whether an IAM access key is usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active,
+    Inactive,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "Active",
+            KeyStatus::Inactive => "Inactive",
+        }
+    }
+}
+
+/// One of a user's access keys as ListAccessKeys shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub id: String,
+    pub status: KeyStatus,
+    pub created: OffsetDateTime,
+}
+
+/// When and where a key was last used (GetAccessKeyLastUsed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyUse {
+    pub last_used: Option<OffsetDateTime>,
+    pub service: Option<String>,
+    pub region: Option<String>,
+}
+
+/// IAM access-key calls, made by one identity.
+pub trait AccessKeys: Send + Sync {
+    /// ListAccessKeys.
+    fn list(&self, user: &str) -> impl Future<Output = ApiResult<Vec<KeyInfo>>> + Send;
+    /// GetAccessKeyLastUsed.
+    fn last_used(&self, key_id: &str) -> impl Future<Output = ApiResult<KeyUse>> + Send;
+    /// CreateAccessKey.
+    fn create(&self, user: &str) -> impl Future<Output = ApiResult<AccessKey>> + Send;
+    /// DeleteAccessKey.
+    fn delete(&self, user: &str, key_id: &str) -> impl Future<Output = ApiResult<()>> + Send;
+    /// UpdateAccessKey.
+    fn set_status(
+        &self,
+        user: &str,
+        key_id: &str,
+        status: KeyStatus,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
+}
+
+/// Where IAM calls come from: the function's own identity, or a key held in a secret (`masterarn`).
+/// Building one does no I/O.
+pub trait Iam: Send + Sync {
+    type Keys: AccessKeys;
+    /// Calls made with the process's own credentials (the function's role, the CLI's profile).
+    fn own(&self) -> Self::Keys;
+    /// Calls signed with `key`.
+    fn signed_with(&self, key: &AccessKey) -> Self::Keys;
+}
+
+/// Who a key authenticates as (STS GetCallerIdentity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
+}
+
+/// STS, signed with the key under test.
+pub trait IdentityCheck: Send + Sync {
+    fn whoami(&self, key: &AccessKey) -> impl Future<Output = ApiResult<Identity>> + Send;
+}
+
+/// Time, injected so tests are deterministic.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send;
+}
