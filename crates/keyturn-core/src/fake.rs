@@ -178,8 +178,14 @@ impl World {
         authenticate(&s, key, true).is_ok()
     }
 
-    /// Creates a secret whose first version (AWSCURRENT) holds `value`.
+    /// Creates a secret whose first version (AWSCURRENT) holds `value`. Returns its ARN.
     pub fn add_secret(&self, name: &str, value: &str, tags: &[(&str, &str)]) -> String {
+        self.add_secret_with(name, |_| value.to_string(), tags)
+    }
+
+    /// Like [`World::add_secret`], with the value made from the secret's own ARN (for a value
+    /// whose `masterarn` names the secret itself).
+    pub fn add_secret_with(&self, name: &str, value: impl FnOnce(&str) -> String, tags: &[(&str, &str)]) -> String {
         let mut s = self.state();
         s.serial += 1;
         let arn = format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-{:06}", s.serial);
@@ -191,7 +197,7 @@ impl World {
             versions: vec![FakeVersion {
                 id: version,
                 labels: vec![AWSCURRENT.into()],
-                value: Some(value.to_string()),
+                value: Some(value(&arn)),
             }],
             tags: tags
                 .iter()

@@ -1,0 +1,95 @@
+//! A fault at every call of a rotation, or a stop right after it, followed by Secrets Manager's
+//! retry of the step: no key is lost or duplicated and AWSCURRENT always authenticates.
+
+use keyturn_core::fake::{Fault, World};
+use keyturn_core::ports::{ApiError, AWSCURRENT, AWSPREVIOUS};
+use keyturn_core::Step;
+
+use super::*;
+
+/// Plays Secrets Manager: each step until it succeeds (at most `max` retries), restarting the
+/// process after each failure and checking the invariants every time.
+async fn rotate_retrying(r: &FakeRotator, world: &World, secret: &str, user: &str) -> usize {
+    let token = world.start_rotation(secret);
+    let mut failures = 0;
+    for s in Step::ALL {
+        let mut tries = 0;
+        while let Err(e) = step(r, s, secret, &token).await {
+            world.restart();
+            assert_safe(world, secret, user);
+            tries += 1;
+            failures += 1;
+            assert!(tries <= 3, "{s} still failing after {tries} retries: {e}");
+        }
+    }
+    failures
+}
+
+/// Calls made by a clean rotation from this state (to know how many k to try).
+async fn calls_of_clean_rotation(setup: fn(&World)) -> usize {
+    let world = World::new();
+    setup(&world);
+    let r = rotator(&world);
+    world.clear_calls();
+    rotate(&r, &world, "keyturn/app1").await.expect("clean rotation");
+    world.calls().len()
+}
+
+fn one_key(world: &World) {
+    enrolled(world);
+}
+
+/// After one rotation: AWSCURRENT and an unused AWSPREVIOUS, so createSecret must delete.
+fn two_keys(world: &World) {
+    enrolled(world);
+    let r = rotator(world);
+    let token = world.start_rotation("keyturn/app1");
+    futures_run(async {
+        for s in Step::ALL {
+            step(&r, s, "keyturn/app1", &token).await.expect("setup rotation");
+        }
+    });
+    world.advance(std::time::Duration::from_secs(86_400));
+}
+
+fn futures_run(f: impl std::future::Future<Output = ()>) {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f));
+}
+
+async fn fault_matrix(setup: fn(&World), label: &str) {
+    let n = calls_of_clean_rotation(setup).await;
+    let faults: Vec<(String, fn(usize) -> Fault)> = vec![
+        ("crash after".into(), |k| Fault::CrashAfter { call: k }),
+        ("throttled at".into(), |k| Fault::FailAt { call: k, error: ApiError::Throttled("Rate exceeded".into()) }),
+        ("5xx at".into(), |k| Fault::FailAt { call: k, error: ApiError::Unavailable("InternalFailure".into()) }),
+        ("denied at".into(), |k| Fault::FailAt { call: k, error: ApiError::AccessDenied("not authorized".into()) }),
+    ];
+    for (name, fault) in &faults {
+        for k in 1..=n {
+            let world = World::new();
+            setup(&world);
+            let before_current = key_at(&world, "keyturn/app1", AWSCURRENT).expect("current");
+            let r = rotator(&world);
+            world.arm(fault(k));
+            rotate_retrying(&r, &world, "keyturn/app1", "app1").await;
+            let ctx = format!("{label}: {name} call {k} of {n}");
+            let current = key_at(&world, "keyturn/app1", AWSCURRENT).expect("current");
+            assert_ne!(current.id, before_current.id, "{ctx}: rotation completed");
+            assert!(world.authenticates(&current), "{ctx}");
+            assert_eq!(key_at(&world, "keyturn/app1", AWSPREVIOUS), Some(before_current.clone()), "{ctx}");
+            assert!(world.authenticates(&before_current), "{ctx}: previous key still active");
+            assert_eq!(world.keys_of("app1").len(), 2, "{ctx}");
+            assert_no_orphans(&world, "keyturn/app1", "app1");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn every_call_of_a_first_rotation_faulted_then_retried() {
+    fault_matrix(one_key, "one key").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn every_call_of_a_rotation_that_deletes_the_previous_key_faulted_then_retried() {
+    fault_matrix(two_keys, "two keys").await;
+}
