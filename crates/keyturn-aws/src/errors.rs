@@ -1,0 +1,92 @@
+//! The one place that turns SDK errors into [`ApiError`]s and decides what is transient.
+
+use aws_sdk_iam::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use keyturn_core::ports::ApiError;
+
+/// Classifies an SDK error. The SDK has already retried transient faults within its bounds.
+pub fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static>(err: SdkError<E, HttpResponse>) -> ApiError {
+    match &err {
+        SdkError::TimeoutError(_) => ApiError::Unavailable("the request timed out".into()),
+        SdkError::DispatchFailure(f) => ApiError::Unavailable(format!(
+            "the request could not be sent ({})",
+            if f.is_timeout() { "timeout" } else if f.is_io() { "connection error" } else { "dispatch failure" }
+        )),
+        SdkError::ResponseError(_) => ApiError::Unavailable("the response could not be read".into()),
+        SdkError::ServiceError(e) => classify(
+            e.err().code(),
+            e.err().message().unwrap_or_default(),
+            e.raw().status().as_u16(),
+        ),
+        SdkError::ConstructionFailure(_) => ApiError::Other {
+            code: "ConstructionFailure".into(),
+            message: "the request could not be built".into(),
+        },
+        _ => ApiError::Other {
+            code: "Unknown".into(),
+            message: "unexpected SDK error".into(),
+        },
+    }
+}
+
+/// Maps an AWS error code (and HTTP status, for codes not listed) to a domain error.
+pub fn classify(code: Option<&str>, message: &str, status: u16) -> ApiError {
+    let message = message.to_string();
+    match code.unwrap_or_default() {
+        "NoSuchEntity" | "NoSuchEntityException" | "ResourceNotFoundException" => ApiError::NotFound(message),
+        "LimitExceeded" | "LimitExceededException" => ApiError::LimitExceeded(message),
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => ApiError::AccessDenied(message),
+        "InvalidClientTokenId" | "SignatureDoesNotMatch" | "UnrecognizedClientException" | "InvalidAccessKeyId"
+        | "ExpiredToken" | "ExpiredTokenException" | "IncompleteSignature" => ApiError::InvalidCredentials(message),
+        "Throttling" | "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded"
+        | "RequestThrottled" => ApiError::Throttled(message),
+        "ServiceFailure" | "ServiceFailureException" | "InternalServiceError" | "InternalServiceErrorException"
+        | "InternalFailure" | "ServiceUnavailable" | "ServiceUnavailableException" | "EntityTemporarilyUnmodifiable" => {
+            ApiError::Unavailable(message)
+        }
+        "InvalidRequestException" | "InvalidParameterException" | "InvalidParameterValue" | "InvalidInput"
+        | "ResourceExistsException" | "EntityAlreadyExists" | "SecretStageVersionMismatchException" => {
+            ApiError::InvalidRequest(message)
+        }
+        _ if status == 429 => ApiError::Throttled(message),
+        _ if status >= 500 => ApiError::Unavailable(message),
+        _ if status == 403 => ApiError::AccessDenied(message),
+        other => ApiError::Other {
+            code: if other.is_empty() { format!("HTTP {status}") } else { other.to_string() },
+            message,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_domain_errors() {
+        let cases: [(&str, u16, &str); 14] = [
+            ("NoSuchEntity", 404, "NotFound"),
+            ("ResourceNotFoundException", 400, "NotFound"),
+            ("LimitExceeded", 409, "LimitExceeded"),
+            ("AccessDenied", 403, "AccessDenied"),
+            ("AccessDeniedException", 400, "AccessDenied"),
+            ("InvalidClientTokenId", 403, "InvalidCredentials"),
+            ("SignatureDoesNotMatch", 403, "InvalidCredentials"),
+            ("Throttling", 400, "Throttled"),
+            ("ThrottlingException", 400, "Throttled"),
+            ("ServiceFailure", 500, "ServiceUnavailable"),
+            ("InternalServiceError", 500, "ServiceUnavailable"),
+            ("InvalidRequestException", 400, "InvalidRequest"),
+            ("SomethingNew", 503, "ServiceUnavailable"),
+            ("SomethingNew", 400, "AwsError"),
+        ];
+        for (code, status, kind) in cases {
+            assert_eq!(classify(Some(code), "m", status).kind(), kind, "{code} {status}");
+        }
+        assert!(classify(Some("Throttling"), "", 400).is_transient());
+        assert!(classify(None, "", 502).is_transient());
+        assert!(!classify(Some("AccessDenied"), "", 403).is_transient());
+        assert_eq!(classify(None, "x", 418), ApiError::Other { code: "HTTP 418".into(), message: "x".into() });
+    }
+}

@@ -1,0 +1,105 @@
+//! [`SecretStore`] over `aws-sdk-secretsmanager`.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_secretsmanager::Client;
+use keyturn_core::ports::{ApiError, ApiResult, SecretInfo, SecretStore, VersionRef, AWSPENDING};
+use keyturn_core::SecretText;
+
+use crate::errors::from_sdk;
+use crate::time::to_offset;
+
+/// Secrets Manager, one SDK call per method.
+#[derive(Debug, Clone)]
+pub struct SecretsManager {
+    client: Client,
+}
+
+impl SecretsManager {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl SecretStore for SecretsManager {
+    async fn describe(&self, secret_id: &str) -> ApiResult<SecretInfo> {
+        let out = self.client.describe_secret().secret_id(secret_id).send().await.map_err(from_sdk)?;
+        Ok(SecretInfo {
+            arn: out.arn().unwrap_or_default().to_string(),
+            name: out.name().unwrap_or(secret_id).to_string(),
+            rotation_enabled: out.rotation_enabled().unwrap_or(false),
+            versions: out
+                .version_ids_to_stages()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            tags: out
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+                .collect::<BTreeMap<_, _>>(),
+            last_rotated: out.last_rotated_date().and_then(to_offset),
+            next_rotation: out.next_rotation_date().and_then(to_offset),
+            rotation_days: out.rotation_rules().and_then(|r| r.automatically_after_days()),
+        })
+    }
+
+    async fn value(&self, secret_id: &str, version: &VersionRef) -> ApiResult<Option<SecretText>> {
+        let req = self.client.get_secret_value().secret_id(secret_id);
+        let req = match version {
+            VersionRef::Label(label) => req.version_stage(*label),
+            VersionRef::Id(id) => req.version_id(id),
+            VersionRef::IdWithLabel(id, label) => req.version_id(id).version_stage(*label),
+        };
+        match req.send().await.map_err(from_sdk) {
+            Ok(out) => Ok(out.secret_string().map(SecretText::new)),
+            // The version does not exist, or exists with no value yet (what RotateSecret leaves).
+            Err(ApiError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn put_pending(&self, secret_id: &str, token: &str, value: &SecretText) -> ApiResult<()> {
+        self.client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .client_request_token(token)
+            .secret_string(value.expose())
+            .version_stages(AWSPENDING)
+            .send()
+            .await
+            .map_err(from_sdk)?;
+        Ok(())
+    }
+
+    async fn move_label(&self, secret_id: &str, label: &str, to: Option<&str>, from: Option<&str>) -> ApiResult<()> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage(label)
+            .set_move_to_version_id(to.map(str::to_string))
+            .set_remove_from_version_id(from.map(str::to_string))
+            .send()
+            .await
+            .map_err(from_sdk)?;
+        Ok(())
+    }
+
+    async fn tag(&self, secret_id: &str, tags: &[(String, String)]) -> ApiResult<()> {
+        let tags = tags
+            .iter()
+            .map(|(k, v)| aws_sdk_secretsmanager::types::Tag::builder().key(k).value(v).build())
+            .collect();
+        self.client
+            .tag_resource()
+            .secret_id(secret_id)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(from_sdk)?;
+        Ok(())
+    }
+}
