@@ -1,1 +1,26 @@
-fn main() {}
+//! The rotation function's entry point: wiring only.
+
+use keyturn_aws::Aws;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    keyturn_lambda::init_tracing();
+    let settings = keyturn_lambda::settings_from_env(|k| std::env::var(k).ok()).map_err(|e| {
+        tracing::error!(error = %e, "invalid configuration");
+        Error::from(e)
+    })?;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(keyturn_aws::retry_config())
+        .timeout_config(keyturn_aws::timeout_config())
+        .load()
+        .await;
+    // Built once: every invocation this process serves reuses the clients and connections.
+    let rotator = Aws::from_config(&config).rotator(settings);
+    let rotator = &rotator;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        keyturn_lambda::handle(rotator, event).await
+    }))
+    .await
+}
