@@ -6,14 +6,24 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use keyturn_core::ports::ApiError;
 
 /// Classifies an SDK error. The SDK has already retried transient faults within its bounds.
-pub fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static>(err: SdkError<E, HttpResponse>) -> ApiError {
+pub fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    err: SdkError<E, HttpResponse>,
+) -> ApiError {
     match &err {
         SdkError::TimeoutError(_) => ApiError::Unavailable("the request timed out".into()),
         SdkError::DispatchFailure(f) => ApiError::Unavailable(format!(
             "the request could not be sent ({})",
-            if f.is_timeout() { "timeout" } else if f.is_io() { "connection error" } else { "dispatch failure" }
+            if f.is_timeout() {
+                "timeout"
+            } else if f.is_io() {
+                "connection error"
+            } else {
+                "dispatch failure"
+            }
         )),
-        SdkError::ResponseError(_) => ApiError::Unavailable("the response could not be read".into()),
+        SdkError::ResponseError(_) => {
+            ApiError::Unavailable("the response could not be read".into())
+        }
         SdkError::ServiceError(e) => classify(
             e.err().code(),
             e.err().message().unwrap_or_default(),
@@ -34,26 +44,49 @@ pub fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static>(err: SdkE
 pub fn classify(code: Option<&str>, message: &str, status: u16) -> ApiError {
     let message = message.to_string();
     match code.unwrap_or_default() {
-        "NoSuchEntity" | "NoSuchEntityException" | "ResourceNotFoundException" => ApiError::NotFound(message),
+        "NoSuchEntity" | "NoSuchEntityException" | "ResourceNotFoundException" => {
+            ApiError::NotFound(message)
+        }
         "LimitExceeded" | "LimitExceededException" => ApiError::LimitExceeded(message),
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => ApiError::AccessDenied(message),
-        "InvalidClientTokenId" | "SignatureDoesNotMatch" | "UnrecognizedClientException" | "InvalidAccessKeyId"
-        | "ExpiredToken" | "ExpiredTokenException" | "IncompleteSignature" => ApiError::InvalidCredentials(message),
-        "Throttling" | "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded"
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
+            ApiError::AccessDenied(message)
+        }
+        "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "UnrecognizedClientException"
+        | "InvalidAccessKeyId"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "IncompleteSignature" => ApiError::InvalidCredentials(message),
+        "Throttling"
+        | "ThrottlingException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded"
         | "RequestThrottled" => ApiError::Throttled(message),
-        "ServiceFailure" | "ServiceFailureException" | "InternalServiceError" | "InternalServiceErrorException"
-        | "InternalFailure" | "ServiceUnavailable" | "ServiceUnavailableException" | "EntityTemporarilyUnmodifiable" => {
-            ApiError::Unavailable(message)
-        }
-        "InvalidRequestException" | "InvalidParameterException" | "InvalidParameterValue" | "InvalidInput"
-        | "ResourceExistsException" | "EntityAlreadyExists" | "SecretStageVersionMismatchException" => {
-            ApiError::InvalidRequest(message)
-        }
+        "ServiceFailure"
+        | "ServiceFailureException"
+        | "InternalServiceError"
+        | "InternalServiceErrorException"
+        | "InternalFailure"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "EntityTemporarilyUnmodifiable" => ApiError::Unavailable(message),
+        "InvalidRequestException"
+        | "InvalidParameterException"
+        | "InvalidParameterValue"
+        | "InvalidInput"
+        | "ResourceExistsException"
+        | "EntityAlreadyExists"
+        | "SecretStageVersionMismatchException" => ApiError::InvalidRequest(message),
         _ if status == 429 => ApiError::Throttled(message),
         _ if status >= 500 => ApiError::Unavailable(message),
         _ if status == 403 => ApiError::AccessDenied(message),
         other => ApiError::Other {
-            code: if other.is_empty() { format!("HTTP {status}") } else { other.to_string() },
+            code: if other.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                other.to_string()
+            },
             message,
         },
     }
@@ -82,11 +115,21 @@ mod tests {
             ("SomethingNew", 400, "AwsError"),
         ];
         for (code, status, kind) in cases {
-            assert_eq!(classify(Some(code), "m", status).kind(), kind, "{code} {status}");
+            assert_eq!(
+                classify(Some(code), "m", status).kind(),
+                kind,
+                "{code} {status}"
+            );
         }
         assert!(classify(Some("Throttling"), "", 400).is_transient());
         assert!(classify(None, "", 502).is_transient());
         assert!(!classify(Some("AccessDenied"), "", 403).is_transient());
-        assert_eq!(classify(None, "x", 418), ApiError::Other { code: "HTTP 418".into(), message: "x".into() });
+        assert_eq!(
+            classify(None, "x", 418),
+            ApiError::Other {
+                code: "HTTP 418".into(),
+                message: "x".into()
+            }
+        );
     }
 }

@@ -42,7 +42,12 @@ impl Iam for IamClients {
 
     fn signed_with(&self, key: &AccessKey) -> IamKeys {
         let creds = crate::credentials(key);
-        let conf = self.own.config().to_builder().credentials_provider(creds).build();
+        let conf = self
+            .own
+            .config()
+            .to_builder()
+            .credentials_provider(creds)
+            .build();
         IamKeys::new(Client::from_conf(conf))
     }
 }
@@ -54,7 +59,13 @@ fn present(s: &str) -> Option<String> {
 
 impl AccessKeys for IamKeys {
     async fn list(&self, user: &str) -> ApiResult<Vec<KeyInfo>> {
-        let out = self.client.list_access_keys().user_name(user).send().await.map_err(from_sdk)?;
+        let out = self
+            .client
+            .list_access_keys()
+            .user_name(user)
+            .send()
+            .await
+            .map_err(from_sdk)?;
         out.access_key_metadata()
             .iter()
             .map(|m| {
@@ -68,7 +79,10 @@ impl AccessKeys for IamKeys {
                         Some(StatusType::Active) => KeyStatus::Active,
                         _ => KeyStatus::Inactive,
                     },
-                    created: m.create_date().and_then(to_offset).unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+                    created: m
+                        .create_date()
+                        .and_then(to_offset)
+                        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
                 })
             })
             .collect()
@@ -93,7 +107,13 @@ impl AccessKeys for IamKeys {
     }
 
     async fn create(&self, user: &str) -> ApiResult<AccessKey> {
-        let out = self.client.create_access_key().user_name(user).send().await.map_err(from_sdk)?;
+        let out = self
+            .client
+            .create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .map_err(from_sdk)?;
         let key = out.access_key().ok_or_else(|| ApiError::Other {
             code: "MalformedResponse".into(),
             message: format!("CreateAccessKey for {user} returned no key"),

@@ -43,7 +43,13 @@ pub fn timeout_config() -> TimeoutConfig {
 
 /// Static credentials for a key held in a secret (their `Debug` redacts the secret).
 pub(crate) fn credentials(key: &keyturn_core::AccessKey) -> aws_credential_types::Credentials {
-    aws_credential_types::Credentials::new(key.id.clone(), key.secret.expose().to_string(), None, None, "keyturn-secret")
+    aws_credential_types::Credentials::new(
+        key.id.clone(),
+        key.secret.expose().to_string(),
+        None,
+        None,
+        "keyturn-secret",
+    )
 }
 
 /// The SDK clients keyturn uses, built once.

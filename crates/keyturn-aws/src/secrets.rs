@@ -27,7 +27,13 @@ impl SecretsManager {
 
 impl SecretStore for SecretsManager {
     async fn describe(&self, secret_id: &str) -> ApiResult<SecretInfo> {
-        let out = self.client.describe_secret().secret_id(secret_id).send().await.map_err(from_sdk)?;
+        let out = self
+            .client
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(from_sdk)?;
         Ok(SecretInfo {
             arn: out.arn().unwrap_or_default().to_string(),
             name: out.name().unwrap_or(secret_id).to_string(),
@@ -39,11 +45,18 @@ impl SecretStore for SecretsManager {
             tags: out
                 .tags()
                 .iter()
-                .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    ))
+                })
                 .collect::<BTreeMap<_, _>>(),
             last_rotated: out.last_rotated_date().and_then(to_offset),
             next_rotation: out.next_rotation_date().and_then(to_offset),
-            rotation_days: out.rotation_rules().and_then(|r| r.automatically_after_days()),
+            rotation_days: out
+                .rotation_rules()
+                .and_then(|r| r.automatically_after_days()),
         })
     }
 
@@ -75,7 +88,13 @@ impl SecretStore for SecretsManager {
         Ok(())
     }
 
-    async fn move_label(&self, secret_id: &str, label: &str, to: Option<&str>, from: Option<&str>) -> ApiResult<()> {
+    async fn move_label(
+        &self,
+        secret_id: &str,
+        label: &str,
+        to: Option<&str>,
+        from: Option<&str>,
+    ) -> ApiResult<()> {
         self.client
             .update_secret_version_stage()
             .secret_id(secret_id)
@@ -91,7 +110,12 @@ impl SecretStore for SecretsManager {
     async fn tag(&self, secret_id: &str, tags: &[(String, String)]) -> ApiResult<()> {
         let tags = tags
             .iter()
-            .map(|(k, v)| aws_sdk_secretsmanager::types::Tag::builder().key(k).value(v).build())
+            .map(|(k, v)| {
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+            })
             .collect();
         self.client
             .tag_resource()

@@ -29,7 +29,11 @@ impl IdentityCheck for Sts {
             .credentials_provider(creds)
             .retry_config(aws_sdk_sts::config::retry::RetryConfig::standard().with_max_attempts(1))
             .build();
-        let out = Client::from_conf(conf).get_caller_identity().send().await.map_err(from_sdk)?;
+        let out = Client::from_conf(conf)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(from_sdk)?;
         match (out.account(), out.arn()) {
             (Some(account), Some(arn)) => Ok(Identity {
                 account: account.to_string(),
@@ -37,7 +41,10 @@ impl IdentityCheck for Sts {
             }),
             _ => Err(ApiError::Other {
                 code: "MalformedResponse".into(),
-                message: format!("GetCallerIdentity for key {} returned no account or ARN", key.id),
+                message: format!(
+                    "GetCallerIdentity for key {} returned no account or ARN",
+                    key.id
+                ),
             }),
         }
     }

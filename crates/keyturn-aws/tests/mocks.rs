@@ -6,7 +6,9 @@ use aws_sdk_iam::operation::list_access_keys::{ListAccessKeysError, ListAccessKe
 use aws_sdk_iam::types::error::{LimitExceededException, NoSuchEntityException};
 use aws_sdk_iam::types::{AccessKeyLastUsed, AccessKeyMetadata, StatusType};
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
-use aws_sdk_secretsmanager::operation::get_secret_value::{GetSecretValueError, GetSecretValueOutput};
+use aws_sdk_secretsmanager::operation::get_secret_value::{
+    GetSecretValueError, GetSecretValueOutput,
+};
 use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueOutput;
 use aws_sdk_secretsmanager::operation::update_secret_version_stage::UpdateSecretVersionStageOutput;
 use aws_sdk_secretsmanager::types::error::ResourceNotFoundException;
@@ -15,7 +17,9 @@ use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use aws_smithy_types::DateTime;
 use keyturn_aws::{IamKeys, SecretsManager, Sts};
-use keyturn_core::ports::{AccessKeys, ApiError, IdentityCheck, KeyStatus, SecretStore, VersionRef};
+use keyturn_core::ports::{
+    AccessKeys, ApiError, IdentityCheck, KeyStatus, SecretStore, VersionRef,
+};
 use keyturn_core::{AccessKey, SecretText};
 
 const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:keyturn/app1-AbCdEf";
@@ -49,7 +53,10 @@ async fn describe_maps_versions_tags_and_rotation() {
     assert_eq!(info.name, "keyturn/app1");
     assert!(info.rotation_enabled);
     assert_eq!(info.version_with("AWSPENDING"), Some("v2"));
-    assert_eq!(info.tags.get("keyturn:user").map(String::as_str), Some("app1"));
+    assert_eq!(
+        info.tags.get("keyturn:user").map(String::as_str),
+        Some("app1")
+    );
     assert_eq!(info.account_id(), Some("123456789012"));
     assert_eq!(rule.num_calls(), 1);
 }
@@ -60,18 +67,46 @@ async fn value_reads_by_label_or_id_and_treats_not_found_as_no_value() {
         .match_requests(|r| r.version_stage() == Some("AWSCURRENT") && r.version_id().is_none())
         .then_output(|| GetSecretValueOutput::builder().secret_string("{}").build());
     let pending = mock!(aws_sdk_secretsmanager::Client::get_secret_value)
-        .match_requests(|r| r.version_id() == Some("tok") && r.version_stage() == Some("AWSPENDING"))
-        .then_error(|| GetSecretValueError::ResourceNotFoundException(ResourceNotFoundException::builder().message("no value").meta(meta("ResourceNotFoundException")).build()));
+        .match_requests(|r| {
+            r.version_id() == Some("tok") && r.version_stage() == Some("AWSPENDING")
+        })
+        .then_error(|| {
+            GetSecretValueError::ResourceNotFoundException(
+                ResourceNotFoundException::builder()
+                    .message("no value")
+                    .meta(meta("ResourceNotFoundException"))
+                    .build(),
+            )
+        });
     let denied = mock!(aws_sdk_secretsmanager::Client::get_secret_value)
         .match_requests(|r| r.version_id() == Some("denied"))
         .then_http_response(|| http(400, json_error("AccessDeniedException", "not authorized")));
-    let sm = SecretsManager::new(mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [&by_label, &pending, &denied]));
-    let current = sm.value("s", &VersionRef::Label("AWSCURRENT")).await.expect("current");
-    assert_eq!(current.map(|t| t.expose().to_string()), Some("{}".to_string()));
-    let none = sm.value("s", &VersionRef::IdWithLabel("tok".into(), "AWSPENDING")).await.expect("no value yet");
+    let sm = SecretsManager::new(mock_client!(
+        aws_sdk_secretsmanager,
+        RuleMode::MatchAny,
+        [&by_label, &pending, &denied]
+    ));
+    let current = sm
+        .value("s", &VersionRef::Label("AWSCURRENT"))
+        .await
+        .expect("current");
+    assert_eq!(
+        current.map(|t| t.expose().to_string()),
+        Some("{}".to_string())
+    );
+    let none = sm
+        .value("s", &VersionRef::IdWithLabel("tok".into(), "AWSPENDING"))
+        .await
+        .expect("no value yet");
     assert!(none.is_none());
-    let err = sm.value("s", &VersionRef::Id("denied".into())).await.expect_err("denied");
-    assert!(matches!(err, ApiError::AccessDenied(ref m) if m == "not authorized"), "{err:?}");
+    let err = sm
+        .value("s", &VersionRef::Id("denied".into()))
+        .await
+        .expect_err("denied");
+    assert!(
+        matches!(err, ApiError::AccessDenied(ref m) if m == "not authorized"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -84,7 +119,9 @@ async fn put_pending_sends_the_token_and_awspending() {
         })
         .then_output(|| PutSecretValueOutput::builder().build());
     let sm = SecretsManager::new(mock_client!(aws_sdk_secretsmanager, [&rule]));
-    sm.put_pending("s", "tok", &SecretText::new(r#"{"a":1}"#)).await.expect("put");
+    sm.put_pending("s", "tok", &SecretText::new(r#"{"a":1}"#))
+        .await
+        .expect("put");
     assert_eq!(rule.num_calls(), 1);
 }
 
@@ -92,11 +129,15 @@ async fn put_pending_sends_the_token_and_awspending() {
 async fn move_label_moves_and_removes() {
     let rule = mock!(aws_sdk_secretsmanager::Client::update_secret_version_stage)
         .match_requests(|r| {
-            r.version_stage() == Some("AWSCURRENT") && r.move_to_version_id() == Some("new") && r.remove_from_version_id() == Some("old")
+            r.version_stage() == Some("AWSCURRENT")
+                && r.move_to_version_id() == Some("new")
+                && r.remove_from_version_id() == Some("old")
         })
         .then_output(|| UpdateSecretVersionStageOutput::builder().build());
     let sm = SecretsManager::new(mock_client!(aws_sdk_secretsmanager, [&rule]));
-    sm.move_label("s", "AWSCURRENT", Some("new"), Some("old")).await.expect("move");
+    sm.move_label("s", "AWSCURRENT", Some("new"), Some("old"))
+        .await
+        .expect("move");
     assert_eq!(rule.num_calls(), 1);
 }
 
@@ -111,7 +152,10 @@ async fn secrets_manager_throttling_and_server_errors_are_transient() {
             .then_http_response(move || http(status, json_error(code, "m")));
         let client = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [&rule], |c| c
             .retry_config(aws_sdk_secretsmanager::config::retry::RetryConfig::disabled()));
-        let err = SecretsManager::new(client).describe("s").await.expect_err("fails");
+        let err = SecretsManager::new(client)
+            .describe("s")
+            .await
+            .expect_err("fails");
         assert_eq!(err.kind(), kind, "{code}");
     }
 }
@@ -123,15 +167,30 @@ async fn iam_list_maps_status_and_dates() {
         .then_output(|| {
             ListAccessKeysOutput::builder()
                 .access_key_metadata(
-                    AccessKeyMetadata::builder().access_key_id("AKIA1").status(StatusType::Active).create_date(DateTime::from_secs(1_700_000_000)).build(),
+                    AccessKeyMetadata::builder()
+                        .access_key_id("AKIA1")
+                        .status(StatusType::Active)
+                        .create_date(DateTime::from_secs(1_700_000_000))
+                        .build(),
                 )
-                .access_key_metadata(AccessKeyMetadata::builder().access_key_id("AKIA2").status(StatusType::Inactive).build())
+                .access_key_metadata(
+                    AccessKeyMetadata::builder()
+                        .access_key_id("AKIA2")
+                        .status(StatusType::Inactive)
+                        .build(),
+                )
                 .build()
                 .expect("valid output")
         });
-    let keys = IamKeys::new(mock_client!(aws_sdk_iam, [&rule])).list("app1").await.expect("list");
+    let keys = IamKeys::new(mock_client!(aws_sdk_iam, [&rule]))
+        .list("app1")
+        .await
+        .expect("list");
     assert_eq!(keys.len(), 2);
-    assert_eq!((keys[0].id.as_str(), keys[0].status), ("AKIA1", KeyStatus::Active));
+    assert_eq!(
+        (keys[0].id.as_str(), keys[0].status),
+        ("AKIA1", KeyStatus::Active)
+    );
     assert_eq!(keys[0].created.unix_timestamp(), 1_700_000_000);
     assert_eq!(keys[1].status, KeyStatus::Inactive);
 }
@@ -140,24 +199,61 @@ async fn iam_list_maps_status_and_dates() {
 async fn iam_errors_map_to_their_own_variants() {
     let missing = mock!(aws_sdk_iam::Client::list_access_keys)
         .match_requests(|r| r.user_name() == Some("ghost"))
-        .then_error(|| ListAccessKeysError::NoSuchEntityException(NoSuchEntityException::builder().message("The user with name ghost cannot be found.").meta(meta("NoSuchEntity")).build()));
+        .then_error(|| {
+            ListAccessKeysError::NoSuchEntityException(
+                NoSuchEntityException::builder()
+                    .message("The user with name ghost cannot be found.")
+                    .meta(meta("NoSuchEntity"))
+                    .build(),
+            )
+        });
     let throttled = mock!(aws_sdk_iam::Client::list_access_keys)
         .match_requests(|r| r.user_name() == Some("busy"))
         .then_http_response(|| http(400, iam_xml_error("Throttling", "Rate exceeded")));
     let denied = mock!(aws_sdk_iam::Client::list_access_keys)
         .match_requests(|r| r.user_name() == Some("locked"))
-        .then_http_response(|| http(403, iam_xml_error("AccessDenied", "not authorized to perform iam:ListAccessKeys")));
-    let full = mock!(aws_sdk_iam::Client::create_access_key)
-        .then_error(|| CreateAccessKeyError::LimitExceededException(LimitExceededException::builder().message("Cannot exceed quota for AccessKeysPerUser: 2").meta(meta("LimitExceeded")).build()));
-    let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&missing, &throttled, &denied, &full], |c| c
-        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled()));
+        .then_http_response(|| {
+            http(
+                403,
+                iam_xml_error(
+                    "AccessDenied",
+                    "not authorized to perform iam:ListAccessKeys",
+                ),
+            )
+        });
+    let full = mock!(aws_sdk_iam::Client::create_access_key).then_error(|| {
+        CreateAccessKeyError::LimitExceededException(
+            LimitExceededException::builder()
+                .message("Cannot exceed quota for AccessKeysPerUser: 2")
+                .meta(meta("LimitExceeded"))
+                .build(),
+        )
+    });
+    let client = mock_client!(
+        aws_sdk_iam,
+        RuleMode::MatchAny,
+        [&missing, &throttled, &denied, &full],
+        |c| c.retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
+    );
     let iam = IamKeys::new(client);
-    assert!(matches!(iam.list("ghost").await, Err(ApiError::NotFound(_))));
+    assert!(matches!(
+        iam.list("ghost").await,
+        Err(ApiError::NotFound(_))
+    ));
     let t = iam.list("busy").await.expect_err("throttled");
-    assert!(matches!(t, ApiError::Throttled(ref m) if m == "Rate exceeded"), "{t:?}");
+    assert!(
+        matches!(t, ApiError::Throttled(ref m) if m == "Rate exceeded"),
+        "{t:?}"
+    );
     assert!(t.is_transient());
-    assert!(matches!(iam.list("locked").await, Err(ApiError::AccessDenied(_))));
-    assert!(matches!(iam.create("app1").await, Err(ApiError::LimitExceeded(_))));
+    assert!(matches!(
+        iam.list("locked").await,
+        Err(ApiError::AccessDenied(_))
+    ));
+    assert!(matches!(
+        iam.create("app1").await,
+        Err(ApiError::LimitExceeded(_))
+    ));
 }
 
 #[tokio::test]
@@ -166,7 +262,13 @@ async fn iam_last_used_treats_na_as_never() {
         .match_requests(|r| r.access_key_id() == Some("AKIANEW"))
         .then_output(|| {
             GetAccessKeyLastUsedOutput::builder()
-                .access_key_last_used(AccessKeyLastUsed::builder().service_name("N/A").region("N/A").build().expect("valid"))
+                .access_key_last_used(
+                    AccessKeyLastUsed::builder()
+                        .service_name("N/A")
+                        .region("N/A")
+                        .build()
+                        .expect("valid"),
+                )
                 .build()
         });
     let used = mock!(aws_sdk_iam::Client::get_access_key_last_used)
@@ -174,11 +276,20 @@ async fn iam_last_used_treats_na_as_never() {
         .then_output(|| {
             GetAccessKeyLastUsedOutput::builder()
                 .access_key_last_used(
-                    AccessKeyLastUsed::builder().service_name("s3").region("eu-west-1").last_used_date(DateTime::from_secs(1_700_000_000)).build().expect("valid"),
+                    AccessKeyLastUsed::builder()
+                        .service_name("s3")
+                        .region("eu-west-1")
+                        .last_used_date(DateTime::from_secs(1_700_000_000))
+                        .build()
+                        .expect("valid"),
                 )
                 .build()
         });
-    let iam = IamKeys::new(mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&never, &used]));
+    let iam = IamKeys::new(mock_client!(
+        aws_sdk_iam,
+        RuleMode::MatchAny,
+        [&never, &used]
+    ));
     let n = iam.last_used("AKIANEW").await.expect("never");
     assert_eq!((n.last_used, n.service, n.region), (None, None, None));
     let u = iam.last_used("AKIAOLD").await.expect("used");
@@ -201,7 +312,10 @@ async fn iam_create_returns_the_key_without_exposing_it_in_debug() {
             )
             .build()
     });
-    let key = IamKeys::new(mock_client!(aws_sdk_iam, [&rule])).create("app1").await.expect("create");
+    let key = IamKeys::new(mock_client!(aws_sdk_iam, [&rule]))
+        .create("app1")
+        .await
+        .expect("create");
     assert_eq!(key.id, "AKIANEW");
     assert_eq!(key.secret.expose(), "very-secret-material");
     assert!(!format!("{key:?}").contains("very-secret-material"));
@@ -210,23 +324,46 @@ async fn iam_create_returns_the_key_without_exposing_it_in_debug() {
 #[tokio::test]
 async fn sts_whoami_maps_identity_and_rejected_keys() {
     let ok = mock!(aws_sdk_sts::Client::get_caller_identity).then_output(|| {
-        GetCallerIdentityOutput::builder().account("123456789012").arn("arn:aws:iam::123456789012:user/app1").user_id("AIDA").build()
+        GetCallerIdentityOutput::builder()
+            .account("123456789012")
+            .arn("arn:aws:iam::123456789012:user/app1")
+            .user_id("AIDA")
+            .build()
     });
     let sts = Sts::new(mock_client!(aws_sdk_sts, [&ok]));
-    let id = sts.whoami(&AccessKey::new("AKIA1", "s")).await.expect("identity");
+    let id = sts
+        .whoami(&AccessKey::new("AKIA1", "s"))
+        .await
+        .expect("identity");
     assert_eq!(id.arn, "arn:aws:iam::123456789012:user/app1");
 
-    let rejected = mock!(aws_sdk_sts::Client::get_caller_identity)
-        .then_http_response(|| http(403, iam_xml_error("InvalidClientTokenId", "The security token included in the request is invalid.")));
+    let rejected = mock!(aws_sdk_sts::Client::get_caller_identity).then_http_response(|| {
+        http(
+            403,
+            iam_xml_error(
+                "InvalidClientTokenId",
+                "The security token included in the request is invalid.",
+            ),
+        )
+    });
     let sts = Sts::new(mock_client!(aws_sdk_sts, [&rejected]));
-    let err = sts.whoami(&AccessKey::new("AKIA1", "s")).await.expect_err("rejected");
+    let err = sts
+        .whoami(&AccessKey::new("AKIA1", "s"))
+        .await
+        .expect_err("rejected");
     assert!(matches!(err, ApiError::InvalidCredentials(_)), "{err:?}");
-    assert_eq!(rejected.num_calls(), 1, "the rotation's backoff, not the SDK, retries a rejected key");
+    assert_eq!(
+        rejected.num_calls(),
+        1,
+        "the rotation's backoff, not the SDK, retries a rejected key"
+    );
 }
 
 /// The error metadata the SDK's deserializer attaches to a modeled error on the wire.
 fn meta(code: &str) -> aws_smithy_types::error::ErrorMetadata {
-    aws_smithy_types::error::ErrorMetadata::builder().code(code).build()
+    aws_smithy_types::error::ErrorMetadata::builder()
+        .code(code)
+        .build()
 }
 
 fn http(status: u16, body: Option<String>) -> aws_smithy_runtime_api::http::Response {

@@ -128,7 +128,9 @@ pub enum RotationError {
         token: String,
     },
 
-    #[error("secret {secret}: version {token} has no value yet; run createSecret for this token first")]
+    #[error(
+        "secret {secret}: version {token} has no value yet; run createSecret for this token first"
+    )]
     PendingValueMissing { secret: String, token: String },
 
     #[error("secret {secret}: new key {key_id} of user {user} authenticates as {actual}, not as user {user} in account {expected_account}; the secret names the wrong user, fix the value or the keyturn:user tag")]

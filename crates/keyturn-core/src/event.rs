@@ -108,11 +108,26 @@ mod tests {
     fn rejects_malformed_events_with_the_reason() {
         let cases = [
             (json!([]), "not a JSON object"),
-            (json!({"SecretId": "s", "ClientRequestToken": "t"}), "\"Step\" is missing"),
-            (json!({"Step": "dropSecret", "SecretId": "s", "ClientRequestToken": "t"}), "not a rotation step"),
-            (json!({"Step": "setSecret", "SecretId": 7, "ClientRequestToken": "t"}), "\"SecretId\" is not a string"),
-            (json!({"Step": "setSecret", "SecretId": "s", "ClientRequestToken": ""}), "\"ClientRequestToken\" is empty"),
-            (json!({"Step": "setSecret", "SecretId": "s".repeat(5000), "ClientRequestToken": "t"}), "longer than"),
+            (
+                json!({"SecretId": "s", "ClientRequestToken": "t"}),
+                "\"Step\" is missing",
+            ),
+            (
+                json!({"Step": "dropSecret", "SecretId": "s", "ClientRequestToken": "t"}),
+                "not a rotation step",
+            ),
+            (
+                json!({"Step": "setSecret", "SecretId": 7, "ClientRequestToken": "t"}),
+                "\"SecretId\" is not a string",
+            ),
+            (
+                json!({"Step": "setSecret", "SecretId": "s", "ClientRequestToken": ""}),
+                "\"ClientRequestToken\" is empty",
+            ),
+            (
+                json!({"Step": "setSecret", "SecretId": "s".repeat(5000), "ClientRequestToken": "t"}),
+                "longer than",
+            ),
         ];
         for (input, expected) in cases {
             let err = RotationEvent::from_json(&input).expect_err("must be rejected");

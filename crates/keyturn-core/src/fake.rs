@@ -111,7 +111,9 @@ impl World {
             Some(Fault::CrashAfter { call }) if call == n => {
                 let _ = f(&mut s);
                 s.crashed = true;
-                Err(ApiError::Unavailable("the process stopped after this call".into()))
+                Err(ApiError::Unavailable(
+                    "the process stopped after this call".into(),
+                ))
             }
             _ => f(&mut s),
         }
@@ -185,10 +187,18 @@ impl World {
 
     /// Like [`World::add_secret`], with the value made from the secret's own ARN (for a value
     /// whose `masterarn` names the secret itself).
-    pub fn add_secret_with(&self, name: &str, value: impl FnOnce(&str) -> String, tags: &[(&str, &str)]) -> String {
+    pub fn add_secret_with(
+        &self,
+        name: &str,
+        value: impl FnOnce(&str) -> String,
+        tags: &[(&str, &str)],
+    ) -> String {
         let mut s = self.state();
         s.serial += 1;
-        let arn = format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-{:06}", s.serial);
+        let arn = format!(
+            "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-{:06}",
+            s.serial
+        );
         let version = next_id(&mut s);
         s.secrets.push(FakeSecret {
             arn: arn.clone(),
@@ -375,7 +385,11 @@ fn secret_mut<'s>(s: &'s mut State, id: &str) -> ApiResult<&'s mut FakeSecret> {
     s.secrets
         .iter_mut()
         .find(|x| x.name == id || x.arn == id)
-        .ok_or_else(|| ApiError::NotFound(format!("Secrets Manager can't find the specified secret {id}.")))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "Secrets Manager can't find the specified secret {id}."
+            ))
+        })
 }
 
 impl SecretStore for World {
@@ -454,10 +468,20 @@ impl SecretStore for World {
         })
     }
 
-    async fn move_label(&self, secret_id: &str, label: &str, to: Option<&str>, from: Option<&str>) -> ApiResult<()> {
+    async fn move_label(
+        &self,
+        secret_id: &str,
+        label: &str,
+        to: Option<&str>,
+        from: Option<&str>,
+    ) -> ApiResult<()> {
         self.call("secretsmanager:UpdateSecretVersionStage", |s| {
             let x = secret_mut(s, secret_id)?;
-            let holder = x.versions.iter().find(|v| v.labels.iter().any(|l| l == label)).map(|v| v.id.clone());
+            let holder = x
+                .versions
+                .iter()
+                .find(|v| v.labels.iter().any(|l| l == label))
+                .map(|v| v.id.clone());
             if holder.is_some() && holder.as_deref() != from && holder.as_deref() != to {
                 return Err(ApiError::InvalidRequest(format!(
                     "{label} is attached to version {}; name it in RemoveFromVersionId",
@@ -466,12 +490,16 @@ impl SecretStore for World {
             }
             if let Some(from) = from {
                 if holder.as_deref() != Some(from) {
-                    return Err(ApiError::InvalidRequest(format!("version {from} does not hold {label}")));
+                    return Err(ApiError::InvalidRequest(format!(
+                        "version {from} does not hold {label}"
+                    )));
                 }
             }
             if let Some(to) = to {
                 if !x.versions.iter().any(|v| v.id == to) {
-                    return Err(ApiError::InvalidRequest(format!("not a valid version: {to}")));
+                    return Err(ApiError::InvalidRequest(format!(
+                        "not a valid version: {to}"
+                    )));
                 }
             }
             for v in &mut x.versions {
@@ -535,10 +563,9 @@ impl FakeKeys {
 impl AccessKeys for FakeKeys {
     async fn list(&self, user: &str) -> ApiResult<Vec<KeyInfo>> {
         self.call("iam:ListAccessKeys", |s| {
-            let keys = s
-                .users
-                .get(user)
-                .ok_or_else(|| ApiError::NotFound(format!("The user with name {user} cannot be found.")))?;
+            let keys = s.users.get(user).ok_or_else(|| {
+                ApiError::NotFound(format!("The user with name {user} cannot be found."))
+            })?;
             Ok(keys
                 .iter()
                 .map(|k| KeyInfo {
@@ -554,7 +581,9 @@ impl AccessKeys for FakeKeys {
         self.call("iam:GetAccessKeyLastUsed", |s| {
             find_key_mut(s, key_id)
                 .map(|k| k.last_use.clone())
-                .ok_or_else(|| ApiError::NotFound(format!("The Access Key with id {key_id} cannot be found")))
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("The Access Key with id {key_id} cannot be found"))
+                })
         })
     }
 
@@ -564,14 +593,15 @@ impl AccessKeys for FakeKeys {
 
     async fn delete(&self, user: &str, key_id: &str) -> ApiResult<()> {
         self.call("iam:DeleteAccessKey", |s| {
-            let keys = s
-                .users
-                .get_mut(user)
-                .ok_or_else(|| ApiError::NotFound(format!("The user with name {user} cannot be found.")))?;
+            let keys = s.users.get_mut(user).ok_or_else(|| {
+                ApiError::NotFound(format!("The user with name {user} cannot be found."))
+            })?;
             let before = keys.len();
             keys.retain(|k| k.id != key_id);
             if keys.len() == before {
-                return Err(ApiError::NotFound(format!("The Access Key with id {key_id} cannot be found")));
+                return Err(ApiError::NotFound(format!(
+                    "The Access Key with id {key_id} cannot be found"
+                )));
             }
             Ok(())
         })
@@ -583,7 +613,9 @@ impl AccessKeys for FakeKeys {
                 .users
                 .get_mut(user)
                 .and_then(|ks| ks.iter_mut().find(|k| k.id == key_id))
-                .ok_or_else(|| ApiError::NotFound(format!("The Access Key with id {key_id} cannot be found")))?;
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("The Access Key with id {key_id} cannot be found"))
+                })?;
             key.status = status;
             Ok(())
         })

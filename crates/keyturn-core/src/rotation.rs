@@ -270,9 +270,10 @@ where
             report.deleted_key = Some(deleted);
         }
 
-        let new_key = keys_api.create(&user).await.map_err(|e| {
-            aws("CreateAccessKey", o.name(), Some(&user), None, e)
-        })?;
+        let new_key = keys_api
+            .create(&user)
+            .await
+            .map_err(|e| aws("CreateAccessKey", o.name(), Some(&user), None, e))?;
         let new_id = new_key.id.clone();
         tracing::info!(secret = o.name(), user = %user, key_id = %new_id, "created access key");
         let value = current.with_key(&user, new_key).render();
@@ -280,11 +281,10 @@ where
         report.pending_key_id = Some(new_id.clone());
         match self.store.put_pending(o.secret_id, o.token, &value).await {
             Ok(()) => Ok(report),
-            Err(e) => {
-                self.undo_create(o, &keys_api, &user, &new_id, e)
-                    .await
-                    .map(|()| report)
-            }
+            Err(e) => self
+                .undo_create(o, &keys_api, &user, &new_id, e)
+                .await
+                .map(|()| report),
         }
     }
 
@@ -387,9 +387,18 @@ where
         let mut kept = Vec::new();
         let mut orphan = None;
         let mut previous = None;
-        for key in keys.iter().filter(|k| Some(k.id.as_str()) != current_key_id) {
+        for key in keys
+            .iter()
+            .filter(|k| Some(k.id.as_str()) != current_key_id)
+        {
             let last_use = keys_api.last_used(&key.id).await.map_err(|e| {
-                aws("GetAccessKeyLastUsed", o.name(), Some(user), Some(&key.id), e)
+                aws(
+                    "GetAccessKeyLastUsed",
+                    o.name(),
+                    Some(user),
+                    Some(&key.id),
+                    e,
+                )
             })?;
             let held_by = holders
                 .iter()
@@ -713,9 +722,7 @@ pub fn cutover_time(
         == Some(current_version))
     .then(|| info.tags.get(CUTOVER_AT_TAG))
     .flatten()
-    .and_then(|t| {
-        OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-    });
+    .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
     recorded.or_else(|| {
         keys.iter()
             .find(|k| Some(k.id.as_str()) == current_key_id)

@@ -101,9 +101,7 @@ impl Shape {
     /// user name field.
     fn fields(self) -> (Option<&'static str>, &'static str, &'static str) {
         match self {
-            Shape::Canonical | Shape::Empty => {
-                (Some("UserName"), "AccessKeyId", "SecretAccessKey")
-            }
+            Shape::Canonical | Shape::Empty => (Some("UserName"), "AccessKeyId", "SecretAccessKey"),
             Shape::AccessKeySecretKey => (None, "accessKey", "secretKey"),
             Shape::Lowercase => (Some("username"), "accesskey", "secretkey"),
         }
@@ -251,10 +249,11 @@ impl SecretValue {
             Shape::Empty => Shape::Canonical,
             other => other,
         };
-        let user_name = match shape.fields().0 {
-            Some(_) => Some(self.user_name.clone().unwrap_or_else(|| user_name.to_string())),
-            None => None,
-        };
+        let user_name = shape.fields().0.map(|_| {
+            self.user_name
+                .clone()
+                .unwrap_or_else(|| user_name.to_string())
+        });
         Self {
             shape,
             user_name,
@@ -307,7 +306,10 @@ fn detect_shape(fields: &Map<String, Value>) -> Result<Shape, ShapeError> {
     match found {
         Some(shape) => Ok(shape),
         None if fields.is_empty() => Ok(Shape::Empty),
-        None if fields.keys().all(|k| MASTER_ARN_FIELDS.contains(&k.as_str())) => {
+        None if fields
+            .keys()
+            .all(|k| MASTER_ARN_FIELDS.contains(&k.as_str())) =>
+        {
             // `{"masterarn": "..."}` alone: empty for key purposes, but the master is kept.
             Ok(Shape::Empty)
         }
@@ -344,8 +346,9 @@ mod tests {
 
     #[test]
     fn canonical_round_trip_keeps_other_fields() {
-        let v = parse(r#"{"UserName":"app1","AccessKeyId":"AKIA1","SecretAccessKey":"s1","team":"x"}"#)
-            .expect("canonical parses");
+        let v =
+            parse(r#"{"UserName":"app1","AccessKeyId":"AKIA1","SecretAccessKey":"s1","team":"x"}"#)
+                .expect("canonical parses");
         assert_eq!(v.shape(), Shape::Canonical);
         assert_eq!(v.user_name(), Some("app1"));
         assert_eq!(v.access_key_id(), Some("AKIA1"));

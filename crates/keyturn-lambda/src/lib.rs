@@ -113,9 +113,7 @@ fn response(r: &StepReport) -> Value {
 /// Settings from the function's environment:
 /// `IAM_USER_NAME` (user for values and secrets that name none), `KEYTURN_TEST_ATTEMPTS`,
 /// `KEYTURN_TEST_BACKOFF_MS` and `KEYTURN_TEST_MAX_BACKOFF_MS` (the new-key test's backoff).
-pub fn settings_from_env(
-    get: impl Fn(&str) -> Option<String>,
-) -> Result<RotationSettings, String> {
+pub fn settings_from_env(get: impl Fn(&str) -> Option<String>) -> Result<RotationSettings, String> {
     let default = Backoff::default();
     let number = |name: &str, default: u64| -> Result<u64, String> {
         match get(name) {
@@ -195,7 +193,13 @@ mod tests {
             &[],
         );
         let settings = settings_from_env(|_| None).expect("defaults");
-        let r = Rotator::new(world.clone(), world.clone(), world.clone(), world.clone(), settings);
+        let r = Rotator::new(
+            world.clone(),
+            world.clone(),
+            world.clone(),
+            world.clone(),
+            settings,
+        );
         (world, r)
     }
 
@@ -225,7 +229,9 @@ mod tests {
     #[tokio::test]
     async fn errors_reach_lambda_with_a_meaningful_error_type() {
         let (world, r) = setup();
-        let bad = handle(&r, invoke(json!({"Step": "createSecret"}))).await.expect_err("malformed");
+        let bad = handle(&r, invoke(json!({"Step": "createSecret"})))
+            .await
+            .expect_err("malformed");
         assert_eq!(bad.error_type, "BadEvent");
         let token = world.start_rotation("keyturn/app1");
         world.add_user("intruder");
@@ -240,7 +246,9 @@ mod tests {
         assert!(diag.error_message.contains("keyturn/app1"));
         let missing = handle(
             &r,
-            invoke(json!({"Step": "setSecret", "SecretId": "no/such", "ClientRequestToken": token})),
+            invoke(
+                json!({"Step": "setSecret", "SecretId": "no/such", "ClientRequestToken": token}),
+            ),
         )
         .await
         .expect_err("no secret");

@@ -31,7 +31,9 @@ async fn calls_of_clean_rotation(setup: fn(&World)) -> usize {
     setup(&world);
     let r = rotator(&world);
     world.clear_calls();
-    rotate(&r, &world, "keyturn/app1").await.expect("clean rotation");
+    rotate(&r, &world, "keyturn/app1")
+        .await
+        .expect("clean rotation");
     world.calls().len()
 }
 
@@ -46,7 +48,9 @@ fn two_keys(world: &World) {
     let token = world.start_rotation("keyturn/app1");
     futures_run(async {
         for s in Step::ALL {
-            step(&r, s, "keyturn/app1", &token).await.expect("setup rotation");
+            step(&r, s, "keyturn/app1", &token)
+                .await
+                .expect("setup rotation");
         }
     });
     world.advance(std::time::Duration::from_secs(86_400));
@@ -56,13 +60,25 @@ fn futures_run(f: impl std::future::Future<Output = ()>) {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f));
 }
 
+/// A fault kind, given the call to put it at.
+type MakeFault = fn(usize) -> Fault;
+
 async fn fault_matrix(setup: fn(&World), label: &str) {
     let n = calls_of_clean_rotation(setup).await;
-    let faults: Vec<(String, fn(usize) -> Fault)> = vec![
-        ("crash after".into(), |k| Fault::CrashAfter { call: k }),
-        ("throttled at".into(), |k| Fault::FailAt { call: k, error: ApiError::Throttled("Rate exceeded".into()) }),
-        ("5xx at".into(), |k| Fault::FailAt { call: k, error: ApiError::Unavailable("InternalFailure".into()) }),
-        ("denied at".into(), |k| Fault::FailAt { call: k, error: ApiError::AccessDenied("not authorized".into()) }),
+    let faults: [(&str, MakeFault); 4] = [
+        ("crash after", |k| Fault::CrashAfter { call: k }),
+        ("throttled at", |k| Fault::FailAt {
+            call: k,
+            error: ApiError::Throttled("Rate exceeded".into()),
+        }),
+        ("5xx at", |k| Fault::FailAt {
+            call: k,
+            error: ApiError::Unavailable("InternalFailure".into()),
+        }),
+        ("denied at", |k| Fault::FailAt {
+            call: k,
+            error: ApiError::AccessDenied("not authorized".into()),
+        }),
     ];
     for (name, fault) in &faults {
         for k in 1..=n {
@@ -76,8 +92,15 @@ async fn fault_matrix(setup: fn(&World), label: &str) {
             let current = key_at(&world, "keyturn/app1", AWSCURRENT).expect("current");
             assert_ne!(current.id, before_current.id, "{ctx}: rotation completed");
             assert!(world.authenticates(&current), "{ctx}");
-            assert_eq!(key_at(&world, "keyturn/app1", AWSPREVIOUS), Some(before_current.clone()), "{ctx}");
-            assert!(world.authenticates(&before_current), "{ctx}: previous key still active");
+            assert_eq!(
+                key_at(&world, "keyturn/app1", AWSPREVIOUS),
+                Some(before_current.clone()),
+                "{ctx}"
+            );
+            assert!(
+                world.authenticates(&before_current),
+                "{ctx}: previous key still active"
+            );
             assert_eq!(world.keys_of("app1").len(), 2, "{ctx}");
             assert_no_orphans(&world, "keyturn/app1", "app1");
         }

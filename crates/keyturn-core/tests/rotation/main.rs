@@ -34,7 +34,13 @@ pub fn rotator(world: &World) -> FakeRotator {
 }
 
 pub fn rotator_with(world: &World, settings: RotationSettings) -> FakeRotator {
-    Rotator::new(world.clone(), world.clone(), world.clone(), world.clone(), settings)
+    Rotator::new(
+        world.clone(),
+        world.clone(),
+        world.clone(),
+        world.clone(),
+        settings,
+    )
 }
 
 pub fn event(step: Step, secret: &str, token: &str) -> RotationEvent {
@@ -45,7 +51,12 @@ pub fn event(step: Step, secret: &str, token: &str) -> RotationEvent {
     }
 }
 
-pub async fn step(r: &FakeRotator, s: Step, secret: &str, token: &str) -> Result<StepReport, RotationError> {
+pub async fn step(
+    r: &FakeRotator,
+    s: Step,
+    secret: &str,
+    token: &str,
+) -> Result<StepReport, RotationError> {
     r.run(&event(s, secret, token)).await
 }
 
@@ -67,28 +78,46 @@ pub fn enrolled(world: &World) -> AccessKey {
 }
 
 pub fn canonical(user: &str, key: &AccessKey) -> String {
-    SecretValue::canonical(user, key.clone()).render().expose().to_string()
+    SecretValue::canonical(user, key.clone())
+        .render()
+        .expose()
+        .to_string()
 }
 
 /// The key held by the version with `label`.
 pub fn key_at(world: &World, secret: &str, label: &str) -> Option<AccessKey> {
     let text = world.value_with(secret, label)?;
-    SecretValue::parse(&SecretText::new(text)).ok()?.key().cloned()
+    SecretValue::parse(&SecretText::new(text))
+        .ok()?
+        .key()
+        .cloned()
 }
 
 pub fn label_of(world: &World, secret: &str, version: &str) -> Vec<String> {
-    world.labels(secret).get(version).cloned().unwrap_or_default()
+    world
+        .labels(secret)
+        .get(version)
+        .cloned()
+        .unwrap_or_default()
 }
 
 pub fn iam_calls(world: &World) -> Vec<String> {
-    world.calls().into_iter().filter(|c| c.starts_with("iam:")).collect()
+    world
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("iam:"))
+        .collect()
 }
 
 /// What must hold after anything keyturn does: AWSCURRENT authenticates as the user, the user has
 /// at most two keys, and every key is held by some version (none lost, none orphaned).
 pub fn assert_safe(world: &World, secret: &str, user: &str) {
     let current = key_at(world, secret, AWSCURRENT).expect("AWSCURRENT holds a key");
-    assert!(world.authenticates(&current), "AWSCURRENT key {} must authenticate", current.id);
+    assert!(
+        world.authenticates(&current),
+        "AWSCURRENT key {} must authenticate",
+        current.id
+    );
     let keys = world.keys_of(user);
     assert!(keys.len() <= 2, "at most two keys: {keys:?}");
 }
@@ -99,7 +128,11 @@ pub fn assert_no_orphans(world: &World, secret: &str, user: &str) {
         .filter_map(|l| key_at(world, secret, l).map(|k| k.id))
         .collect();
     for (id, _) in world.keys_of(user) {
-        assert!(held.contains(&id), "key {id} is held by no version: {:?}", world.labels(secret));
+        assert!(
+            held.contains(&id),
+            "key {id} is held by no version: {:?}",
+            world.labels(secret)
+        );
     }
 }
 

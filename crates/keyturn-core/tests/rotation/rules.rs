@@ -16,12 +16,16 @@ async fn an_unused_previous_key_is_deleted_to_make_room() {
     let world = World::new();
     let first = enrolled(&world);
     let r = rotator(&world);
-    rotate(&r, &world, "keyturn/app1").await.expect("first rotation");
+    rotate(&r, &world, "keyturn/app1")
+        .await
+        .expect("first rotation");
     let second = key_at(&world, "keyturn/app1", AWSCURRENT).expect("current");
     world.advance(30 * DAY);
     world.use_key(&second.id, "s3"); // consumers use the current key only
     let token = world.start_rotation("keyturn/app1");
-    let report = step(&r, Step::Create, "keyturn/app1", &token).await.expect("create");
+    let report = step(&r, Step::Create, "keyturn/app1", &token)
+        .await
+        .expect("create");
     let (deleted, why) = report.deleted_key.expect("made room");
     assert_eq!(deleted, first.id);
     assert!(why.contains("AWSPREVIOUS"), "{why}");
@@ -35,12 +39,16 @@ async fn a_previous_key_used_since_the_cutover_is_kept_and_named() {
     let world = World::new();
     let first = enrolled(&world);
     let r = rotator(&world);
-    rotate(&r, &world, "keyturn/app1").await.expect("first rotation");
+    rotate(&r, &world, "keyturn/app1")
+        .await
+        .expect("first rotation");
     world.advance(DAY);
     world.use_key(&first.id, "ec2"); // a consumer still on the old key
     let keys = world.keys_of("app1");
     let token = world.start_rotation("keyturn/app1");
-    let err = step(&r, Step::Create, "keyturn/app1", &token).await.expect_err("must refuse");
+    let err = step(&r, Step::Create, "keyturn/app1", &token)
+        .await
+        .expect_err("must refuse");
     match &err {
         RotationError::NoRoomForKey { kept, user, .. } => {
             assert_eq!(user, "app1");
@@ -51,10 +59,16 @@ async fn a_previous_key_used_since_the_cutover_is_kept_and_named() {
         other => panic!("unexpected {other}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains(&first.id) && msg.contains("by ec2") && msg.contains("2026-09-02T09:00:00Z"), "{msg}");
+    assert!(
+        msg.contains(&first.id) && msg.contains("by ec2") && msg.contains("2026-09-02T09:00:00Z"),
+        "{msg}"
+    );
     assert_eq!(err.error_type(), "KeyInUse");
     assert_eq!(world.keys_of("app1"), keys, "keys intact");
-    assert!(key_at(&world, "keyturn/app1", AWSPENDING).is_none(), "nothing stored");
+    assert!(
+        key_at(&world, "keyturn/app1", AWSPENDING).is_none(),
+        "nothing stored"
+    );
 }
 
 #[tokio::test]
@@ -65,10 +79,14 @@ async fn a_previous_key_used_only_before_the_cutover_is_deleted() {
     world.use_key(&first.id, "s3"); // used while it was current
     world.advance(DAY);
     let r = rotator(&world);
-    rotate(&r, &world, "keyturn/app1").await.expect("first rotation");
+    rotate(&r, &world, "keyturn/app1")
+        .await
+        .expect("first rotation");
     world.advance(DAY);
     let token = world.start_rotation("keyturn/app1");
-    let report = step(&r, Step::Create, "keyturn/app1", &token).await.expect("create");
+    let report = step(&r, Step::Create, "keyturn/app1", &token)
+        .await
+        .expect("create");
     assert_eq!(report.deleted_key.map(|d| d.0), Some(first.id));
 }
 
@@ -79,7 +97,9 @@ async fn an_unused_orphan_key_is_deleted() {
     let orphan = world.create_key("app1"); // left by an interrupted attempt, never used
     let r = rotator(&world);
     let token = world.start_rotation("keyturn/app1");
-    let report = step(&r, Step::Create, "keyturn/app1", &token).await.expect("create");
+    let report = step(&r, Step::Create, "keyturn/app1", &token)
+        .await
+        .expect("create");
     assert_eq!(report.deleted_key.map(|d| d.0), Some(orphan.id.clone()));
     assert!(!world.key_exists(&orphan.id));
 }
@@ -93,7 +113,9 @@ async fn a_used_key_held_by_no_version_is_refused_and_named() {
     world.use_key(&unmanaged.id, "dynamodb");
     let r = rotator(&world);
     let token = world.start_rotation("keyturn/app1");
-    let err = step(&r, Step::Create, "keyturn/app1", &token).await.expect_err("must refuse");
+    let err = step(&r, Step::Create, "keyturn/app1", &token)
+        .await
+        .expect_err("must refuse");
     match &err {
         RotationError::NoRoomForKey { kept, .. } => {
             assert_eq!(kept[0].key_id, unmanaged.id);
@@ -114,8 +136,13 @@ async fn a_user_that_does_not_exist_is_a_clear_error() {
     world.add_secret("keyturn/nobody", &canonical("nobody", &key), &[]);
     let r = rotator(&world);
     let token = world.start_rotation("keyturn/nobody");
-    let err = step(&r, Step::Create, "keyturn/nobody", &token).await.expect_err("no user");
-    assert!(matches!(err, RotationError::NoSuchUser { ref user, .. } if user == "nobody"), "{err}");
+    let err = step(&r, Step::Create, "keyturn/nobody", &token)
+        .await
+        .expect_err("no user");
+    assert!(
+        matches!(err, RotationError::NoSuchUser { ref user, .. } if user == "nobody"),
+        "{err}"
+    );
     assert_eq!(world.keys_of("ghost").len(), 1);
 }
 
@@ -126,14 +153,21 @@ async fn a_failed_store_deletes_the_new_key() {
     let r = rotator(&world);
     let token = world.start_rotation("keyturn/app1");
     // createSecret's calls: Describe, Get current, Get pending, List, Create, Put (6th).
-    world.arm(Fault::FailAt { call: 6, error: ApiError::AccessDenied("not allowed to PutSecretValue".into()) });
-    let err = step(&r, Step::Create, "keyturn/app1", &token).await.expect_err("store fails");
+    world.arm(Fault::FailAt {
+        call: 6,
+        error: ApiError::AccessDenied("not allowed to PutSecretValue".into()),
+    });
+    let err = step(&r, Step::Create, "keyturn/app1", &token)
+        .await
+        .expect_err("store fails");
     assert!(matches!(err, RotationError::StoreFailed { .. }), "{err}");
     assert!(err.to_string().contains("was deleted again"), "{err}");
     let ids: Vec<String> = world.keys_of("app1").into_iter().map(|k| k.0).collect();
     assert_eq!(ids, vec![old.id.clone()], "only the old key is left");
     world.restart();
-    step(&r, Step::Create, "keyturn/app1", &token).await.expect("retry");
+    step(&r, Step::Create, "keyturn/app1", &token)
+        .await
+        .expect("retry");
     assert_eq!(world.keys_of("app1").len(), 2);
 }
 
@@ -144,19 +178,37 @@ async fn the_user_comes_from_the_tag_or_iam_user_name() {
     world.add_user("fromenv");
     let k1 = world.create_key("tagged");
     let k2 = world.create_key("fromenv");
-    let legacy = |k: &keyturn_core::AccessKey| format!(r#"{{"accessKey":"{}","secretKey":"{}"}}"#, k.id, k.secret.expose());
+    let legacy = |k: &keyturn_core::AccessKey| {
+        format!(
+            r#"{{"accessKey":"{}","secretKey":"{}"}}"#,
+            k.id,
+            k.secret.expose()
+        )
+    };
     world.add_secret("legacy/tagged", &legacy(&k1), &[("keyturn:user", "tagged")]);
     world.add_secret("legacy/env", &legacy(&k2), &[]);
     let r = rotator(&world);
-    rotate(&r, &world, "legacy/tagged").await.expect("user from tag");
+    rotate(&r, &world, "legacy/tagged")
+        .await
+        .expect("user from tag");
     assert_eq!(world.keys_of("tagged").len(), 2);
 
     let token = world.start_rotation("legacy/env");
-    let err = step(&r, Step::Create, "legacy/env", &token).await.expect_err("no user");
+    let err = step(&r, Step::Create, "legacy/env", &token)
+        .await
+        .expect_err("no user");
     assert!(matches!(err, RotationError::NoUserName { .. }), "{err}");
-    let with_env = rotator_with(&world, RotationSettings { default_user: Some("fromenv".into()), ..settings() });
+    let with_env = rotator_with(
+        &world,
+        RotationSettings {
+            default_user: Some("fromenv".into()),
+            ..settings()
+        },
+    );
     for s in Step::ALL {
-        step(&with_env, s, "legacy/env", &token).await.expect("user from IAM_USER_NAME");
+        step(&with_env, s, "legacy/env", &token)
+            .await
+            .expect("user from IAM_USER_NAME");
     }
     assert_eq!(world.keys_of("fromenv").len(), 2);
 }
@@ -176,14 +228,24 @@ async fn masterarn_makes_the_iam_calls_with_the_master_key() {
     );
     world.add_secret("keyturn/app1", &value, &[]);
     let r = rotator(&world);
-    rotate(&r, &world, "keyturn/app1").await.expect("rotation with master");
+    rotate(&r, &world, "keyturn/app1")
+        .await
+        .expect("rotation with master");
     assert_eq!(world.keys_of("app1").len(), 2);
     let admin_use = admin_last_use(&world, &admin_key.id).await;
-    assert_eq!(admin_use.service.as_deref(), Some("iam"), "IAM calls were signed by the master key");
+    assert_eq!(
+        admin_use.service.as_deref(),
+        Some("iam"),
+        "IAM calls were signed by the master key"
+    );
     let current = key_at(&world, "keyturn/app1", AWSCURRENT).expect("current");
     let text = world.value_with("keyturn/app1", AWSCURRENT).expect("value");
     let parsed = SecretValue::parse(&keyturn_core::SecretText::new(text)).expect("parses");
-    assert_eq!(parsed.master_arn(), Some(master_arn.as_str()), "masterarn kept");
+    assert_eq!(
+        parsed.master_arn(),
+        Some(master_arn.as_str()),
+        "masterarn kept"
+    );
     assert!(world.authenticates(&current));
 }
 
@@ -198,7 +260,13 @@ fn self_rotating(world: &World) -> (&'static str, keyturn_core::AccessKey) {
     let k1 = world.create_key("selfie");
     world.add_secret_with(
         "keyturn/selfie",
-        |arn| format!(r#"{{"username":"selfie","accesskey":"{}","secretkey":"{}","masterarn":"{arn}"}}"#, k1.id, k1.secret.expose()),
+        |arn| {
+            format!(
+                r#"{{"username":"selfie","accesskey":"{}","secretkey":"{}","masterarn":"{arn}"}}"#,
+                k1.id,
+                k1.secret.expose()
+            )
+        },
         &[],
     );
     ("keyturn/selfie", k1)
@@ -214,14 +282,25 @@ async fn a_self_rotating_user_rotates_its_own_key_period_after_period() {
     for period in 1..=3 {
         world.advance(30 * DAY);
         world.use_key(&current.id, "s3"); // the program using the key
-        rotate(&r, &world, secret).await.unwrap_or_else(|e| panic!("self-rotation {period}: {e}"));
+        rotate(&r, &world, secret)
+            .await
+            .unwrap_or_else(|e| panic!("self-rotation {period}: {e}"));
         let next = key_at(&world, secret, AWSCURRENT).expect("current");
         assert_ne!(next.id, current.id, "period {period} made a new key");
         assert!(world.authenticates(&next));
-        assert_eq!(key_at(&world, secret, AWSPREVIOUS).map(|k| k.id), Some(current.id.clone()));
-        assert!(world.authenticates(&current), "the previous key stays active");
+        assert_eq!(
+            key_at(&world, secret, AWSPREVIOUS).map(|k| k.id),
+            Some(current.id.clone())
+        );
+        assert!(
+            world.authenticates(&current),
+            "the previous key stays active"
+        );
         if let Some(old) = &before_last {
-            assert!(!world.key_exists(&old.id), "period {period} deleted the key before last");
+            assert!(
+                !world.key_exists(&old.id),
+                "period {period} deleted the key before last"
+            );
         }
         assert_safe(&world, secret, "selfie");
         assert_no_orphans(&world, secret, "selfie");
@@ -229,7 +308,11 @@ async fn a_self_rotating_user_rotates_its_own_key_period_after_period() {
         current = next;
     }
     let last_use = admin_last_use(&world, &current.id).await;
-    assert_eq!(last_use.service.as_deref(), Some("sts"), "only keyturn's test used the newest key");
+    assert_eq!(
+        last_use.service.as_deref(),
+        Some("sts"),
+        "only keyturn's test used the newest key"
+    );
 }
 
 #[tokio::test]
@@ -237,13 +320,20 @@ async fn two_self_rotations_in_a_row_with_no_time_between() {
     let world = World::new();
     let (secret, k1) = self_rotating(&world);
     let r = rotator(&world);
-    rotate(&r, &world, secret).await.expect("first self-rotation");
+    rotate(&r, &world, secret)
+        .await
+        .expect("first self-rotation");
     let k2 = key_at(&world, secret, AWSCURRENT).expect("current");
     // keyturn's own IAM calls signed with k1 happened before the cut-over: k1 is not "in use".
-    rotate(&r, &world, secret).await.expect("second self-rotation at once");
+    rotate(&r, &world, secret)
+        .await
+        .expect("second self-rotation at once");
     let k3 = key_at(&world, secret, AWSCURRENT).expect("current");
     assert!(!world.key_exists(&k1.id));
-    assert_eq!(key_at(&world, secret, AWSPREVIOUS).map(|k| k.id), Some(k2.id));
+    assert_eq!(
+        key_at(&world, secret, AWSPREVIOUS).map(|k| k.id),
+        Some(k2.id)
+    );
     assert!(world.authenticates(&k3));
     assert_safe(&world, secret, "selfie");
 }

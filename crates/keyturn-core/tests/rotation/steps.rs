@@ -15,26 +15,50 @@ async fn a_full_rotation_promotes_a_new_key_and_keeps_the_old_one_active() {
     let r = rotator(&world);
     let token = world.start_rotation("keyturn/app1");
 
-    let created = step(&r, Step::Create, "keyturn/app1", &token).await.expect("createSecret");
+    let created = step(&r, Step::Create, "keyturn/app1", &token)
+        .await
+        .expect("createSecret");
     assert_eq!(created.action, Action::Created);
     let new_id = created.pending_key_id.clone().expect("a new key id");
     assert_ne!(new_id, old.id);
-    assert_eq!(key_at(&world, "keyturn/app1", AWSPENDING).map(|k| k.id), Some(new_id.clone()));
-    assert_eq!(key_at(&world, "keyturn/app1", AWSCURRENT), Some(old.clone()), "AWSCURRENT untouched");
+    assert_eq!(
+        key_at(&world, "keyturn/app1", AWSPENDING).map(|k| k.id),
+        Some(new_id.clone())
+    );
+    assert_eq!(
+        key_at(&world, "keyturn/app1", AWSCURRENT),
+        Some(old.clone()),
+        "AWSCURRENT untouched"
+    );
 
-    let set = step(&r, Step::Set, "keyturn/app1", &token).await.expect("setSecret");
+    let set = step(&r, Step::Set, "keyturn/app1", &token)
+        .await
+        .expect("setSecret");
     assert_eq!(set.action, Action::Confirmed);
-    let tested = step(&r, Step::Test, "keyturn/app1", &token).await.expect("testSecret");
+    let tested = step(&r, Step::Test, "keyturn/app1", &token)
+        .await
+        .expect("testSecret");
     assert_eq!(tested.action, Action::Tested { attempts: 1 });
-    let finished = step(&r, Step::Finish, "keyturn/app1", &token).await.expect("finishSecret");
+    let finished = step(&r, Step::Finish, "keyturn/app1", &token)
+        .await
+        .expect("finishSecret");
     assert_eq!(finished.action, Action::Promoted);
 
     let current = key_at(&world, "keyturn/app1", AWSCURRENT).expect("current");
     assert_eq!(current.id, new_id);
     assert!(world.authenticates(&current));
-    assert_eq!(key_at(&world, "keyturn/app1", AWSPREVIOUS), Some(old.clone()));
-    assert!(world.authenticates(&old), "the previous key stays active for its grace period");
-    assert_eq!(label_of(&world, "keyturn/app1", &token), vec![AWSPENDING.to_string(), AWSCURRENT.to_string()]);
+    assert_eq!(
+        key_at(&world, "keyturn/app1", AWSPREVIOUS),
+        Some(old.clone())
+    );
+    assert!(
+        world.authenticates(&old),
+        "the previous key stays active for its grace period"
+    );
+    assert_eq!(
+        label_of(&world, "keyturn/app1", &token),
+        vec![AWSPENDING.to_string(), AWSCURRENT.to_string()]
+    );
     let tags = world.tags("keyturn/app1");
     assert_eq!(tags.get("keyturn:cutover-version"), Some(&token));
     assert!(tags.contains_key("keyturn:cutover-at"));
@@ -47,14 +71,30 @@ async fn every_step_run_twice_changes_nothing_the_second_time() {
     let r = rotator(&world);
     let token = world.start_rotation("keyturn/app1");
     for s in Step::ALL {
-        let first = step(&r, s, "keyturn/app1", &token).await.unwrap_or_else(|e| panic!("{s} once: {e}"));
+        let first = step(&r, s, "keyturn/app1", &token)
+            .await
+            .unwrap_or_else(|e| panic!("{s} once: {e}"));
         let keys = world.keys_of("app1");
         let labels = world.labels("keyturn/app1");
         let values = world.all_values("keyturn/app1");
-        let second = step(&r, s, "keyturn/app1", &token).await.unwrap_or_else(|e| panic!("{s} twice: {e}"));
-        assert_eq!(world.keys_of("app1"), keys, "{s} twice made or removed a key");
-        assert_eq!(world.labels("keyturn/app1"), labels, "{s} twice moved labels");
-        assert_eq!(world.all_values("keyturn/app1"), values, "{s} twice stored a value");
+        let second = step(&r, s, "keyturn/app1", &token)
+            .await
+            .unwrap_or_else(|e| panic!("{s} twice: {e}"));
+        assert_eq!(
+            world.keys_of("app1"),
+            keys,
+            "{s} twice made or removed a key"
+        );
+        assert_eq!(
+            world.labels("keyturn/app1"),
+            labels,
+            "{s} twice moved labels"
+        );
+        assert_eq!(
+            world.all_values("keyturn/app1"),
+            values,
+            "{s} twice stored a value"
+        );
         let expected_second = match s {
             Step::Create => Action::AlreadyCreated,
             Step::Finish => Action::AlreadyCurrent,
@@ -75,8 +115,18 @@ async fn a_token_that_is_not_a_version_fails_every_step() {
     let r = rotator(&world);
     world.start_rotation("keyturn/app1");
     for s in Step::ALL {
-        let err = step(&r, s, "keyturn/app1", "ffffffff-0000-4000-8000-000000000000").await.expect_err("unknown token");
-        assert!(matches!(err, RotationError::UnknownVersion { .. }), "{s}: {err}");
+        let err = step(
+            &r,
+            s,
+            "keyturn/app1",
+            "ffffffff-0000-4000-8000-000000000000",
+        )
+        .await
+        .expect_err("unknown token");
+        assert!(
+            matches!(err, RotationError::UnknownVersion { .. }),
+            "{s}: {err}"
+        );
         assert!(err.to_string().contains("keyturn/app1"));
     }
     assert!(iam_calls(&world).is_empty());
@@ -95,7 +145,11 @@ async fn a_token_already_awscurrent_succeeds_doing_nothing() {
         assert_eq!(report.action, Action::AlreadyCurrent, "{s}");
     }
     assert_eq!(world.keys_of("app1"), keys);
-    assert_eq!(world.calls(), vec!["secretsmanager:DescribeSecret"; 4], "one call per no-op step");
+    assert_eq!(
+        world.calls(),
+        vec!["secretsmanager:DescribeSecret"; 4],
+        "one call per no-op step"
+    );
 }
 
 #[tokio::test]
@@ -106,7 +160,9 @@ async fn a_version_that_is_not_pending_fails() {
     let first = rotate(&r, &world, "keyturn/app1").await.expect("first");
     rotate(&r, &world, "keyturn/app1").await.expect("second");
     // `first` is now AWSPREVIOUS only.
-    let err = step(&r, Step::Create, "keyturn/app1", &first).await.expect_err("previous version");
+    let err = step(&r, Step::Create, "keyturn/app1", &first)
+        .await
+        .expect_err("previous version");
     assert!(matches!(err, RotationError::NotPending { .. }), "{err}");
     assert!(err.to_string().contains("AWSPREVIOUS"), "{err}");
 }
@@ -117,8 +173,18 @@ async fn rotation_must_be_enabled_when_secrets_manager_calls() {
     enrolled(&world);
     let r = rotator(&world);
     // A version labelled AWSPENDING but rotation never enabled.
-    let err = step(&r, Step::Create, "keyturn/app1", "00000000-0000-4000-8000-000000000000").await.expect_err("disabled");
-    assert!(matches!(err, RotationError::RotationDisabled { .. }), "{err}");
+    let err = step(
+        &r,
+        Step::Create,
+        "keyturn/app1",
+        "00000000-0000-4000-8000-000000000000",
+    )
+    .await
+    .expect_err("disabled");
+    assert!(
+        matches!(err, RotationError::RotationDisabled { .. }),
+        "{err}"
+    );
     assert_eq!(err.error_type(), "RotationDisabled");
 }
 
@@ -129,10 +195,16 @@ async fn test_step_waits_for_a_new_key_to_propagate_with_bounded_backoff() {
     world.set_propagation_delay(Duration::from_secs(5));
     let r = rotator(&world);
     let token = world.start_rotation("keyturn/app1");
-    step(&r, Step::Create, "keyturn/app1", &token).await.expect("create");
-    step(&r, Step::Set, "keyturn/app1", &token).await.expect("set");
+    step(&r, Step::Create, "keyturn/app1", &token)
+        .await
+        .expect("create");
+    step(&r, Step::Set, "keyturn/app1", &token)
+        .await
+        .expect("set");
     let before = world.now();
-    let tested = step(&r, Step::Test, "keyturn/app1", &token).await.expect("test");
+    let tested = step(&r, Step::Test, "keyturn/app1", &token)
+        .await
+        .expect("test");
     // Waits of 1, 2, then 4 s (capped): valid at 7 s, on the fourth attempt.
     assert_eq!(tested.action, Action::Tested { attempts: 4 });
     assert_eq!(world.now() - before, time::Duration::seconds(7));
@@ -145,10 +217,18 @@ async fn a_key_that_never_authenticates_fails_the_test_and_current_is_unchanged(
     world.set_propagation_delay(Duration::from_secs(3600));
     let r = rotator(&world);
     let token = world.start_rotation("keyturn/app1");
-    step(&r, Step::Create, "keyturn/app1", &token).await.expect("create");
-    let err = step(&r, Step::Test, "keyturn/app1", &token).await.expect_err("never valid");
+    step(&r, Step::Create, "keyturn/app1", &token)
+        .await
+        .expect("create");
+    let err = step(&r, Step::Test, "keyturn/app1", &token)
+        .await
+        .expect_err("never valid");
     match &err {
-        RotationError::KeyDoesNotAuthenticate { attempts, waited_secs, .. } => {
+        RotationError::KeyDoesNotAuthenticate {
+            attempts,
+            waited_secs,
+            ..
+        } => {
             assert_eq!(*attempts, 5);
             assert_eq!(*waited_secs, 1 + 2 + 4 + 4);
         }
@@ -170,10 +250,16 @@ async fn a_key_of_another_user_fails_the_test() {
     let r = rotator(&world);
     use keyturn_core::ports::SecretStore;
     world
-        .put_pending("keyturn/app1", &token, &keyturn_core::SecretText::new(canonical("app1", &wrong)))
+        .put_pending(
+            "keyturn/app1",
+            &token,
+            &keyturn_core::SecretText::new(canonical("app1", &wrong)),
+        )
         .await
         .expect("put");
-    let err = step(&r, Step::Test, "keyturn/app1", &token).await.expect_err("wrong user");
+    let err = step(&r, Step::Test, "keyturn/app1", &token)
+        .await
+        .expect_err("wrong user");
     assert!(matches!(err, RotationError::WrongIdentity { .. }), "{err}");
     assert!(err.to_string().contains("user/intruder"), "{err}");
 }
@@ -184,8 +270,13 @@ async fn finish_refuses_to_promote_a_version_without_a_key() {
     let old = enrolled(&world);
     let r = rotator(&world);
     let token = world.start_rotation("keyturn/app1");
-    let err = step(&r, Step::Finish, "keyturn/app1", &token).await.expect_err("nothing to promote");
-    assert!(matches!(err, RotationError::PendingValueMissing { .. }), "{err}");
+    let err = step(&r, Step::Finish, "keyturn/app1", &token)
+        .await
+        .expect_err("nothing to promote");
+    assert!(
+        matches!(err, RotationError::PendingValueMissing { .. }),
+        "{err}"
+    );
     assert_eq!(key_at(&world, "keyturn/app1", AWSCURRENT), Some(old));
 }
 
@@ -201,20 +292,39 @@ async fn a_rotation_makes_the_minimum_calls() {
         calls,
         [
             // createSecret
-            "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:GetSecretValue",
-            "iam:ListAccessKeys", "iam:CreateAccessKey", "secretsmanager:PutSecretValue",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:GetSecretValue",
+            "iam:ListAccessKeys",
+            "iam:CreateAccessKey",
+            "secretsmanager:PutSecretValue",
             // setSecret
-            "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "iam:ListAccessKeys",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "iam:ListAccessKeys",
             // testSecret
-            "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "sts:GetCallerIdentity",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "sts:GetCallerIdentity",
             // finishSecret
-            "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:TagResource",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:TagResource",
             "secretsmanager:UpdateSecretVersionStage",
         ]
     );
     // The second rotation also reads AWSPREVIOUS, asks when its key was last used and deletes it.
     world.clear_calls();
-    rotate(&r, &world, "keyturn/app1").await.expect("second rotation");
+    rotate(&r, &world, "keyturn/app1")
+        .await
+        .expect("second rotation");
     assert_eq!(world.calls().len(), 19);
-    assert_eq!(world.keys_of("app1").iter().filter(|(_, s)| *s == KeyStatus::Active).count(), 2);
+    assert_eq!(
+        world
+            .keys_of("app1")
+            .iter()
+            .filter(|(_, s)| *s == KeyStatus::Active)
+            .count(),
+        2
+    );
 }
