@@ -120,6 +120,16 @@ pub enum RotationError {
         kept: Vec<KeptKey>,
     },
 
+    #[error("secret {secret}: tag {tag}={value:?} is not valid (days: a whole number; keyturn:in-use: report or fail); fix or remove the tag")]
+    BadPolicy {
+        secret: String,
+        tag: String,
+        value: String,
+    },
+
+    #[error("secret {secret}: a rotation is already in flight (version {token} is AWSPENDING); finish it with --resume or undo it with --cancel")]
+    RotationInFlight { secret: String, token: String },
+
     #[error("secret {secret}: the pending version {token} holds key {key_id}, which user {user} no longer has in IAM; cancel this rotation (remove its AWSPENDING label, or keyturn rotate --cancel) and rotate again")]
     PendingKeyMissing {
         secret: String,
@@ -206,6 +216,8 @@ impl RotationError {
             RotationError::BadMaster { .. } => "BadMasterSecret",
             RotationError::NoRoomForKey { .. } => "KeyInUse",
             RotationError::PendingKeyMissing { .. } => "PendingKeyMissing",
+            RotationError::RotationInFlight { .. } => "RotationInFlight",
+            RotationError::BadPolicy { .. } => "BadPolicy",
             RotationError::PendingValueMissing { .. } => "PendingValueMissing",
             RotationError::WrongIdentity { .. } => "WrongIdentity",
             RotationError::KeyDoesNotAuthenticate { .. } => "KeyDoesNotAuthenticate",

@@ -17,6 +17,12 @@ use crate::ports::{
 };
 use crate::secret::{SecretText, SecretValue};
 
+mod cancel;
+mod sweep;
+
+pub use cancel::CancelReport;
+pub use sweep::{InUsePolicy, SweepOutcome, SweepPolicy, SweepReport};
+
 /// Tag naming the IAM user when the value has no user field.
 pub const USER_TAG: &str = "keyturn:user";
 /// Tags recording the last cut-over: the version that became AWSCURRENT, and when.
@@ -151,8 +157,23 @@ where
         &self.settings
     }
 
-    /// Runs one step.
+    /// Runs one step, as Secrets Manager invokes it.
     pub async fn run(&self, event: &RotationEvent) -> Result<StepReport, RotationError> {
+        self.run_step(event, false).await
+    }
+
+    /// Runs one step for a caller playing Secrets Manager's part (the CLI): createSecret may
+    /// create the token's version itself, since only RotateSecret can make a version with no value,
+    /// and it refuses when another rotation is in flight.
+    pub async fn run_local(&self, event: &RotationEvent) -> Result<StepReport, RotationError> {
+        self.run_step(event, true).await
+    }
+
+    async fn run_step(
+        &self,
+        event: &RotationEvent,
+        local: bool,
+    ) -> Result<StepReport, RotationError> {
         let secret_id = event.secret_id.as_str();
         let info = self
             .store
@@ -162,11 +183,24 @@ where
         if self.settings.require_rotation_enabled && !info.rotation_enabled {
             return Err(RotationError::RotationDisabled { secret: info.name });
         }
-        let Some(labels) = info.versions.get(&event.token) else {
-            return Err(RotationError::UnknownVersion {
-                secret: info.name,
-                token: event.token.clone(),
-            });
+        let new_version = [AWSPENDING.to_string()];
+        let labels: &[String] = match info.versions.get(&event.token) {
+            Some(labels) => labels,
+            None if local && event.step == Step::Create => {
+                if let Some(other) = in_flight(&info) {
+                    return Err(RotationError::RotationInFlight {
+                        secret: info.name.clone(),
+                        token: other.to_string(),
+                    });
+                }
+                &new_version
+            }
+            None => {
+                return Err(RotationError::UnknownVersion {
+                    secret: info.name,
+                    token: event.token.clone(),
+                })
+            }
         };
         if labels.iter().any(|l| l == AWSCURRENT) {
             return Ok(StepReport {
@@ -708,6 +742,14 @@ pub(crate) fn parse_value(
         version: label.to_string(),
         reason,
     })
+}
+
+/// The token of a rotation in flight: a version labelled AWSPENDING that is not AWSCURRENT.
+pub fn in_flight(info: &SecretInfo) -> Option<&str> {
+    info.versions
+        .iter()
+        .find(|(_, l)| l.iter().any(|x| x == AWSPENDING) && !l.iter().any(|x| x == AWSCURRENT))
+        .map(|(id, _)| id.as_str())
 }
 
 /// When AWSCURRENT took over: the recorded cut-over if it names the current version; otherwise the

@@ -1,6 +1,7 @@
 //! The rotation engine against the in-memory model of Secrets Manager and IAM.
 
 mod faults;
+mod manage;
 mod rules;
 mod shapes;
 mod steps;
