@@ -1,4 +1,5 @@
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,37 @@ def lambda_binary() -> Path:
     if not path.exists():
         pytest.fail(f"{path} is missing: build it with cargo build --release -p keyturn-lambda")
     return path
+
+
+@pytest.fixture(scope="session")
+def keyturn_binary() -> Path:
+    path = Path(os.environ.get("KEYTURN_BIN", ROOT / "target" / "release" / "keyturn"))
+    if not path.exists():
+        pytest.fail(f"{path} is missing: build it with cargo build --release -p keyturn")
+    return path
+
+
+@pytest.fixture
+def keyturn(moto, keyturn_binary, secrets_seen):
+    """Runs the keyturn CLI against the emulator with the administrator's key; at teardown, no secret
+    access key the test saw may appear in anything it printed (credential-process excepted: printing
+    the key is its job)."""
+    printed = []
+
+    def run(*args, check=True, env_extra=None):
+        env = base_env(moto.endpoint, *moto.admin)
+        env.update(env_extra or {})
+        proc = subprocess.run([str(keyturn_binary), *args], capture_output=True, text=True, env=env, timeout=300)
+        if args[0] != "credential-process":
+            printed.append(proc.stdout + proc.stderr)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"keyturn {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    yield run
+    everything = "\n".join(printed)
+    leaked = [s[:4] + "..." for s in secrets_seen | {moto.admin[1]} if s and s in everything]
+    assert not leaked, f"secret access keys appeared in keyturn's output: {leaked}"
 
 
 @pytest.fixture(scope="module")

@@ -107,6 +107,30 @@ impl SecretStore for SecretsManager {
         Ok(())
     }
 
+    async fn list_tagged(&self, tag_key: &str) -> ApiResult<Vec<String>> {
+        let filter = aws_sdk_secretsmanager::types::Filter::builder()
+            .key(aws_sdk_secretsmanager::types::FilterNameStringType::TagKey)
+            .values(tag_key)
+            .build();
+        let mut names = Vec::new();
+        let mut pages = self
+            .client
+            .list_secrets()
+            .filters(filter)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(from_sdk)?;
+            names.extend(
+                page.secret_list()
+                    .iter()
+                    .filter_map(|s| s.name().map(str::to_string)),
+            );
+        }
+        Ok(names)
+    }
+
     async fn tag(&self, secret_id: &str, tags: &[(String, String)]) -> ApiResult<()> {
         let tags = tags
             .iter()

@@ -530,6 +530,16 @@ impl SecretStore for World {
         })
     }
 
+    async fn list_tagged(&self, tag_key: &str) -> ApiResult<Vec<String>> {
+        self.call("secretsmanager:ListSecrets", |s| {
+            Ok(s.secrets
+                .iter()
+                .filter(|x| x.tags.contains_key(tag_key))
+                .map(|x| x.name.clone())
+                .collect())
+        })
+    }
+
     async fn tag(&self, secret_id: &str, tags: &[(String, String)]) -> ApiResult<()> {
         self.call("secretsmanager:TagResource", |s| {
             let x = secret_mut(s, secret_id)?;

@@ -140,6 +140,8 @@ pub trait SecretStore: Send + Sync {
         to: Option<&str>,
         from: Option<&str>,
     ) -> impl Future<Output = ApiResult<()>> + Send;
+    /// ListSecrets (every page): the names of the secrets that have the tag `tag_key`.
+    fn list_tagged(&self, tag_key: &str) -> impl Future<Output = ApiResult<Vec<String>>> + Send;
     /// TagResource.
     fn tag(
         &self,

@@ -23,6 +23,8 @@ mod sweep;
 pub use cancel::CancelReport;
 pub use sweep::{InUsePolicy, SweepOutcome, SweepPolicy, SweepReport};
 
+/// Tag marking a secret as managed by keyturn (what `--all` and the scheduled sweep look for).
+pub const MANAGED_TAG: &str = "keyturn:managed";
 /// Tag naming the IAM user when the value has no user field.
 pub const USER_TAG: &str = "keyturn:user";
 /// Tags recording the last cut-over: the version that became AWSCURRENT, and when.

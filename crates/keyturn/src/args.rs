@@ -1,0 +1,107 @@
+//! Command-line arguments: parsed here, validated into settings by each command.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyturn",
+    version,
+    about = "Rotate IAM user access keys held in AWS Secrets Manager, safely."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The AWS options every command shares (the standard configuration applies otherwise).
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    /// Named profile from the AWS configuration.
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// AWS region.
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Endpoint for every service (also read from AWS_ENDPOINT_URL), e.g. a local emulator.
+    #[arg(long, global = true)]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the four rotation steps locally, playing Secrets Manager's part (for cron and CI).
+    Rotate(RotateArgs),
+    /// Show a secret's versions, the user's keys, the last cut-over, and what is wrong.
+    Status(StatusArgs),
+    /// Retire previous keys: deactivate after the grace period if unused, delete later.
+    Sweep(SweepArgs),
+    /// Print the AWS credential_process JSON for the secret's AWSCURRENT key.
+    CredentialProcess(CredentialProcessArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Secrets to rotate (names or ARNs).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub secrets: Vec<String>,
+    /// Rotate every secret tagged keyturn:managed.
+    #[arg(long)]
+    pub all: bool,
+    /// Finish a rotation already in flight instead of refusing.
+    #[arg(long, conflicts_with = "cancel")]
+    pub resume: bool,
+    /// Undo a rotation in flight: delete the key it made and remove its AWSPENDING version.
+    #[arg(long)]
+    pub cancel: bool,
+    /// Print what would be done and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How many secrets to rotate at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    pub secret: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Secrets to sweep (default: every secret tagged keyturn:managed).
+    pub secrets: Vec<String>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Days a previous key stays active after the cut-over.
+    #[arg(long, env = "KEYTURN_GRACE_DAYS", default_value_t = 7)]
+    pub grace_days: u16,
+    /// Days a deactivated previous key is kept before it is deleted.
+    #[arg(long, env = "KEYTURN_DELETE_AFTER_DAYS", default_value_t = 7)]
+    pub delete_after_days: u16,
+    /// A previous key still in use is never deactivated: `report` it, or also `fail` the sweep.
+    #[arg(long, env = "KEYTURN_IN_USE", default_value = "report")]
+    pub in_use: String,
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct CredentialProcessArgs {
+    #[arg(long)]
+    pub secret_id: String,
+    /// Minutes until SDKs read the key again (so they pick up a rotation).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u16).range(1..=720))]
+    pub refresh_minutes: u16,
+}

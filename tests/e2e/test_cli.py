@@ -1,0 +1,174 @@
+"""The keyturn CLI against moto with authentication on; outcomes checked with boto3 and the AWS CLI."""
+
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from harness import base_env
+from test_rotation_function import key_statuses, make_user, start_rotation, unique, value, whoami
+
+
+def managed_secret(moto, secrets_seen, prefix="cli", tags=()):
+    user, secret_id = unique(prefix), unique(f"keyturn/{prefix}")
+    key = make_user(moto, user, secrets_seen, policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:ListUsers","Resource":"*"}]}')
+    moto.client("secretsmanager").create_secret(
+        Name=secret_id,
+        SecretString=json.dumps({"UserName": user, "AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}),
+        Tags=[{"Key": "keyturn:managed", "Value": "true"}, *tags],
+    )
+    return user, secret_id, key
+
+
+def test_rotate_makes_a_new_current_key_and_keeps_the_old_one(moto, keyturn, secrets_seen):
+    user, secret_id, old = managed_secret(moto, secrets_seen)
+    out = json.loads(keyturn("--output", "json", "rotate", secret_id).stdout)
+    assert out[0]["outcome"] == "rotated" and out[0]["secret"] == secret_id
+    current = value(moto, secret_id, "AWSCURRENT")
+    secrets_seen.add(current["SecretAccessKey"])
+    assert current["AccessKeyId"] == out[0]["newKeyId"] != old["AccessKeyId"]
+    assert whoami(moto, current["AccessKeyId"], current["SecretAccessKey"]).endswith(f":user/{user}")
+    assert value(moto, secret_id, "AWSPREVIOUS")["AccessKeyId"] == old["AccessKeyId"]
+    assert key_statuses(moto, user) == {old["AccessKeyId"]: "Active", current["AccessKeyId"]: "Active"}
+
+
+def test_dry_run_changes_nothing(moto, keyturn, secrets_seen):
+    user, secret_id, old = managed_secret(moto, secrets_seen)
+    before = moto.client("secretsmanager").describe_secret(SecretId=secret_id)["VersionIdsToStages"]
+    proc = keyturn("rotate", "--dry-run", secret_id)
+    assert "would create a key" in proc.stdout
+    assert moto.client("secretsmanager").describe_secret(SecretId=secret_id)["VersionIdsToStages"] == before
+    assert key_statuses(moto, user) == {old["AccessKeyId"]: "Active"}
+
+
+def test_a_rotation_in_flight_is_refused_then_resumed_or_cancelled(moto, keyturn, function_factory, secrets_seen):
+    # Interrupted rotations: Secrets Manager created the pending version and createSecret ran, then
+    # nothing more (the function was stopped).
+    fn = function_factory()
+    user_a, secret_a, old_a = managed_secret(moto, secrets_seen)
+    user_b, secret_b, old_b = managed_secret(moto, secrets_seen)
+    for secret in (secret_a, secret_b):
+        token = start_rotation(moto, secret)
+        ok, body = fn.step("createSecret", secret, token)
+        assert ok, body
+        secrets_seen.add(value(moto, secret, "AWSPENDING")["SecretAccessKey"])
+
+    refused = keyturn("--output", "json", "rotate", secret_a, secret_b, check=False)
+    assert refused.returncode == 1
+    assert [r["errorType"] for r in json.loads(refused.stdout)] == ["RotationInFlight", "RotationInFlight"]
+    assert len(key_statuses(moto, user_a)) == 2 and value(moto, secret_a, "AWSCURRENT")["AccessKeyId"] == old_a["AccessKeyId"]
+
+    resumed = json.loads(keyturn("--output", "json", "rotate", "--resume", secret_a).stdout)[0]
+    assert resumed["outcome"] == "resumed"
+    current = value(moto, secret_a, "AWSCURRENT")
+    assert current["AccessKeyId"] != old_a["AccessKeyId"]
+    assert whoami(moto, current["AccessKeyId"], current["SecretAccessKey"]).endswith(f":user/{user_a}")
+
+    pending_b = value(moto, secret_b, "AWSPENDING")["AccessKeyId"]
+    cancelled = json.loads(keyturn("--output", "json", "rotate", "--cancel", secret_b).stdout)[0]
+    assert cancelled["outcome"] == "cancelled" and cancelled["deletedKeyId"] == pending_b
+    assert key_statuses(moto, user_b) == {old_b["AccessKeyId"]: "Active"}
+    stages = moto.client("secretsmanager").describe_secret(SecretId=secret_b)["VersionIdsToStages"]
+    assert not any("AWSPENDING" in labels for labels in stages.values())
+    # After the cancel, a plain rotation goes through.
+    assert json.loads(keyturn("--output", "json", "rotate", secret_b).stdout)[0]["outcome"] == "rotated"
+
+
+def test_bulk_rotation_of_fifty_secrets_concurrently(moto, keyturn, secrets_seen):
+    batch = [managed_secret(moto, secrets_seen, prefix="bulk", tags=[{"Key": "batch", "Value": "b50"}]) for _ in range(50)]
+    proc = keyturn("--output", "json", "rotate", "--concurrency", "16", *[s for _, s, _ in batch])
+    results = json.loads(proc.stdout)
+    assert [r["outcome"] for r in results] == ["rotated"] * 50
+    for (user, secret_id, old), r in zip(batch, results):
+        assert r["secret"] == secret_id
+        current = value(moto, secret_id, "AWSCURRENT")
+        assert current["AccessKeyId"] == r["newKeyId"] != old["AccessKeyId"]
+        assert len(key_statuses(moto, user)) == 2, "exactly one new key each"
+
+
+def test_one_failure_does_not_stop_a_bulk_run(moto, keyturn, secrets_seen):
+    _, good, _ = managed_secret(moto, secrets_seen)
+    proc = keyturn("--output", "json", "rotate", "keyturn/does-not-exist", good, check=False)
+    assert proc.returncode == 1
+    results = json.loads(proc.stdout)
+    assert results[0]["outcome"] == "failed" and results[0]["errorType"] == "NotFound"
+    assert results[1]["outcome"] == "rotated"
+
+
+def test_status_shows_versions_keys_and_problems(moto, keyturn, secrets_seen):
+    user, secret_id, old = managed_secret(moto, secrets_seen)
+    keyturn("rotate", secret_id)
+    clean = json.loads(keyturn("--output", "json", "status", secret_id).stdout)
+    assert clean["problems"] == [] and clean["user"] == user
+    assert {k["keyId"] for k in clean["keys"]} == set(key_statuses(moto, user))
+    labels = {l for v in clean["versions"] for l in v["labels"]}
+    assert {"AWSCURRENT", "AWSPREVIOUS"} <= labels
+    # An unmanaged key and a stuck rotation are reported, with exit 1.
+    current = value(moto, secret_id, "AWSCURRENT")
+    moto.client("iam").delete_access_key(UserName=user, AccessKeyId=old["AccessKeyId"])
+    extra = moto.client("iam").create_access_key(UserName=user)["AccessKey"]
+    secrets_seen.add(extra["SecretAccessKey"])
+    start_rotation(moto, secret_id)
+    proc = keyturn("status", secret_id, check=False)
+    assert proc.returncode == 1
+    assert "in flight" in proc.stdout and f"key {extra['AccessKeyId']} is held by no version" in proc.stdout
+    assert f"holds key {old['AccessKeyId']}, which no longer exists" in proc.stdout
+    assert current["AccessKeyId"] in proc.stdout
+
+
+def test_sweep_deactivates_an_unused_previous_key_and_reports_one_in_use(moto, keyturn, secrets_seen):
+    user_a, secret_a, old_a = managed_secret(moto, secrets_seen)
+    user_b, secret_b, old_b = managed_secret(moto, secrets_seen)
+    keyturn("rotate", secret_a, secret_b)
+    time.sleep(1.1)
+    moto.client("iam", old_b["AccessKeyId"], old_b["SecretAccessKey"]).list_users()  # b's old key is still in use
+
+    waiting = json.loads(keyturn("--output", "json", "sweep", secret_a, secret_b).stdout)
+    assert [r["action"] for r in waiting] == ["waiting", "in-use"]
+    plan = json.loads(keyturn("--output", "json", "sweep", "--dry-run", "--grace-days", "0", secret_a).stdout)
+    assert plan[0]["action"] == "deactivated" and plan[0]["dryRun"] is True
+    assert key_statuses(moto, user_a)[old_a["AccessKeyId"]] == "Active"
+
+    done = json.loads(keyturn("--output", "json", "sweep", "--grace-days", "0", secret_a, secret_b).stdout)
+    assert [r["action"] for r in done] == ["deactivated", "in-use"]
+    assert key_statuses(moto, user_a)[old_a["AccessKeyId"]] == "Inactive"
+    assert key_statuses(moto, user_b)[old_b["AccessKeyId"]] == "Active", "a key in use is never deactivated"
+    strict = keyturn("sweep", "--grace-days", "0", "--in-use", "fail", secret_b, check=False)
+    assert strict.returncode == 1
+
+    deleted = json.loads(keyturn("--output", "json", "sweep", "--delete-after-days", "0", secret_a).stdout)
+    assert deleted[0]["action"] == "deleted"
+    assert old_a["AccessKeyId"] not in key_statuses(moto, user_a)
+
+
+@pytest.mark.skipif(shutil.which("aws") is None, reason="the AWS CLI is not installed")
+def test_credential_process_feeds_the_aws_cli_before_and_after_a_rotation(moto, keyturn, keyturn_binary, secrets_seen, tmp_path):
+    user, secret_id, _ = managed_secret(moto, secrets_seen)
+    config, credentials = tmp_path / "config", tmp_path / "credentials"
+    credentials.write_text(f"[admin]\naws_access_key_id = {moto.admin[0]}\naws_secret_access_key = {moto.admin[1]}\n")
+    config.write_text(
+        f"[profile admin]\nregion = us-east-1\n"
+        f"[profile app]\nregion = us-east-1\n"
+        f"credential_process = {keyturn_binary} --profile admin --endpoint-url {moto.endpoint} credential-process --secret-id {secret_id}\n"
+    )
+    env = base_env(moto.endpoint, "unused", "unused")
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        env.pop(k)
+    env.update(AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=str(credentials))
+
+    def caller():
+        proc = subprocess.run(["aws", "--endpoint-url", moto.endpoint, "--profile", "app", "--output", "json", "sts", "get-caller-identity"],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)["Arn"]
+
+    assert caller().endswith(f":user/{user}")
+    out = json.loads(keyturn("credential-process", "--secret-id", secret_id).stdout)
+    assert out["Version"] == 1 and out["AccessKeyId"] == value(moto, secret_id, "AWSCURRENT")["AccessKeyId"] and "Expiration" in out
+    keyturn("rotate", secret_id)
+    new = value(moto, secret_id, "AWSCURRENT")
+    secrets_seen.add(new["SecretAccessKey"])
+    moto.client("iam").update_access_key(UserName=user, AccessKeyId=value(moto, secret_id, "AWSPREVIOUS")["AccessKeyId"], Status="Inactive")
+    assert caller().endswith(f":user/{user}"), "a fresh process picks up the new key; the old one is off"
