@@ -231,3 +231,21 @@ def test_malformed_events_and_unknown_tokens_are_clear_errors(moto, function_fac
     ok, body = fn.step("createSecret", secret_id, str(uuid.uuid4()))
     assert not ok and body["errorType"] == "UnknownVersion"
     assert key_statuses(moto, user) == {key["AccessKeyId"]: "Active"}
+
+
+def test_the_scheduled_event_sweeps_managed_secrets(moto, function_factory, secrets_seen):
+    user, secret_id = unique("swept"), unique("keyturn/swept")
+    old = make_user(moto, user, secrets_seen)
+    moto.client("secretsmanager").create_secret(
+        Name=secret_id,
+        SecretString=json.dumps({"UserName": user, "AccessKeyId": old["AccessKeyId"], "SecretAccessKey": old["SecretAccessKey"]}),
+        Tags=[{"Key": "keyturn:managed", "Value": "true"}],
+    )
+    fn = function_factory(KEYTURN_GRACE_DAYS="0")
+    run_steps(fn, secret_id, start_rotation(moto, secret_id))
+    secrets_seen.add(value(moto, secret_id, "AWSCURRENT")["SecretAccessKey"])
+    ok, body = fn.runtime.invoke({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
+    assert ok, body
+    assert body["outcomes"] == {"deactivated": 1}
+    assert key_statuses(moto, user)[old["AccessKeyId"]] == "Inactive"
+    assert whoami(moto, *(lambda c: (c["AccessKeyId"], c["SecretAccessKey"]))(value(moto, secret_id, "AWSCURRENT"))).endswith(f":user/{user}")

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use keyturn_core::ports::{Clock, Iam, IdentityCheck, SecretStore};
+use keyturn_core::rotation::{InUsePolicy, SweepPolicy, MANAGED_TAG};
 use keyturn_core::{Backoff, RotationError, RotationEvent, RotationSettings, Rotator, StepReport};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
@@ -37,9 +38,17 @@ impl From<RotationError> for Failure {
     }
 }
 
-/// Handles one invocation.
+/// Whether the event is the daily schedule (EventBridge) or an explicit `{"keyturn": "sweep"}`.
+pub fn is_sweep_event(payload: &Value) -> bool {
+    payload.get("source").and_then(Value::as_str) == Some("aws.events")
+        || payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+        || payload.get("keyturn").and_then(Value::as_str) == Some("sweep")
+}
+
+/// Handles one invocation: a rotation step from Secrets Manager, or the scheduled sweep.
 pub async fn handle<S, I, V, C>(
     rotator: &Rotator<S, I, V, C>,
+    policy: &SweepPolicy,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Failure>
 where
@@ -48,6 +57,9 @@ where
     V: IdentityCheck,
     C: Clock,
 {
+    if is_sweep_event(&event.payload) {
+        return sweep_all(rotator, policy, &event.context.request_id).await;
+    }
     let request_id = event.context.request_id.clone();
     let started = Instant::now();
     let parsed = RotationEvent::from_json(&event.payload);
@@ -80,6 +92,81 @@ where
             Err(e.into())
         }
     }
+}
+
+/// Sweeps every managed secret, one after another, logging each outcome. Fails (so the function's
+/// error alarm fires) when a secret could not be swept or its in-use policy is `fail`.
+async fn sweep_all<S, I, V, C>(
+    rotator: &Rotator<S, I, V, C>,
+    policy: &SweepPolicy,
+    request_id: &str,
+) -> Result<Value, Failure>
+where
+    S: SecretStore,
+    I: Iam,
+    V: IdentityCheck,
+    C: Clock,
+{
+    let secrets = rotator.store().list_tagged(MANAGED_TAG).await.map_err(|e| Failure {
+        error_type: e.kind(),
+        message: format!("listing the secrets tagged {MANAGED_TAG} failed: {e}; grant secretsmanager:ListSecrets"),
+    })?;
+    let mut counts = std::collections::BTreeMap::<&'static str, u64>::new();
+    let mut failed = Vec::new();
+    for secret in &secrets {
+        match rotator.sweep(secret, policy, false).await {
+            Ok(r) => {
+                tracing::info!(request_id, step = "sweep", secret = %r.secret, user = r.user.as_deref().unwrap_or(""),
+                    outcome = r.outcome.as_str(), detail = %r.outcome.describe(), failed = r.failed, "sweep done");
+                *counts.entry(r.outcome.as_str()).or_default() += 1;
+                if r.failed {
+                    failed.push(format!("{}: {}", r.secret, r.outcome.describe()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(request_id, step = "sweep", secret = %secret, outcome = "failed", error_type = e.error_type(), error = %e, "sweep failed");
+                *counts.entry("failed").or_default() += 1;
+                failed.push(e.to_string());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(json!({"step": "sweep", "secrets": secrets.len(), "outcomes": counts}))
+    } else {
+        Err(Failure {
+            error_type: "SweepFailed",
+            message: format!(
+                "{} of {} secrets: {}",
+                failed.len(),
+                secrets.len(),
+                failed.join("; ")
+            ),
+        })
+    }
+}
+
+/// The sweep's defaults from `KEYTURN_GRACE_DAYS`, `KEYTURN_DELETE_AFTER_DAYS` (7 each) and
+/// `KEYTURN_IN_USE` (`report` or `fail`); secrets override them with tags.
+pub fn sweep_policy_from_env(get: impl Fn(&str) -> Option<String>) -> Result<SweepPolicy, String> {
+    let defaults = SweepPolicy::default();
+    let days = |name: &str, default: time::Duration| -> Result<time::Duration, String> {
+        match get(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse::<u16>().map(|d| time::Duration::days(d.into())).map_err(|_| {
+                format!("environment variable {name}={v:?} is not a number of days; fix the function's configuration")
+            }),
+        }
+    };
+    let in_use = match get("KEYTURN_IN_USE") {
+        None => defaults.in_use,
+        Some(v) => InUsePolicy::parse(&v)
+            .ok_or_else(|| format!("KEYTURN_IN_USE={v:?}: expected report or fail"))?,
+    };
+    Ok(SweepPolicy {
+        grace: days("KEYTURN_GRACE_DAYS", defaults.grace)?,
+        delete_after: days("KEYTURN_DELETE_AFTER_DAYS", defaults.delete_after)?,
+        in_use,
+    })
 }
 
 fn log_success(r: &StepReport, request_id: &str, duration_ms: u64) {
@@ -211,6 +298,7 @@ mod tests {
         for step in Step::ALL {
             let out = handle(
                 &r,
+                &SweepPolicy::default(),
                 invoke(json!({"Step": step.as_str(), "SecretId": "keyturn/app1", "ClientRequestToken": token})),
             )
             .await
@@ -229,14 +317,19 @@ mod tests {
     #[tokio::test]
     async fn errors_reach_lambda_with_a_meaningful_error_type() {
         let (world, r) = setup();
-        let bad = handle(&r, invoke(json!({"Step": "createSecret"})))
-            .await
-            .expect_err("malformed");
+        let bad = handle(
+            &r,
+            &SweepPolicy::default(),
+            invoke(json!({"Step": "createSecret"})),
+        )
+        .await
+        .expect_err("malformed");
         assert_eq!(bad.error_type, "BadEvent");
         let token = world.start_rotation("keyturn/app1");
         world.add_user("intruder");
         let other = handle(
             &r,
+            &SweepPolicy::default(),
             invoke(json!({"Step": "finishSecret", "SecretId": "keyturn/app1", "ClientRequestToken": token})),
         )
         .await
@@ -246,6 +339,7 @@ mod tests {
         assert!(diag.error_message.contains("keyturn/app1"));
         let missing = handle(
             &r,
+            &SweepPolicy::default(),
             invoke(
                 json!({"Step": "setSecret", "SecretId": "no/such", "ClientRequestToken": token}),
             ),
@@ -253,6 +347,44 @@ mod tests {
         .await
         .expect_err("no secret");
         assert_eq!(missing.error_type, "NotFound");
+    }
+
+    #[tokio::test]
+    async fn the_scheduled_event_sweeps_every_managed_secret() {
+        let (world, r) = setup();
+        world.add_user("app2");
+        let key2 = world.create_key("app2");
+        world.add_secret(
+            "keyturn/app2",
+            SecretValue::canonical("app2", key2).render().expose(),
+            &[("keyturn:managed", "true")],
+        );
+        for secret in ["keyturn/app1", "keyturn/app2"] {
+            let token = world.start_rotation(secret);
+            for step in Step::ALL {
+                handle(&r, &SweepPolicy::default(), invoke(json!({"Step": step.as_str(), "SecretId": secret, "ClientRequestToken": token})))
+                    .await
+                    .expect("rotation");
+            }
+        }
+        world.advance(std::time::Duration::from_secs(8 * 86_400));
+        let scheduled =
+            json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        let out = handle(&r, &SweepPolicy::default(), invoke(scheduled))
+            .await
+            .expect("sweep");
+        assert_eq!(out["secrets"], 1, "only the managed secret");
+        assert_eq!(out["outcomes"]["deactivated"], 1);
+        let previous = world
+            .value_with("keyturn/app2", keyturn_core::ports::AWSPREVIOUS)
+            .expect("previous");
+        let key = SecretValue::parse(&SecretText::new(previous))
+            .ok()
+            .and_then(|v| v.key().cloned())
+            .expect("key");
+        assert!(!world.authenticates(&key), "previous key deactivated");
+        let bad = sweep_policy_from_env(|k| (k == "KEYTURN_IN_USE").then(|| "ignore".into()));
+        assert!(bad.is_err());
     }
 
     #[test]

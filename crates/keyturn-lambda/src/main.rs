@@ -11,6 +11,10 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %e, "invalid configuration");
         Error::from(e)
     })?;
+    let policy = keyturn_lambda::sweep_policy_from_env(|k| std::env::var(k).ok()).map_err(|e| {
+        tracing::error!(error = %e, "invalid configuration");
+        Error::from(e)
+    })?;
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .retry_config(keyturn_aws::retry_config())
         .timeout_config(keyturn_aws::timeout_config())
@@ -18,9 +22,9 @@ async fn main() -> Result<(), Error> {
         .await;
     // Built once: every invocation this process serves reuses the clients and connections.
     let rotator = Aws::from_config(&config).rotator(settings);
-    let rotator = &rotator;
+    let (rotator, policy) = (&rotator, &policy);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        keyturn_lambda::handle(rotator, event).await
+        keyturn_lambda::handle(rotator, policy, event).await
     }))
     .await
 }
