@@ -172,3 +172,68 @@ def test_credential_process_feeds_the_aws_cli_before_and_after_a_rotation(moto, 
     secrets_seen.add(new["SecretAccessKey"])
     moto.client("iam").update_access_key(UserName=user, AccessKeyId=value(moto, secret_id, "AWSPREVIOUS")["AccessKeyId"], Status="Inactive")
     assert caller().endswith(f":user/{user}"), "a fresh process picks up the new key; the old one is off"
+
+
+def test_enroll_creates_a_managed_secret_with_a_working_key(moto, keyturn, secrets_seen):
+    user = unique("enrolled")
+    moto.client("iam").create_user(UserName=user)
+    out = json.loads(keyturn("--output", "json", "enroll", user, "--tag", "team=payments").stdout)
+    assert out["outcome"] == "enrolled" and out["secret"] == f"keyturn/{user}" and out["scheduled"] is False
+    current = value(moto, out["secret"], "AWSCURRENT")
+    secrets_seen.add(current["SecretAccessKey"])
+    assert list(current) == ["UserName", "AccessKeyId", "SecretAccessKey"] and current["AccessKeyId"] == out["keyId"]
+    assert whoami(moto, current["AccessKeyId"], current["SecretAccessKey"]).endswith(f":user/{user}")
+    tags = {t["Key"]: t["Value"] for t in moto.client("secretsmanager").describe_secret(SecretId=out["secret"])["Tags"]}
+    assert tags == {"keyturn:managed": "true", "keyturn:user": user, "team": "payments"}
+    # The enrolled secret rotates.
+    assert json.loads(keyturn("--output", "json", "rotate", out["secret"]).stdout)[0]["outcome"] == "rotated"
+
+
+def test_enroll_refuses_a_user_with_two_keys_and_schedules_with_a_function(moto, keyturn, secrets_seen):
+    user = unique("full")
+    make_user(moto, user, secrets_seen)
+    make_user_key = moto.client("iam").create_access_key(UserName=user)["AccessKey"]
+    secrets_seen.add(make_user_key["SecretAccessKey"])
+    refused = keyturn("enroll", user, check=False)
+    assert refused.returncode == 2 and "already has two access keys" in refused.stderr
+    assert len(key_statuses(moto, user)) == 2
+
+    other = unique("scheduled")
+    moto.client("iam").create_user(UserName=other)
+    out = json.loads(keyturn("--output", "json", "enroll", other, "--secret-name", f"apps/{other}", "--rotate-every", "45",
+                             "--rotation-lambda", moto.placeholder_function()).stdout)
+    secrets_seen.add(value(moto, f"apps/{other}", "AWSCURRENT")["SecretAccessKey"])
+    d = moto.client("secretsmanager").describe_secret(SecretId=f"apps/{other}")
+    assert out["scheduled"] is True and d["RotationEnabled"] is True
+    assert d["RotationRules"]["AutomaticallyAfterDays"] == 45 and d["RotationLambdaARN"] == moto.placeholder_function()
+    assert value(moto, f"apps/{other}", "AWSCURRENT")["AccessKeyId"] == out["keyId"], "not rotated at once"
+
+
+def test_enroll_adopt_takes_over_hand_made_secrets_in_each_shape(moto, keyturn, secrets_seen):
+    sm = moto.client("secretsmanager")
+    cases = []
+    for shape in ("camel", "lower"):
+        user, secret_id = unique(shape), unique(f"legacy/{shape}")
+        key = make_user(moto, user, secrets_seen)
+        body = ({"accessKey": key["AccessKeyId"], "secretKey": key["SecretAccessKey"], "owner": "x"} if shape == "camel"
+                else {"username": user, "accesskey": key["AccessKeyId"], "secretkey": key["SecretAccessKey"]})
+        sm.create_secret(Name=secret_id, SecretString=json.dumps(body))
+        cases.append((shape, user, secret_id, body))
+    # The camel shape names no user: --user supplies it (kept as the keyturn:user tag).
+    no_user = keyturn("enroll", "--adopt", cases[0][2], check=False)
+    assert no_user.returncode == 2 and "--user" in no_user.stderr
+    for shape, user, secret_id, body in cases:
+        extra = ["--user", user] if shape == "camel" else []
+        out = json.loads(keyturn("--output", "json", "enroll", "--adopt", secret_id, *extra).stdout)
+        assert out["outcome"] == "adopted" and out["user"] == user
+        assert json.loads(keyturn("--output", "json", "rotate", secret_id).stdout)[0]["outcome"] == "rotated"
+        after = value(moto, secret_id, "AWSCURRENT")
+        secrets_seen.add(after.get("secretKey") or after.get("secretkey"))
+        assert list(after) == list(body), f"{shape}: the shape is kept"
+    # A secret whose key is not the user's is refused.
+    intruder = make_user(moto, unique("intruder"), secrets_seen)
+    victim, bad_secret = unique("victim"), unique("legacy/bad")
+    moto.client("iam").create_user(UserName=victim)
+    sm.create_secret(Name=bad_secret, SecretString=json.dumps({"UserName": victim, "AccessKeyId": intruder["AccessKeyId"], "SecretAccessKey": intruder["SecretAccessKey"]}))
+    refused = keyturn("enroll", "--adopt", bad_secret, check=False)
+    assert refused.returncode == 2 and "is not one of user" in refused.stderr

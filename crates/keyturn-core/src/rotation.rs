@@ -155,6 +155,10 @@ where
         &self.iam
     }
 
+    pub fn verifier(&self) -> &V {
+        &self.verifier
+    }
+
     pub fn settings(&self) -> &RotationSettings {
         &self.settings
     }

@@ -40,6 +40,8 @@ pub enum Output {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Enroll a user: a fresh key in a new secret, tagged as managed, with an optional schedule.
+    Enroll(EnrollArgs),
     /// Run the four rotation steps locally, playing Secrets Manager's part (for cron and CI).
     Rotate(RotateArgs),
     /// Show a secret's versions, the user's keys, the last cut-over, and what is wrong.
@@ -48,6 +50,38 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Print the AWS credential_process JSON for the secret's AWSCURRENT key.
     CredentialProcess(CredentialProcessArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The IAM user to enroll (omit with --adopt).
+    #[arg(required_unless_present = "adopt", conflicts_with = "adopt")]
+    pub user: Option<String>,
+    /// Take over a hand-made secret in any supported shape instead: validate it and schedule it.
+    #[arg(long, value_name = "SECRET")]
+    pub adopt: Option<String>,
+    /// With --adopt, the user for a value that names none (recorded as the keyturn:user tag).
+    #[arg(long = "user", requires = "adopt")]
+    pub adopt_user: Option<String>,
+    /// Name of the new secret (default keyturn/USER).
+    #[arg(long, conflicts_with = "adopt")]
+    pub secret_name: Option<String>,
+    /// Rotation period in days.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub rotate_every: i64,
+    /// The rotation function to schedule (nothing is scheduled without it; no rotation runs now).
+    #[arg(long, value_name = "ARN")]
+    pub rotation_lambda: Option<String>,
+    /// Extra tags for the secret, KEY=VALUE (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     };
     let rotator = Arc::new(Aws::from_config(&config).rotator(settings));
     match cli.command {
+        Command::Enroll(a) => {
+            let out = crate::enroll::enroll(&rotator, &a).await?;
+            match cli.output {
+                Output::Json => println!("{out}"),
+                Output::Table => println!(
+                    "{} {} for user {} (key {}){}",
+                    text(&out["outcome"]),
+                    text(&out["secret"]),
+                    text(&out["user"]),
+                    text(&out["keyId"]),
+                    if out["scheduled"] == true {
+                        ", rotation scheduled"
+                    } else {
+                        ", no rotation scheduled (--rotation-lambda)"
+                    }
+                ),
+            }
+            Ok(true)
+        }
         Command::Rotate(a) => rotate(rotator, a, cli.output).await,
         Command::Status(a) => status(&rotator, a, cli.output).await,
         Command::Sweep(a) => sweep(rotator, a, cli.output).await,

@@ -4,6 +4,7 @@
 
 mod args;
 mod commands;
+mod enroll;
 
 use std::process::ExitCode;
 
