@@ -29,9 +29,14 @@ pub fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static>(
             e.err().message().unwrap_or_default(),
             e.raw().status().as_u16(),
         ),
+        // Raised before anything is sent (a missing region, an invalid endpoint): its cause is
+        // configuration, never secret material.
         SdkError::ConstructionFailure(_) => ApiError::Other {
             code: "ConstructionFailure".into(),
-            message: "the request could not be built".into(),
+            message: format!(
+                "the request could not be built ({}); check the region and endpoint",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            ),
         },
         _ => ApiError::Other {
             code: "Unknown".into(),

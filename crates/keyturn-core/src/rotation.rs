@@ -25,6 +25,10 @@ pub use sweep::{InUsePolicy, SweepOutcome, SweepPolicy, SweepReport};
 
 /// Tag marking a secret as managed by keyturn (what `--all` and the scheduled sweep look for).
 pub const MANAGED_TAG: &str = "keyturn:managed";
+/// Tag recording when keyturn enrolled or adopted the secret (a start for "due" before any rotation).
+pub const ENROLLED_AT_TAG: &str = "keyturn:enrolled-at";
+/// Tag overriding the rotation period (days) for `rotate --due`.
+pub const ROTATION_DAYS_TAG: &str = "keyturn:rotation-days";
 /// Tag naming the IAM user when the value has no user field.
 pub const USER_TAG: &str = "keyturn:user";
 /// Tags recording the last cut-over: the version that became AWSCURRENT, and when.
@@ -778,6 +782,43 @@ pub fn cutover_time(
     })
 }
 
+/// Whether a secret's rotation is due at `now`: Secrets Manager's next rotation date if it has one;
+/// otherwise the period (tag `keyturn:rotation-days`, the secret's rotation rules, or
+/// `default_days`) counted from the latest of the recorded cut-over, the last rotation and the
+/// enrollment. A secret with none of these has never been rotated by keyturn: due.
+pub fn is_due(info: &SecretInfo, now: OffsetDateTime, default_days: i64) -> bool {
+    if let Some(next) = info.next_rotation {
+        return next <= now;
+    }
+    let days = info
+        .tags
+        .get(ROTATION_DAYS_TAG)
+        .and_then(|d| d.trim().parse::<i64>().ok())
+        .or(info.rotation_days)
+        .unwrap_or(default_days);
+    let parse = |t: Option<&String>| {
+        t.and_then(|t| {
+            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+    };
+    let cutover = (info.tags.get(CUTOVER_VERSION_TAG).map(String::as_str)
+        == info.version_with(AWSCURRENT))
+    .then(|| parse(info.tags.get(CUTOVER_AT_TAG)))
+    .flatten();
+    let since = [
+        cutover,
+        info.last_rotated,
+        parse(info.tags.get(ENROLLED_AT_TAG)),
+    ]
+    .into_iter()
+    .flatten()
+    .max();
+    match since {
+        Some(t) => t + time::Duration::days(days) <= now,
+        None => true,
+    }
+}
+
 /// Whether a key was used after the cut-over. Unknown cut-over: any use counts.
 pub fn used_since(last_use: &KeyUse, cutover: Option<OffsetDateTime>) -> bool {
     match (last_use.last_used, cutover) {
@@ -828,6 +869,64 @@ mod tests {
             "app1"
         ));
         assert!(!names_user("garbage", "app1"));
+    }
+
+    #[test]
+    fn due_counts_the_period_from_the_latest_record() {
+        use std::collections::BTreeMap;
+        let day0 = time::macros::datetime!(2026-01-01 0:00 UTC);
+        let info = |tags: &[(&str, String)], next: Option<OffsetDateTime>| SecretInfo {
+            arn: "arn:aws:secretsmanager:us-east-1:1:secret:s".into(),
+            name: "s".into(),
+            rotation_enabled: false,
+            versions: BTreeMap::from([("v1".to_string(), vec![AWSCURRENT.to_string()])]),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            last_rotated: None,
+            next_rotation: next,
+            rotation_days: None,
+        };
+        let at = |d: i64| day0 + time::Duration::days(d);
+        assert!(is_due(&info(&[], None), day0, 30), "never rotated");
+        let enrolled = info(&[(ENROLLED_AT_TAG, rfc3339(day0))], None);
+        assert!(!is_due(&enrolled, at(29), 30));
+        assert!(is_due(&enrolled, at(30), 30));
+        let rotated = info(
+            &[
+                (ENROLLED_AT_TAG, rfc3339(day0)),
+                (CUTOVER_VERSION_TAG, "v1".into()),
+                (CUTOVER_AT_TAG, rfc3339(at(20))),
+            ],
+            None,
+        );
+        assert!(!is_due(&rotated, at(40), 30), "counted from the cut-over");
+        let stale_cutover = info(
+            &[
+                (ENROLLED_AT_TAG, rfc3339(day0)),
+                (CUTOVER_VERSION_TAG, "v0".into()),
+                (CUTOVER_AT_TAG, rfc3339(at(20))),
+            ],
+            None,
+        );
+        assert!(
+            is_due(&stale_cutover, at(40), 30),
+            "a cut-over of another version does not count"
+        );
+        let short = info(
+            &[
+                (ENROLLED_AT_TAG, rfc3339(day0)),
+                (ROTATION_DAYS_TAG, "7".into()),
+            ],
+            None,
+        );
+        assert!(is_due(&short, at(7), 30));
+        assert!(
+            !is_due(&info(&[], Some(at(5))), at(4), 30),
+            "Secrets Manager's date wins"
+        );
+        assert!(is_due(&info(&[], Some(at(5))), at(5), 30));
     }
 
     #[test]

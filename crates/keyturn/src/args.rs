@@ -87,11 +87,17 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
 #[derive(Debug, Args)]
 pub struct RotateArgs {
     /// Secrets to rotate (names or ARNs).
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    #[arg(required_unless_present_any = ["all", "due"], conflicts_with_all = ["all", "due"])]
     pub secrets: Vec<String>,
     /// Rotate every secret tagged keyturn:managed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "due")]
     pub all: bool,
+    /// Rotate the managed secrets whose rotation is due.
+    #[arg(long)]
+    pub due: bool,
+    /// Rotation period for --due where a secret has no schedule or keyturn:rotation-days tag.
+    #[arg(long, env = "KEYTURN_ROTATION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub rotation_days: i64,
     /// Finish a rotation already in flight instead of refusing.
     #[arg(long, conflicts_with = "cancel")]
     pub resume: bool,

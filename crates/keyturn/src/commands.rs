@@ -12,7 +12,7 @@ use keyturn_core::ports::{
     AccessKeys, Iam, SecretStore, VersionRef, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
 };
 use keyturn_core::rotation::{
-    cutover_time, in_flight, used_since, InUsePolicy, SweepPolicy, MANAGED_TAG, USER_TAG,
+    cutover_time, in_flight, is_due, used_since, InUsePolicy, SweepPolicy, MANAGED_TAG, USER_TAG,
 };
 use keyturn_core::{RotationError, RotationEvent, RotationSettings, SecretValue, Step};
 use serde_json::{json, Value};
@@ -69,7 +69,7 @@ async fn sdk_config(a: &AwsArgs) -> anyhow::Result<SdkConfig> {
         loader = loader.endpoint_url(u);
     }
     let config = loader.load().await;
-    if config.region().is_none() {
+    if config.region().is_none_or(|r| r.as_ref().trim().is_empty()) {
         bail!("no AWS region: pass --region, set AWS_REGION, or set a region in the profile");
     }
     Ok(config)
@@ -140,12 +140,22 @@ fn failure(secret: &str, e: &RotationError) -> Value {
 }
 
 async fn rotate(rotator: Arc<AwsRotator>, a: RotateArgs, output: Output) -> anyhow::Result<bool> {
-    let secrets = targets(&rotator, if a.all { Vec::new() } else { a.secrets.clone() }).await?;
-    let (resume, cancel, dry_run) = (a.resume, a.cancel, a.dry_run);
+    let named = if a.all || a.due {
+        Vec::new()
+    } else {
+        a.secrets.clone()
+    };
+    let secrets = targets(&rotator, named).await?;
+    let opts = RotateOpts {
+        resume: a.resume,
+        cancel: a.cancel,
+        dry_run: a.dry_run,
+        due_days: a.due.then_some(a.rotation_days),
+    };
     let results = bulk(secrets, a.concurrency, move |secret| {
         let rotator = rotator.clone();
         async move {
-            rotate_one(&rotator, &secret, resume, cancel, dry_run)
+            rotate_one(&rotator, &secret, opts)
                 .await
                 .unwrap_or_else(|e| failure(&secret, &e))
         }
@@ -166,13 +176,26 @@ async fn rotate(rotator: Arc<AwsRotator>, a: RotateArgs, output: Output) -> anyh
     Ok(results.iter().all(|r| r["outcome"] != "failed"))
 }
 
-async fn rotate_one(
-    r: &AwsRotator,
-    secret: &str,
+#[derive(Debug, Clone, Copy)]
+struct RotateOpts {
     resume: bool,
     cancel: bool,
     dry_run: bool,
+    /// `--due`: rotate only when due, with this default period in days.
+    due_days: Option<i64>,
+}
+
+async fn rotate_one(
+    r: &AwsRotator,
+    secret: &str,
+    opts: RotateOpts,
 ) -> Result<Value, RotationError> {
+    let RotateOpts {
+        resume,
+        cancel,
+        dry_run,
+        due_days,
+    } = opts;
     let info = r
         .store()
         .describe(secret)
@@ -186,6 +209,11 @@ async fn rotate_one(
         })?;
     let pending = in_flight(&info).map(str::to_string);
     let name = info.name.clone();
+    if let Some(days) = due_days {
+        if pending.is_none() && !is_due(&info, time::OffsetDateTime::now_utc(), days) {
+            return Ok(json!({"secret": name, "outcome": "not-due"}));
+        }
+    }
     if dry_run {
         let detail = match (&pending, resume, cancel) {
             (Some(t), _, true) => format!("would delete the key of version {t} and remove its AWSPENDING label"),

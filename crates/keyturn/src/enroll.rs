@@ -3,8 +3,9 @@
 use anyhow::{bail, Context};
 use aws_sdk_secretsmanager::types::{RotationRulesType, Tag};
 use keyturn_aws::AwsRotator;
+use keyturn_core::error::rfc3339;
 use keyturn_core::ports::{AccessKeys, Iam, IdentityCheck, SecretStore, VersionRef, AWSCURRENT};
-use keyturn_core::rotation::{MANAGED_TAG, USER_TAG};
+use keyturn_core::rotation::{ENROLLED_AT_TAG, MANAGED_TAG, USER_TAG};
 use keyturn_core::SecretValue;
 use serde_json::{json, Value};
 
@@ -42,7 +43,12 @@ async fn enroll_user(r: &AwsRotator, user: &str, a: &EnrollArgs) -> anyhow::Resu
         .with_context(|| format!("user {user}: CreateAccessKey failed"))?;
     let key_id = key.id.clone();
     let value = SecretValue::canonical(user, key).render();
-    let mut tags = vec![tag(MANAGED_TAG, "true"), tag(USER_TAG, user)];
+    let now = rfc3339(time::OffsetDateTime::now_utc());
+    let mut tags = vec![
+        tag(MANAGED_TAG, "true"),
+        tag(USER_TAG, user),
+        tag(ENROLLED_AT_TAG, &now),
+    ];
     tags.extend(a.tags.iter().map(|(k, v)| tag(k, v)));
     let created = r
         .store()
@@ -115,7 +121,13 @@ async fn adopt(r: &AwsRotator, secret: &str, a: &EnrollArgs) -> anyhow::Result<V
             );
         }
     }
-    let mut tags = vec![(MANAGED_TAG.to_string(), "true".to_string())];
+    let mut tags = vec![
+        (MANAGED_TAG.to_string(), "true".to_string()),
+        (
+            ENROLLED_AT_TAG.to_string(),
+            rfc3339(time::OffsetDateTime::now_utc()),
+        ),
+    ];
     if value.user_name().is_none() {
         tags.push((USER_TAG.to_string(), user.clone()));
     }
