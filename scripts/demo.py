@@ -1,52 +1,96 @@
-"""keyturn's demo: one rotation by the real rotation function against moto on 127.0.0.1."""
+"""keyturn's demo: everything against moto on 127.0.0.1 (authentication on), then stopped."""
 
 import json
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
-from harness import ROOT, Function, Moto, RuntimeApi, base_env  # noqa: E402
+from harness import ROOT, Function, Moto, RuntimeApi, allow, base_env  # noqa: E402
 
-STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"]
+KEYTURN = ROOT / "target" / "release" / "keyturn"
+FUNCTION = ROOT / "target" / "release" / "keyturn-rotation"
+SELF_SERVICE = allow("iam:ListAccessKeys", "iam:CreateAccessKey", "iam:DeleteAccessKey",
+                     "iam:GetAccessKeyLastUsed", "iam:UpdateAccessKey")
+
+
+def banner(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"\n== {text}")
 
 
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="keyturn-demo-"))
     moto = Moto(work)
-    runtime = fn = None
+    env = base_env(moto.endpoint, *moto.admin)
+    iam, sm = moto.client("iam"), moto.client("secretsmanager")
+
+    def keyturn(*args: str) -> int:
+        print(f"$ keyturn {' '.join(args)}")
+        proc = subprocess.run([str(KEYTURN), *args], env=env, capture_output=True, text=True)
+        out = (proc.stdout + proc.stderr).rstrip()
+        print("  " + out.replace("\n", "\n  ") if out else "", f"\n  (exit {proc.returncode})")
+        return proc.returncode
+
+    def keys(user: str) -> list[str]:
+        return [f"{k['AccessKeyId']} {k['Status']}" for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]]
+
     try:
-        print(f"local AWS emulator on {moto.endpoint} (authentication on)")
-        iam, sm = moto.client("iam"), moto.client("secretsmanager")
-        iam.create_user(UserName="app1")
-        old = iam.create_access_key(UserName="app1")["AccessKey"]
-        sm.create_secret(Name="keyturn/app1", SecretString=json.dumps(
-            {"UserName": "app1", "AccessKeyId": old["AccessKeyId"], "SecretAccessKey": old["SecretAccessKey"]}))
-        print(f"user app1 has key {old['AccessKeyId']}, held by secret keyturn/app1")
-        token = sm.rotate_secret(SecretId="keyturn/app1", RotationLambdaARN=moto.placeholder_function(),
-                                 RotationRules={"AutomaticallyAfterDays": 30})["VersionId"]
+        banner(f"a local AWS on {moto.endpoint}: four users, two hand-made secrets, one unmanaged key")
+        for user in ("alice", "bob", "carol", "dave"):
+            iam.create_user(UserName=user)
+        iam.put_user_policy(UserName="dave", PolicyName="self-service", PolicyDocument=SELF_SERVICE)
+        carol = iam.create_access_key(UserName="carol")["AccessKey"]
+        sm.create_secret(Name="legacy/carol", SecretString=json.dumps(
+            {"accessKey": carol["AccessKeyId"], "secretKey": carol["SecretAccessKey"], "region": "eu-west-1"}))
+        print("legacy/carol  {accessKey, secretKey, region}: a hand-made secret that names no user")
+        dave = iam.create_access_key(UserName="dave")["AccessKey"]
+        arn = sm.create_secret(Name="legacy/dave", SecretString="{}")["ARN"]
+        sm.put_secret_value(SecretId="legacy/dave", VersionStages=["AWSCURRENT"], SecretString=json.dumps(
+            {"username": "dave", "accesskey": dave["AccessKeyId"], "secretkey": dave["SecretAccessKey"], "masterarn": arn}))
+        print("legacy/dave   {username, accesskey, secretkey, masterarn=itself}: dave rotates his own key")
+        before = {u: keys(u) for u in ("alice", "bob", "carol", "dave")}
+
+        banner("enroll new users, adopt the hand-made secrets")
+        keyturn("enroll", "alice")
+        keyturn("enroll", "bob", "--tag", "team=payments")
+        keyturn("enroll", "--adopt", "legacy/carol", "--user", "carol")
+        keyturn("enroll", "--adopt", "legacy/dave")
+
+        banner("someone gives bob a second key by hand, and a program starts using it")
+        stray = iam.create_access_key(UserName="bob")["AccessKey"]
+        moto.client("sts", stray["AccessKeyId"], stray["SecretAccessKey"]).get_caller_identity()
+        print(f"unmanaged key {stray['AccessKeyId']} used once")
+
+        banner("rotate every managed secret (bob's is refused: deleting a used key is never automatic)")
+        keyturn("rotate", "--all", "--concurrency", "4")
+        banner("status shows what is wrong with bob's secret")
+        keyturn("status", "keyturn/bob")
+
+        banner("the rotation function does a rotation too (alice), through the Lambda runtime API")
         runtime = RuntimeApi()
-        fn = Function(ROOT / "target" / "release" / "keyturn-rotation", runtime,
-                      base_env(moto.endpoint, *moto.admin), work / "function.log")
-        for step in STEPS:
-            ok, body = fn.step(step, "keyturn/app1", token)
-            print(f"  {step:13} {'ok: ' + body['outcome'] if ok else 'FAILED: ' + body['errorMessage']}")
-            if not ok:
-                return 1
-        new = json.loads(sm.get_secret_value(SecretId="keyturn/app1", VersionStage="AWSCURRENT")["SecretString"])
-        arn = moto.client("sts", new["AccessKeyId"], new["SecretAccessKey"]).get_caller_identity()["Arn"]
-        keys = iam.list_access_keys(UserName="app1")["AccessKeyMetadata"]
-        print("\nsummary")
-        print(f"  AWSCURRENT  {new['AccessKeyId']} (new; authenticates as {arn})")
-        print(f"  AWSPREVIOUS {old['AccessKeyId']} (kept active for the grace period)")
-        print(f"  IAM keys    {', '.join(k['AccessKeyId'] + ' ' + k['Status'] for k in keys)}")
-        print(f"  function log (JSON, no secrets): {work / 'function.log'}")
+        fn = Function(FUNCTION, runtime, env, work / "function.log")
+        try:
+            token = sm.rotate_secret(SecretId="keyturn/alice", RotationLambdaARN=moto.placeholder_function(),
+                                     RotationRules={"AutomaticallyAfterDays": 30})["VersionId"]
+            for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+                ok, body = fn.step(step, "keyturn/alice", token)
+                print(f"  {step:13} {'ok: ' + body['outcome'] if ok else 'FAILED: ' + body['errorMessage']}")
+        finally:
+            fn.close()
+            runtime.close()
+
+        banner("sweep: previous keys past their grace period (0 days here) are deactivated")
+        keyturn("sweep", "--dry-run", "--grace-days", "0")
+        keyturn("sweep", "--grace-days", "0")
+
+        banner("summary: each user's keys before and after")
+        for user, was in before.items():
+            print(f"  {user:6} before: {', '.join(was) or 'no keys'}")
+            print(f"  {'':6} after:  {', '.join(keys(user))}")
+        print(f"\nthe function's JSON log (no secrets in it): {work / 'function.log'}")
         return 0
     finally:
-        if fn:
-            fn.close()
-        if runtime:
-            runtime.close()
         moto.close()
         print("emulator stopped")
 

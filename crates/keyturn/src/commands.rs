@@ -255,6 +255,15 @@ async fn rotate_one(
             deleted = report.deleted_key.map(|d| d.0);
         }
     }
+    // Rotation succeeded: as Secrets Manager may, leave AWSPENDING on no version (AWS documents
+    // both this and AWSPENDING on the AWSCURRENT version as a finished rotation).
+    if let Err(e) = r
+        .store()
+        .move_label(secret, AWSPENDING, None, Some(&token))
+        .await
+    {
+        tracing::warn!(secret = %name, token = %token, error = %e, "could not remove AWSPENDING after the rotation; it is harmless on the AWSCURRENT version");
+    }
     Ok(
         json!({"secret": name, "outcome": outcome, "newKeyId": new_key, "deletedKeyId": deleted, "detail": format!("version {token}")}),
     )
@@ -275,7 +284,7 @@ async fn sweep(rotator: Arc<AwsRotator>, a: SweepArgs, output: Output) -> anyhow
         async move {
             match rotator.sweep(&secret, &policy, dry_run).await {
                 Ok(r) => json!({"secret": r.secret, "user": r.user, "outcome": if r.failed { "failed" } else { r.outcome.as_str() },
-                    "action": r.outcome.as_str(), "detail": r.outcome.describe(), "dryRun": r.dry_run}),
+                    "action": r.outcome.as_str(), "detail": if r.dry_run { format!("dry run, would do: {}", r.outcome.describe()) } else { r.outcome.describe() }, "dryRun": r.dry_run}),
                 Err(e) => failure(&secret, &e),
             }
         }
