@@ -36,8 +36,8 @@ def main() -> int:
         return [f"{k['AccessKeyId']} {k['Status']}" for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]]
 
     try:
-        banner(f"a local AWS on {moto.endpoint}: four users, two hand-made secrets, one unmanaged key")
-        for user in ("alice", "bob", "carol", "dave"):
+        banner(f"a local AWS on {moto.endpoint}: five users, three hand-made secrets, one unmanaged key")
+        for user in ("alice", "bob", "carol", "dave", "erin"):
             iam.create_user(UserName=user)
         iam.put_user_policy(UserName="dave", PolicyName="self-service", PolicyDocument=SELF_SERVICE)
         carol = iam.create_access_key(UserName="carol")["AccessKey"]
@@ -49,13 +49,16 @@ def main() -> int:
         sm.put_secret_value(SecretId="legacy/dave", VersionStages=["AWSCURRENT"], SecretString=json.dumps(
             {"username": "dave", "accesskey": dave["AccessKeyId"], "secretkey": dave["SecretAccessKey"], "masterarn": arn}))
         print("legacy/dave   {username, accesskey, secretkey, masterarn=itself}: dave rotates his own key")
-        before = {u: keys(u) for u in ("alice", "bob", "carol", "dave")}
+        sm.create_secret(Name="legacy/erin", SecretString="{}", Tags=[{"Key": "keyturn:user", "Value": "erin"}])
+        print("legacy/erin   {} tagged keyturn:user=erin: an empty secret waiting for its first key")
+        before = {u: keys(u) for u in ("alice", "bob", "carol", "dave", "erin")}
 
         banner("enroll new users, adopt the hand-made secrets")
         keyturn("enroll", "alice")
         keyturn("enroll", "bob", "--tag", "team=payments")
         keyturn("enroll", "--adopt", "legacy/carol", "--user", "carol")
         keyturn("enroll", "--adopt", "legacy/dave")
+        keyturn("enroll", "--adopt", "legacy/erin")
 
         banner("someone gives bob a second key by hand, and a program starts using it")
         stray = iam.create_access_key(UserName="bob")["AccessKey"]

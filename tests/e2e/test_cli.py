@@ -125,6 +125,8 @@ def test_sweep_deactivates_an_unused_previous_key_and_reports_one_in_use(moto, k
     time.sleep(1.1)
     moto.client("iam", old_b["AccessKeyId"], old_b["SecretAccessKey"]).list_users()  # b's old key is still in use
 
+    in_use = keyturn("status", secret_b, check=False)
+    assert in_use.returncode == 1 and f"previous key {old_b['AccessKeyId']} is still in use" in in_use.stdout
     waiting = json.loads(keyturn("--output", "json", "sweep", secret_a, secret_b).stdout)
     assert [r["action"] for r in waiting] == ["waiting", "in-use"]
     plan = json.loads(keyturn("--output", "json", "sweep", "--dry-run", "--grace-days", "0", secret_a).stdout)
@@ -239,3 +241,18 @@ def test_enroll_adopt_takes_over_hand_made_secrets_in_each_shape(moto, keyturn, 
     sm.create_secret(Name=bad_secret, SecretString=json.dumps({"UserName": victim, "AccessKeyId": intruder["AccessKeyId"], "SecretAccessKey": intruder["SecretAccessKey"]}))
     refused = keyturn("enroll", "--adopt", bad_secret, check=False)
     assert refused.returncode == 2 and "is not one of user" in refused.stderr
+
+
+def test_bulk_runs_show_progress_on_a_terminal(moto, keyturn_binary, secrets_seen):
+    secrets = [managed_secret(moto, secrets_seen, prefix="tty")[1] for _ in range(3)]
+    env = base_env(moto.endpoint, *moto.admin)
+    command = " ".join([str(keyturn_binary), "rotate", *secrets])
+    # `script` gives the CLI a pseudo-terminal, as a person running it would have.
+    proc = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stdout
+    assert "3/3" in proc.stdout and "[##############################] 3/3" in proc.stdout
+    assert "3 secret(s), 0 failed" in proc.stdout
+    for s in secrets:
+        secrets_seen.add(value(moto, s, "AWSCURRENT")["SecretAccessKey"])
+    piped = subprocess.run([str(keyturn_binary), "rotate", *secrets], capture_output=True, text=True, env=env, timeout=120)
+    assert "/3" not in piped.stderr, "no progress bar when stderr is not a terminal"

@@ -113,7 +113,7 @@ pub enum RotationError {
         reason: String,
     },
 
-    #[error("secret {secret}: user {user} already has two access keys and neither may be deleted: {}; deactivate or delete the key yourself once nothing uses it, or retire it with keyturn sweep, then retry", kept.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("secret {secret}: user {user} already has two access keys and neither may be deleted: {}; move what uses it to the current key, then deactivate or delete it yourself (keyturn sweep retires an AWSPREVIOUS key once it is unused), and retry", kept.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     NoRoomForKey {
         secret: String,
         user: String,
