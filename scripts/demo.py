@@ -87,6 +87,12 @@ def main() -> int:
         keyturn("sweep", "--dry-run", "--grace-days", "0")
         keyturn("sweep", "--grace-days", "0")
 
+        banner("audit: every active key's age and what rotates it, today and at a review 100 days out")
+        keyturn("audit")
+        review = (__import__("datetime").date.today() + __import__("datetime").timedelta(days=100)).isoformat()
+        keyturn("audit", "--as-of", review, "--html", str(work / "audit.html"))
+        print(f"  the audit page (self-contained HTML with a chart of key ages): {work / 'audit.html'}")
+
         banner("summary: each user's keys before and after")
         for user, was in before.items():
             print(f"  {user:6} before: {', '.join(was) or 'no keys'}")

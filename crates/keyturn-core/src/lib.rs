@@ -15,6 +15,7 @@
 // once per step, on the failure path, where a copy of a few hundred bytes costs nothing.
 #![allow(clippy::result_large_err)]
 
+pub mod audit;
 pub mod error;
 pub mod event;
 pub mod ports;

@@ -36,6 +36,8 @@ pub struct AwsArgs {
 pub enum Output {
     Table,
     Json,
+    /// Comma-separated values (audit, rotate and sweep).
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +50,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Retire previous keys: deactivate after the grace period if unused, delete later.
     Sweep(SweepArgs),
+    /// Every active access key in the account: age, last use, and whether a secret rotates it.
+    Audit(AuditArgs),
     /// Print the AWS credential_process JSON for the secret's AWSCURRENT key.
     CredentialProcess(CredentialProcessArgs),
 }
@@ -134,6 +138,34 @@ pub struct SweepArgs {
     #[arg(long, env = "KEYTURN_IN_USE", default_value = "report")]
     pub in_use: String,
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Keys older than this many days are overdue (the CIS benchmark's limit is 90).
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    pub max_age: i64,
+    /// Evaluate ages as of this date (YYYY-MM-DD or RFC 3339), e.g. the next review.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Exit 1 when a key has this finding or a more serious one:
+    /// ok < never-used < due < stale-previous < unmanaged < overdue.
+    #[arg(long, default_value = "overdue")]
+    pub fail_on: String,
+    /// Rotation period of managed secrets without a schedule or keyturn:rotation-days tag.
+    #[arg(long, env = "KEYTURN_ROTATION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub rotation_days: i64,
+    /// Days an AWSPREVIOUS key may stay active after the cut-over.
+    #[arg(long, env = "KEYTURN_GRACE_DAYS", default_value_t = 7)]
+    pub grace_days: u16,
+    /// Also write a self-contained HTML page (chart of key ages, findings table) here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<std::path::PathBuf>,
+    /// Seconds to wait for IAM to generate the credential report.
+    #[arg(long, default_value_t = 120)]
+    pub report_timeout: u64,
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 }
 

@@ -32,7 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Enroll(a) => {
             let out = crate::enroll::enroll(&rotator, &a).await?;
             match cli.output {
-                Output::Json => println!("{out}"),
+                Output::Json | Output::Csv => println!("{out}"),
                 Output::Table => println!(
                     "{} {} for user {} (key {}){}",
                     text(&out["outcome"]),
@@ -52,6 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Status(a) => status(&rotator, a, cli.output).await,
         Command::Sweep(a) => sweep(rotator, a, cli.output).await,
         Command::CredentialProcess(a) => credential_process(&rotator, a).await,
+        Command::Audit(a) => crate::audit::run(rotator, a, cli.output).await,
     }
 }
 
@@ -93,10 +94,11 @@ async fn targets(rotator: &AwsRotator, named: Vec<String>) -> anyhow::Result<Vec
 
 /// Runs `work` over `items` with at most `concurrency` at once, showing progress on a terminal.
 /// Every item runs, whatever the others do; results come back in the items' order.
-async fn bulk<F, Fut>(items: Vec<String>, concurrency: u16, work: F) -> Vec<Value>
+pub(crate) async fn bulk<T, F, Fut>(items: Vec<String>, concurrency: u16, work: F) -> Vec<T>
 where
+    T: Send + 'static,
     F: Fn(String) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Value> + Send + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
 {
     let total = items.len();
     let done = Arc::new(AtomicUsize::new(0));
@@ -122,17 +124,17 @@ where
             (i, result)
         });
     }
-    let mut results = vec![Value::Null; total];
+    let mut results: Vec<Option<T>> = (0..total).map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((i, v)) => results[i] = v,
+            Ok((i, v)) => results[i] = Some(v),
             Err(e) => tracing::error!(error = %e, "a task panicked"),
         }
     }
     if show {
         eprintln!();
     }
-    results
+    results.into_iter().flatten().collect()
 }
 
 fn failure(secret: &str, e: &RotationError) -> Value {
@@ -396,7 +398,7 @@ async fn status(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Result
         "keys": keys, "problems": problems,
     });
     match output {
-        Output::Json => println!("{report:#}"),
+        Output::Json | Output::Csv => println!("{report:#}"),
         Output::Table => {
             println!(
                 "secret   {}\nuser     {}",
@@ -471,7 +473,7 @@ async fn credential_process(r: &AwsRotator, a: CredentialProcessArgs) -> anyhow:
     Ok(true)
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
@@ -482,6 +484,13 @@ fn text(v: &Value) -> String {
 fn print_results(results: &[Value], output: Output, columns: &[&str]) {
     match output {
         Output::Json => println!("{}", Value::Array(results.to_vec())),
+        Output::Csv => {
+            println!("{}", columns.join(","));
+            for r in results {
+                let cells: Vec<String> = columns.iter().map(|c| csv_cell(&r[*c])).collect();
+                println!("{}", cells.join(","));
+            }
+        }
         Output::Table => {
             for r in results {
                 let cells: Vec<String> = columns
@@ -494,5 +503,18 @@ fn print_results(results: &[Value], output: Output, columns: &[&str]) {
             let failed = results.iter().filter(|r| r["outcome"] == "failed").count();
             println!("{} secret(s), {failed} failed", results.len());
         }
+    }
+}
+
+/// One CSV field: quoted when it holds a comma, quote or line break.
+pub(crate) fn csv_cell(v: &Value) -> String {
+    let t = match v {
+        Value::Null => String::new(),
+        other => text(other),
+    };
+    if t.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", t.replace('"', "\"\""))
+    } else {
+        t
     }
 }

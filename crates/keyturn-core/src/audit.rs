@@ -1,0 +1,616 @@
+//! The account audit: the IAM credential report joined with the keys managed secrets hold.
+//!
+//! Pure: the caller fetches the report and the managed keys; this parses, joins and judges. Only
+//! active keys count. Ages are evaluated as of a given instant (`--as-of`), so a review can ask what
+//! will be overdue at a future date.
+
+use std::collections::HashMap;
+
+use time::{Duration, OffsetDateTime};
+
+/// One access key slot of a credential report row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportKey {
+    /// 1 or 2: the report's `access_key_1_*` / `access_key_2_*` columns.
+    pub slot: u8,
+    pub active: bool,
+    /// When the key was created (the report calls it "last rotated").
+    pub created: Option<OffsetDateTime>,
+    pub last_used: Option<OffsetDateTime>,
+    pub last_used_region: Option<String>,
+    pub last_used_service: Option<String>,
+}
+
+/// One user of the credential report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    pub user: String,
+    pub arn: String,
+    pub keys: Vec<ReportKey>,
+}
+
+/// Why a credential report could not be read. Never panics; names the line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    #[error("the credential report is empty")]
+    Empty,
+    #[error("the credential report has no column {0:?}; is it an IAM credential report?")]
+    MissingColumn(String),
+    #[error("the credential report is not valid CSV at line {line}: {reason}")]
+    Csv { line: u64, reason: String },
+    #[error("line {line} of the credential report: {column} is {value:?}, not {expected}")]
+    BadValue {
+        line: u64,
+        column: String,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+const MISSING: [&str; 4] = ["N/A", "no_information", "not_supported", ""];
+
+/// Parses a credential report (CSV with a header row). Columns are found by name, so reordered or
+/// added columns are fine; `N/A`, `no_information` and `not_supported` mean "missing".
+pub fn parse_report(bytes: &[u8]) -> Result<Vec<ReportRow>, ReportError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(bytes);
+    let headers = reader.byte_headers().map_err(|e| csv_error(&e))?.clone();
+    if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
+        return Err(ReportError::Empty);
+    }
+    let column = |name: &str| -> Result<usize, ReportError> {
+        headers
+            .iter()
+            .position(|h| h == name.as_bytes())
+            .ok_or_else(|| ReportError::MissingColumn(name.to_string()))
+    };
+    let user_col = column("user")?;
+    let arn_col = column("arn")?;
+    let mut slots = Vec::new();
+    for slot in 1..=2u8 {
+        let c = |what: &str| column(&format!("access_key_{slot}_{what}"));
+        slots.push((
+            slot,
+            c("active")?,
+            c("last_rotated")?,
+            c("last_used_date")?,
+            c("last_used_region")?,
+            c("last_used_service")?,
+        ));
+    }
+    let mut rows = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(csv_error(&e)),
+        }
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let text = |i: usize, name: &str| -> Result<String, ReportError> {
+            let raw = record.get(i).unwrap_or_default();
+            std::str::from_utf8(raw)
+                .map(str::to_string)
+                .map_err(|_| ReportError::BadValue {
+                    line,
+                    column: name.to_string(),
+                    value: String::from_utf8_lossy(raw).into_owned(),
+                    expected: "UTF-8 text",
+                })
+        };
+        let optional = |i: usize, name: &str| -> Result<Option<String>, ReportError> {
+            let v = text(i, name)?;
+            Ok((!MISSING.contains(&v.trim())).then(|| v.trim().to_string()))
+        };
+        let date = |i: usize, name: &str| -> Result<Option<OffsetDateTime>, ReportError> {
+            optional(i, name)?
+                .map(|v| {
+                    OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339)
+                        .map_err(|_| ReportError::BadValue {
+                            line,
+                            column: name.to_string(),
+                            value: v.clone(),
+                            expected: "an ISO 8601 date",
+                        })
+                })
+                .transpose()
+        };
+        let user = text(user_col, "user")?;
+        if user.is_empty() {
+            return Err(ReportError::BadValue {
+                line,
+                column: "user".into(),
+                value: user,
+                expected: "a user name",
+            });
+        }
+        let mut keys = Vec::new();
+        for &(slot, active, rotated, used, region, service) in &slots {
+            let active_text = text(active, "access_key_active")?;
+            let is_active = match active_text.trim() {
+                "true" | "TRUE" | "True" => true,
+                "false" | "FALSE" | "False" => false,
+                other => {
+                    return Err(ReportError::BadValue {
+                        line,
+                        column: format!("access_key_{slot}_active"),
+                        value: other.to_string(),
+                        expected: "true or false",
+                    })
+                }
+            };
+            let created = date(rotated, "access_key_last_rotated")?;
+            if !is_active && created.is_none() {
+                continue; // no key in this slot
+            }
+            keys.push(ReportKey {
+                slot,
+                active: is_active,
+                created,
+                last_used: date(used, "access_key_last_used_date")?,
+                last_used_region: optional(region, "access_key_last_used_region")?,
+                last_used_service: optional(service, "access_key_last_used_service")?,
+            });
+        }
+        rows.push(ReportRow {
+            user,
+            arn: text(arn_col, "arn")?,
+            keys,
+        });
+    }
+    Ok(rows)
+}
+
+fn csv_error(e: &csv::Error) -> ReportError {
+    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    let reason = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!("{len} fields where the header has {expected_len}")
+        }
+        csv::ErrorKind::Utf8 { .. } => "not UTF-8".to_string(),
+        _ => e.to_string(),
+    };
+    ReportError::Csv { line, reason }
+}
+
+/// A key a managed secret holds, as the caller found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedKey {
+    pub secret: String,
+    /// AWSCURRENT or AWSPREVIOUS.
+    pub label: String,
+    pub user: String,
+    pub key_id: String,
+    /// The key's report slot (its position among the user's keys by creation), if known.
+    pub slot: Option<u8>,
+    pub created: Option<OffsetDateTime>,
+    pub rotation_enabled: bool,
+    pub next_rotation: Option<OffsetDateTime>,
+    pub rotation_days: i64,
+    /// When the current key took over (for a previous key's grace period).
+    pub cutover: Option<OffsetDateTime>,
+}
+
+/// What the audit says about one active key, from least to most serious.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Finding {
+    Ok,
+    NeverUsed,
+    Due,
+    StalePrevious,
+    Unmanaged,
+    Overdue,
+}
+
+impl Finding {
+    pub const ALL: [Finding; 6] = [
+        Finding::Ok,
+        Finding::NeverUsed,
+        Finding::Due,
+        Finding::StalePrevious,
+        Finding::Unmanaged,
+        Finding::Overdue,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finding::Ok => "ok",
+            Finding::NeverUsed => "never-used",
+            Finding::Due => "due",
+            Finding::StalePrevious => "stale-previous",
+            Finding::Unmanaged => "unmanaged",
+            Finding::Overdue => "overdue",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Finding> {
+        Finding::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditPolicy {
+    pub as_of: OffsetDateTime,
+    /// Older than this is overdue (CIS: 90 days).
+    pub max_age: Duration,
+    /// How long an AWSPREVIOUS key may stay active after the cut-over.
+    pub grace: Duration,
+}
+
+/// One active key, judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub user: String,
+    pub arn: String,
+    pub slot: u8,
+    pub key_id: Option<String>,
+    pub created: Option<OffsetDateTime>,
+    pub age_days: Option<i64>,
+    pub last_used: Option<OffsetDateTime>,
+    pub last_used_service: Option<String>,
+    pub last_used_region: Option<String>,
+    pub managed: Option<ManagedKey>,
+    /// Every finding that applies, most serious first (`[Ok]` when none does).
+    pub findings: Vec<Finding>,
+}
+
+impl AuditEntry {
+    pub fn worst(&self) -> Finding {
+        self.findings.first().copied().unwrap_or(Finding::Ok)
+    }
+}
+
+/// Joins the report with the managed keys and judges every active key.
+pub fn audit(rows: &[ReportRow], managed: &[ManagedKey], policy: &AuditPolicy) -> Vec<AuditEntry> {
+    let mut by_slot: HashMap<(&str, u8), &ManagedKey> = HashMap::new();
+    let mut by_user: HashMap<&str, Vec<&ManagedKey>> = HashMap::new();
+    for m in managed {
+        if let Some(slot) = m.slot {
+            by_slot.insert((m.user.as_str(), slot), m);
+        }
+        by_user.entry(m.user.as_str()).or_default().push(m);
+    }
+    let same_second = |a: Option<OffsetDateTime>, b: Option<OffsetDateTime>| match (a, b) {
+        (Some(a), Some(b)) => a.unix_timestamp() == b.unix_timestamp(),
+        _ => false,
+    };
+    let mut entries = Vec::new();
+    for row in rows {
+        for key in row.keys.iter().filter(|k| k.active) {
+            // The slot, confirmed by the creation date; else the creation date alone.
+            let held = by_slot
+                .get(&(row.user.as_str(), key.slot))
+                .filter(|m| {
+                    m.created.is_none()
+                        || key.created.is_none()
+                        || same_second(m.created, key.created)
+                })
+                .copied()
+                .or_else(|| {
+                    // Only keys whose slot is unknown may match by date: a key with a known slot
+                    // belongs to that slot alone (two keys can share a creation second).
+                    by_user.get(row.user.as_str()).and_then(|ms| {
+                        ms.iter()
+                            .find(|m| m.slot.is_none() && same_second(m.created, key.created))
+                            .copied()
+                    })
+                });
+            let age_days = key.created.map(|c| (policy.as_of - c).whole_days());
+            let age = key.created.map(|c| policy.as_of - c);
+            let mut findings = Vec::new();
+            if age.is_some_and(|a| a > policy.max_age) {
+                findings.push(Finding::Overdue);
+            }
+            match held {
+                None => findings.push(Finding::Unmanaged),
+                Some(m) => {
+                    if m.label == "AWSPREVIOUS" {
+                        let since = m.cutover.or(m.created);
+                        if since.is_none_or(|s| policy.as_of - s > policy.grace) {
+                            findings.push(Finding::StalePrevious);
+                        }
+                    } else if age.is_some_and(|a| a > Duration::days(m.rotation_days)) {
+                        findings.push(Finding::Due);
+                    }
+                }
+            }
+            if key.last_used.is_none() {
+                findings.push(Finding::NeverUsed);
+            }
+            findings.sort_by(|a, b| b.cmp(a));
+            if findings.is_empty() {
+                findings.push(Finding::Ok);
+            }
+            entries.push(AuditEntry {
+                user: row.user.clone(),
+                arn: row.arn.clone(),
+                slot: key.slot,
+                key_id: held.map(|m| m.key_id.clone()),
+                created: key.created,
+                age_days,
+                last_used: key.last_used,
+                last_used_service: key.last_used_service.clone(),
+                last_used_region: key.last_used_region.clone(),
+                managed: held.cloned(),
+                findings,
+            });
+        }
+    }
+    entries
+}
+
+/// Age buckets for the chart: (label, upper bound in days, inclusive).
+pub const AGE_BUCKETS: [(&str, i64); 6] = [
+    ("0–30 days", 30),
+    ("31–60", 60),
+    ("61–90", 90),
+    ("91–180", 180),
+    ("181–365", 365),
+    ("over a year", i64::MAX),
+];
+
+/// How many keys fall in each age bucket (unknown ages are left out).
+pub fn age_histogram(entries: &[AuditEntry]) -> Vec<(&'static str, usize)> {
+    AGE_BUCKETS
+        .iter()
+        .enumerate()
+        .map(|(i, (label, upper))| {
+            let lower = if i == 0 {
+                i64::MIN
+            } else {
+                AGE_BUCKETS[i - 1].1
+            };
+            let n = entries
+                .iter()
+                .filter_map(|e| e.age_days)
+                .filter(|d| *d > lower && d <= upper)
+                .count();
+            (*label, n)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const HEADER: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+
+    fn row(user: &str, k1: &str, k2: &str) -> String {
+        format!("{user},arn:aws:iam::123456789012:user/{user},2026-01-01T00:00:00+00:00,false,not_supported,N/A,N/A,false,{k1},{k2},false,N/A,false,N/A")
+    }
+
+    fn report(rows: &[String]) -> Vec<u8> {
+        format!("{HEADER}\n{}\n", rows.join("\n")).into_bytes()
+    }
+
+    #[test]
+    fn parses_keys_and_the_missing_value_forms() {
+        let rows = parse_report(&report(&[
+            row(
+                "root_like",
+                "false,N/A,N/A,N/A,N/A",
+                "false,N/A,N/A,N/A,N/A",
+            ),
+            row(
+                "app1",
+                "true,2026-01-01T00:00:00+00:00,2026-02-01T10:00:00+00:00,eu-west-1,s3",
+                "true,2026-03-01T00:00:00+00:00,no_information,not_supported,not_supported",
+            ),
+            row(
+                "off",
+                "false,2026-01-01T00:00:00+00:00,N/A,N/A,N/A",
+                "false,N/A,N/A,N/A,N/A",
+            ),
+        ]))
+        .expect("valid report");
+        assert_eq!(rows.len(), 3);
+        assert!(rows[0].keys.is_empty(), "no keys");
+        let k = &rows[1].keys;
+        assert_eq!(k.len(), 2);
+        assert_eq!(k[0].last_used_service.as_deref(), Some("s3"));
+        assert_eq!(k[0].last_used, Some(datetime!(2026-02-01 10:00 UTC)));
+        assert_eq!(
+            (k[1].last_used, k[1].last_used_region.clone()),
+            (None, None)
+        );
+        assert!(
+            !rows[2].keys[0].active,
+            "an inactive key is kept but marked"
+        );
+    }
+
+    #[test]
+    fn malformed_reports_are_clear_errors() {
+        let short = format!("{HEADER}\napp1,arn,2026\n");
+        assert!(matches!(
+            parse_report(short.as_bytes()),
+            Err(ReportError::Csv { line: 2, .. })
+        ));
+        let bad_date = report(&[row(
+            "app1",
+            "true,yesterday,N/A,N/A,N/A",
+            "false,N/A,N/A,N/A,N/A",
+        )]);
+        let e = parse_report(&bad_date).expect_err("bad date");
+        assert!(
+            e.to_string().contains("line 2") && e.to_string().contains("yesterday"),
+            "{e}"
+        );
+        let bad_bool = report(&[row(
+            "app1",
+            "maybe,N/A,N/A,N/A,N/A",
+            "false,N/A,N/A,N/A,N/A",
+        )]);
+        assert!(parse_report(&bad_bool)
+            .expect_err("bad bool")
+            .to_string()
+            .contains("true or false"));
+        assert_eq!(parse_report(b""), Err(ReportError::Empty));
+        assert_eq!(
+            parse_report(b"user,arn\nx,y\n"),
+            Err(ReportError::MissingColumn("access_key_1_active".into()))
+        );
+        let mut binary = report(&[row("app1", "true,N/A,N/A,N/A,N/A", "false,N/A,N/A,N/A,N/A")]);
+        binary.extend_from_slice(b"\xff\xfe,\xff\n");
+        assert!(parse_report(&binary).is_err());
+        let no_user = report(&[row("", "true,N/A,N/A,N/A,N/A", "false,N/A,N/A,N/A,N/A")]);
+        assert!(parse_report(&no_user).is_err());
+    }
+
+    fn managed(label: &str, slot: u8, created: OffsetDateTime) -> ManagedKey {
+        ManagedKey {
+            secret: "keyturn/app1".into(),
+            label: label.into(),
+            user: "app1".into(),
+            key_id: format!("AKIA{slot}"),
+            slot: Some(slot),
+            created: Some(created),
+            rotation_enabled: true,
+            next_rotation: None,
+            rotation_days: 30,
+            cutover: Some(datetime!(2026-03-01 00:00 UTC)),
+        }
+    }
+
+    #[test]
+    fn findings_follow_age_management_and_use() {
+        let rows = parse_report(&report(&[
+            row(
+                "app1",
+                "true,2026-01-01T00:00:00+00:00,2026-02-01T00:00:00+00:00,us-east-1,s3",
+                "true,2026-03-01T00:00:00+00:00,2026-03-02T00:00:00+00:00,us-east-1,s3",
+            ),
+            row(
+                "stray",
+                "true,2026-03-01T00:00:00+00:00,N/A,N/A,N/A",
+                "false,N/A,N/A,N/A,N/A",
+            ),
+        ]))
+        .expect("report");
+        let keys = [
+            managed("AWSPREVIOUS", 1, datetime!(2026-01-01 00:00 UTC)),
+            managed("AWSCURRENT", 2, datetime!(2026-03-01 00:00 UTC)),
+        ];
+        let judge = |as_of| {
+            let p = AuditPolicy {
+                as_of,
+                max_age: Duration::days(90),
+                grace: Duration::days(7),
+            };
+            audit(&rows, &keys, &p)
+                .iter()
+                .map(|e| (e.user.clone(), e.slot, e.findings.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            judge(datetime!(2026-03-05 00:00 UTC)),
+            vec![
+                ("app1".into(), 1, vec![Finding::Ok]),
+                ("app1".into(), 2, vec![Finding::Ok]),
+                (
+                    "stray".into(),
+                    1,
+                    vec![Finding::Unmanaged, Finding::NeverUsed]
+                ),
+            ]
+        );
+        assert_eq!(
+            judge(datetime!(2026-04-05 00:00 UTC)),
+            vec![
+                (
+                    "app1".into(),
+                    1,
+                    vec![Finding::Overdue, Finding::StalePrevious]
+                ),
+                ("app1".into(), 2, vec![Finding::Due]),
+                (
+                    "stray".into(),
+                    1,
+                    vec![Finding::Unmanaged, Finding::NeverUsed]
+                ),
+            ]
+        );
+        let p = AuditPolicy {
+            as_of: datetime!(2026-04-05 00:00 UTC),
+            max_age: Duration::days(90),
+            grace: Duration::days(7),
+        };
+        let entries = audit(&rows, &keys, &p);
+        assert_eq!(entries[1].key_id.as_deref(), Some("AKIA2"));
+        assert_eq!(
+            age_histogram(&entries),
+            vec![
+                ("0–30 days", 0),
+                ("31–60", 2),
+                ("61–90", 0),
+                ("91–180", 1),
+                ("181–365", 0),
+                ("over a year", 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_managed_key_matches_its_own_slot_only() {
+        // Two keys made in the same second: slot 1 is managed, slot 2 is not.
+        let rows = parse_report(&report(&[row(
+            "app1",
+            "true,2026-03-01T00:00:00+00:00,N/A,N/A,N/A",
+            "true,2026-03-01T00:00:00+00:00,2026-03-02T00:00:00+00:00,us-east-1,sts",
+        )]))
+        .expect("report");
+        let keys = [managed(
+            "AWSCURRENT",
+            1,
+            datetime!(2026-03-01 00:00:00.4 UTC),
+        )];
+        let p = AuditPolicy {
+            as_of: datetime!(2026-03-05 00:00 UTC),
+            max_age: Duration::days(90),
+            grace: Duration::days(7),
+        };
+        let entries = audit(&rows, &keys, &p);
+        assert_eq!(entries[0].key_id.as_deref(), Some("AKIA1"));
+        assert_eq!(entries[1].key_id, None);
+        assert_eq!(entries[1].findings, vec![Finding::Unmanaged]);
+        // Without slot information, the creation date decides.
+        let unslotted = [ManagedKey {
+            slot: None,
+            ..keys[0].clone()
+        }];
+        assert_eq!(
+            audit(&rows, &unslotted, &p)[0].key_id.as_deref(),
+            Some("AKIA1")
+        );
+    }
+
+    #[test]
+    fn a_large_report_parses_and_joins() {
+        let rows: Vec<String> = (0..10_000)
+            .map(|i| {
+                row(
+                    &format!("user{i}"),
+                    "true,2026-01-01T00:00:00+00:00,2026-02-01T00:00:00+00:00,us-east-1,s3",
+                    "false,N/A,N/A,N/A,N/A",
+                )
+            })
+            .collect();
+        let parsed = parse_report(&report(&rows)).expect("10k rows");
+        let p = AuditPolicy {
+            as_of: datetime!(2026-06-01 00:00 UTC),
+            max_age: Duration::days(90),
+            grace: Duration::days(7),
+        };
+        let entries = audit(&parsed, &[], &p);
+        assert_eq!(entries.len(), 10_000);
+        assert!(entries
+            .iter()
+            .all(|e| e.findings == vec![Finding::Overdue, Finding::Unmanaged]));
+    }
+}

@@ -1,0 +1,376 @@
+//! `keyturn audit`: the credential report joined with the managed secrets, judged, and rendered as
+//! a table, JSON, CSV or a self-contained HTML page.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use anyhow::Context;
+use keyturn_aws::AwsRotator;
+use keyturn_core::audit::{
+    age_histogram, audit, parse_report, AuditEntry, AuditPolicy, Finding, ManagedKey,
+};
+use keyturn_core::error::rfc3339;
+use keyturn_core::ports::{AccessKeys, Iam, SecretStore, VersionRef, AWSCURRENT, AWSPREVIOUS};
+use keyturn_core::rotation::{
+    CUTOVER_AT_TAG, CUTOVER_VERSION_TAG, MANAGED_TAG, ROTATION_DAYS_TAG, USER_TAG,
+};
+use keyturn_core::SecretValue;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::args::{AuditArgs, Output};
+use crate::commands::{bulk, csv_cell, text};
+
+pub async fn run(rotator: Arc<AwsRotator>, a: AuditArgs, output: Output) -> anyhow::Result<bool> {
+    let fail_on = Finding::parse(&a.fail_on).with_context(|| {
+        format!(
+            "--fail-on {:?}: expected one of {}",
+            a.fail_on,
+            Finding::ALL.map(Finding::as_str).join(", ")
+        )
+    })?;
+    let as_of = match &a.as_of {
+        None => OffsetDateTime::now_utc(),
+        Some(d) => parse_date(d)
+            .with_context(|| format!("--as-of {d:?}: expected YYYY-MM-DD or an RFC 3339 time"))?,
+    };
+    let policy = AuditPolicy {
+        as_of,
+        max_age: time::Duration::days(a.max_age),
+        grace: time::Duration::days(a.grace_days.into()),
+    };
+    let csv = keyturn_aws::credential_report(rotator.iam().client(), std::time::Duration::from_secs(a.report_timeout))
+        .await
+        .context("the IAM credential report could not be fetched (iam:GenerateCredentialReport, iam:GetCredentialReport)")?;
+    let rows = parse_report(&csv).context("the IAM credential report could not be read")?;
+    let managed = managed_keys(&rotator, a.rotation_days, a.concurrency).await?;
+    let entries = audit(&rows, &managed, &policy);
+
+    if let Some(path) = &a.html {
+        std::fs::write(path, html(&entries, &policy))
+            .with_context(|| format!("writing {} failed", path.display()))?;
+    }
+    match output {
+        Output::Json => println!(
+            "{}",
+            json!({"asOf": rfc3339(as_of), "maxAgeDays": a.max_age, "keys": entries.iter().map(entry_json).collect::<Vec<_>>()})
+        ),
+        Output::Csv => {
+            println!("{}", COLUMNS.join(","));
+            for e in &entries {
+                let v = entry_json(e);
+                println!(
+                    "{}",
+                    COLUMNS
+                        .iter()
+                        .map(|c| csv_cell(&v[*c]))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+            }
+        }
+        Output::Table => table(&entries, &policy, fail_on),
+    }
+    Ok(entries.iter().all(|e| e.worst() < fail_on))
+}
+
+const COLUMNS: [&str; 13] = [
+    "user",
+    "slot",
+    "keyId",
+    "ageDays",
+    "created",
+    "lastUsed",
+    "lastUsedService",
+    "lastUsedRegion",
+    "secret",
+    "label",
+    "rotationEnabled",
+    "nextRotation",
+    "finding",
+];
+
+fn parse_date(d: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .or_else(|| {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(d, &format)
+                .ok()
+                .map(|date| date.midnight().assume_utc())
+        })
+}
+
+/// The keys managed secrets hold (AWSCURRENT and AWSPREVIOUS), with each key's report slot found
+/// from its position among the user's keys.
+async fn managed_keys(
+    rotator: &Arc<AwsRotator>,
+    default_days: i64,
+    concurrency: u16,
+) -> anyhow::Result<Vec<ManagedKey>> {
+    let secrets = rotator
+        .store()
+        .list_tagged(MANAGED_TAG)
+        .await
+        .with_context(|| {
+            format!("listing the secrets tagged {MANAGED_TAG} failed (secretsmanager:ListSecrets)")
+        })?;
+    let r = rotator.clone();
+    let per_secret = bulk(secrets, concurrency, move |secret| {
+        let r = r.clone();
+        async move {
+            held_keys(&r, &secret, default_days)
+                .await
+                .map_err(|e| format!("{secret}: {e:#}"))
+        }
+    })
+    .await;
+    let mut keys = Vec::new();
+    for result in per_secret {
+        match result {
+            Ok(k) => keys.extend(k),
+            // One unreadable secret must not hide the rest: its keys show as unmanaged.
+            Err(e) => eprintln!("keyturn: warning: {e}; its keys are reported as unmanaged"),
+        }
+    }
+    let users: BTreeSet<String> = keys.iter().map(|k| k.user.clone()).collect();
+    let r = rotator.clone();
+    let listed = bulk(users.into_iter().collect(), concurrency, move |user| {
+        let r = r.clone();
+        async move {
+            let listed = r.iam().own().list(&user).await;
+            (user, listed)
+        }
+    })
+    .await;
+    let mut slots: BTreeMap<(String, String), (u8, OffsetDateTime)> = BTreeMap::new();
+    for (user, listed) in listed {
+        let mut ks = listed.with_context(|| format!("user {user}: ListAccessKeys failed"))?;
+        ks.sort_by_key(|k| k.created);
+        for (i, k) in ks.iter().enumerate() {
+            slots.insert((user.clone(), k.id.clone()), (i as u8 + 1, k.created));
+        }
+    }
+    for k in &mut keys {
+        if let Some((slot, created)) = slots.get(&(k.user.clone(), k.key_id.clone())) {
+            k.slot = Some(*slot);
+            k.created = Some(*created);
+        }
+    }
+    Ok(keys)
+}
+
+async fn held_keys(
+    r: &AwsRotator,
+    secret: &str,
+    default_days: i64,
+) -> anyhow::Result<Vec<ManagedKey>> {
+    let info = r
+        .store()
+        .describe(secret)
+        .await
+        .context("DescribeSecret failed")?;
+    let current_version = info.version_with(AWSCURRENT).map(str::to_string);
+    let cutover = (info.tags.get(CUTOVER_VERSION_TAG).map(String::as_str)
+        == current_version.as_deref())
+    .then(|| info.tags.get(CUTOVER_AT_TAG))
+    .flatten()
+    .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
+    let days = info
+        .tags
+        .get(ROTATION_DAYS_TAG)
+        .and_then(|d| d.parse().ok())
+        .or(info.rotation_days)
+        .unwrap_or(default_days);
+    let mut out = Vec::new();
+    let mut user_from_current = None;
+    for label in [AWSCURRENT, AWSPREVIOUS] {
+        let Some(text) = r
+            .store()
+            .value(secret, &VersionRef::Label(label))
+            .await
+            .context("GetSecretValue failed")?
+        else {
+            continue;
+        };
+        let Ok(value) = SecretValue::parse(&text) else {
+            continue;
+        };
+        let user = value
+            .user_name()
+            .map(str::to_string)
+            .or_else(|| user_from_current.clone())
+            .or_else(|| info.tags.get(USER_TAG).cloned());
+        if label == AWSCURRENT {
+            user_from_current = user.clone();
+        }
+        if let (Some(user), Some(key_id)) = (user, value.access_key_id()) {
+            out.push(ManagedKey {
+                secret: info.name.clone(),
+                label: label.to_string(),
+                user,
+                key_id: key_id.to_string(),
+                slot: None,
+                created: None,
+                rotation_enabled: info.rotation_enabled,
+                next_rotation: info.next_rotation,
+                rotation_days: days,
+                cutover,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn entry_json(e: &AuditEntry) -> Value {
+    let m = e.managed.as_ref();
+    json!({
+        "user": e.user, "arn": e.arn, "slot": e.slot, "keyId": e.key_id, "ageDays": e.age_days,
+        "created": e.created.map(rfc3339), "lastUsed": e.last_used.map(rfc3339),
+        "lastUsedService": e.last_used_service, "lastUsedRegion": e.last_used_region,
+        "secret": m.map(|m| &m.secret), "label": m.map(|m| &m.label),
+        "rotationEnabled": m.map(|m| m.rotation_enabled), "nextRotation": m.and_then(|m| m.next_rotation).map(rfc3339),
+        "finding": e.worst().as_str(), "findings": e.findings.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+    })
+}
+
+fn colour(f: Finding) -> &'static str {
+    match f {
+        Finding::Overdue => "\x1b[31m",
+        Finding::Unmanaged => "\x1b[35m",
+        Finding::StalePrevious | Finding::Due => "\x1b[33m",
+        Finding::NeverUsed => "\x1b[36m",
+        Finding::Ok => "\x1b[32m",
+    }
+}
+
+fn table(entries: &[AuditEntry], policy: &AuditPolicy, fail_on: Finding) {
+    let tty = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    println!(
+        "{:<24} {:<4} {:<22} {:>5}  {:<28} {:<30} FINDINGS",
+        "USER", "SLOT", "KEY", "AGE", "LAST USED", "SECRET"
+    );
+    for e in entries {
+        let v = entry_json(e);
+        let used = match (&e.last_used, &e.last_used_service) {
+            (Some(t), s) => format!("{} {}", &rfc3339(*t)[..10], s.as_deref().unwrap_or("")),
+            (None, _) => "never".into(),
+        };
+        let held = e
+            .managed
+            .as_ref()
+            .map(|m| format!("{} ({})", m.secret, m.label))
+            .unwrap_or_else(|| "-".into());
+        let findings = e
+            .findings
+            .iter()
+            .map(|f| f.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let findings = if tty {
+            format!("{}{findings}\x1b[0m", colour(e.worst()))
+        } else {
+            findings
+        };
+        println!(
+            "{:<24} {:<4} {:<22} {:>5}  {:<28} {:<30} {findings}",
+            e.user,
+            e.slot,
+            text(&v["keyId"]),
+            text(&v["ageDays"]),
+            used,
+            held
+        );
+    }
+    let mut counts: BTreeMap<Finding, usize> = BTreeMap::new();
+    for e in entries {
+        *counts.entry(e.worst()).or_default() += 1;
+    }
+    let summary: Vec<String> = counts
+        .iter()
+        .rev()
+        .map(|(f, n)| format!("{n} {}", f.as_str()))
+        .collect();
+    println!(
+        "{} active key(s) as of {}: {}; failing on {} or worse",
+        entries.len(),
+        &rfc3339(policy.as_of)[..10],
+        if summary.is_empty() {
+            "none".into()
+        } else {
+            summary.join(", ")
+        },
+        fail_on.as_str()
+    );
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One self-contained page: inline CSS and SVG, no scripts, no external assets.
+fn html(entries: &[AuditEntry], policy: &AuditPolicy) -> String {
+    let buckets = age_histogram(entries);
+    let max = buckets.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
+    let (bar_w, gap, height) = (90usize, 20usize, 200usize);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" role="img" aria-label="Active access keys by age">"#,
+        buckets.len() * (bar_w + gap) + gap,
+        height + 60
+    );
+    for (i, (label, n)) in buckets.iter().enumerate() {
+        let h = n * height / max;
+        let x = gap + i * (bar_w + gap);
+        let fill = if i >= 3 {
+            "#c0392b"
+        } else if i == 2 {
+            "#e67e22"
+        } else {
+            "#2e86c1"
+        };
+        svg.push_str(&format!(
+            r#"<rect x="{x}" y="{}" width="{bar_w}" height="{h}" fill="{fill}"/><text x="{}" y="{}" text-anchor="middle">{n}</text><text x="{}" y="{}" text-anchor="middle" font-size="12">{}</text>"#,
+            height + 20 - h, x + bar_w / 2, height + 15 - h, x + bar_w / 2, height + 40, escape(label)
+        ));
+    }
+    svg.push_str("</svg>");
+    let rows: String = entries
+        .iter()
+        .map(|e| {
+            let v = entry_json(e);
+            format!(
+                "<tr class=\"{f}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&e.user), e.slot, escape(&text(&v["keyId"])), text(&v["ageDays"]), escape(&text(&v["lastUsed"])),
+                escape(&text(&v["secret"])), escape(&text(&v["label"])),
+                e.findings.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
+                f = e.worst().as_str()
+            )
+        })
+        .collect();
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>keyturn audit {date}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin-top: 1em; }} th, td {{ padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; }}
+tr.overdue td {{ background: #fadbd8; }} tr.unmanaged td {{ background: #f5eef8; }}
+tr.stale-previous td, tr.due td {{ background: #fdebd0; }} tr.never-used td {{ background: #e8f8f5; }}
+</style></head><body>
+<h1>Access keys as of {date}</h1>
+<p>{n} active key(s); overdue means older than {max} days.</p>
+<h2>Key ages</h2>
+{svg}
+<h2>Findings</h2>
+<table><thead><tr><th>User</th><th>Slot</th><th>Key</th><th>Age (days)</th><th>Last used</th><th>Secret</th><th>Label</th><th>Findings</th></tr></thead>
+<tbody>{rows}</tbody></table>
+</body></html>
+"#,
+        date = &rfc3339(policy.as_of)[..10],
+        n = entries.len(),
+        max = policy.max_age.whole_days(),
+    )
+}
