@@ -46,7 +46,7 @@ pub async fn credential_report(
     timeout: std::time::Duration,
 ) -> ApiResult<Vec<u8>> {
     use aws_sdk_iam::types::ReportStateType;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let mut delay = std::time::Duration::from_millis(250);
     loop {
         let out = client

@@ -372,3 +372,62 @@ fn http(status: u16, body: Option<String>) -> aws_smithy_runtime_api::http::Resp
         aws_smithy_types::body::SdkBody::from(body.unwrap_or_default()),
     )
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_credential_report_is_polled_until_complete() {
+    use aws_sdk_iam::operation::generate_credential_report::GenerateCredentialReportOutput;
+    use aws_sdk_iam::operation::get_credential_report::GetCredentialReportOutput;
+    use aws_sdk_iam::types::ReportStateType;
+    let generate = mock!(aws_sdk_iam::Client::generate_credential_report)
+        .sequence()
+        .output(|| {
+            GenerateCredentialReportOutput::builder()
+                .state(ReportStateType::Started)
+                .build()
+        })
+        .times(2)
+        .output(|| {
+            GenerateCredentialReportOutput::builder()
+                .state(ReportStateType::Complete)
+                .build()
+        })
+        .build();
+    let get = mock!(aws_sdk_iam::Client::get_credential_report).then_output(|| {
+        GetCredentialReportOutput::builder()
+            .content(aws_smithy_types::Blob::new("user,arn\n"))
+            .build()
+    });
+    let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate, &get]);
+    let started = tokio::time::Instant::now();
+    let csv = keyturn_aws::credential_report(&client, std::time::Duration::from_secs(60))
+        .await
+        .expect("report");
+    assert_eq!(csv, b"user,arn\n");
+    assert_eq!(generate.num_calls(), 3);
+    // Backoff, not a fixed sleep: 0.25 s then 0.5 s.
+    assert_eq!(started.elapsed(), std::time::Duration::from_millis(750));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_that_never_completes_is_a_clear_timeout() {
+    use aws_sdk_iam::operation::generate_credential_report::GenerateCredentialReportOutput;
+    use aws_sdk_iam::types::ReportStateType;
+    let generate = mock!(aws_sdk_iam::Client::generate_credential_report).then_output(|| {
+        GenerateCredentialReportOutput::builder()
+            .state(ReportStateType::Inprogress)
+            .build()
+    });
+    let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate]);
+    let err = keyturn_aws::credential_report(&client, std::time::Duration::from_secs(10))
+        .await
+        .expect_err("times out");
+    assert!(
+        matches!(&err, ApiError::Other { code, message } if code == "ReportTimeout" && message.contains("--report-timeout")),
+        "{err:?}"
+    );
+    assert!(
+        generate.num_calls() >= 4 && generate.num_calls() <= 8,
+        "bounded polling: {}",
+        generate.num_calls()
+    );
+}
