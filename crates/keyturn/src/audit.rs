@@ -344,7 +344,7 @@ fn html(entries: &[AuditEntry], policy: &AuditPolicy) -> String {
             let v = entry_json(e);
             format!(
                 "<tr class=\"{f}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&e.user), e.slot, escape(&text(&v["keyId"])), text(&v["ageDays"]), escape(&text(&v["lastUsed"])),
+                escape(&e.user), e.slot, escape(&text(&v["keyId"])), text(&v["ageDays"]), escape(text(&v["lastUsed"]).get(..10).unwrap_or("never")),
                 escape(&text(&v["secret"])), escape(&text(&v["label"])),
                 e.findings.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
                 f = e.worst().as_str()
