@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -5,6 +6,42 @@ from pathlib import Path
 import pytest
 
 from harness import ROOT, Function, Moto, RuntimeApi, base_env
+
+
+# Suite-wide secret hygiene: every secret access key created anywhere in the run, and everything
+# the function, the CLI and the emulator printed; checked once more when the session ends.
+ALL_SECRETS: set = set()
+ALL_OUTPUT: list = []
+SECRET_FIELDS = ("SecretAccessKey", "secretKey", "secretkey")
+
+
+def harvest_secrets(moto) -> None:
+    """Every secret key stored in any version of any secret (deprecated ones included): that is
+    every key keyturn created, whether or not a test read it."""
+    sm = moto.client("secretsmanager")
+    for page in sm.get_paginator("list_secrets").paginate():
+        for secret in page["SecretList"]:
+            versions = sm.list_secret_version_ids(SecretId=secret["ARN"], IncludeDeprecated=True)["Versions"]
+            for v in versions:
+                try:
+                    text = sm.get_secret_value(SecretId=secret["ARN"], VersionId=v["VersionId"]).get("SecretString")
+                    value = json.loads(text or "null")
+                except Exception:
+                    continue
+                if isinstance(value, dict):
+                    ALL_SECRETS.update(str(value[f]) for f in SECRET_FIELDS if value.get(f))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    text = "\n".join(o if isinstance(o, str) else o.read_text(errors="replace") for o in ALL_OUTPUT if isinstance(o, str) or o.exists())
+    leaked = sorted(s[:4] + "..." for s in ALL_SECRETS if len(s) >= 16 and s in text)
+    print(f"\nsecret hygiene: {len(ALL_SECRETS)} secret access keys searched for in {len(text)} characters of output")
+    if not ALL_SECRETS or not text:
+        print("secret hygiene: nothing to search, the check would be vacuous")
+        session.exitstatus = 1
+    if leaked:
+        print(f"secret hygiene: LEAKED {leaked}")
+        session.exitstatus = 1
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +78,7 @@ def keyturn(moto, keyturn_binary, secrets_seen):
         return proc
 
     yield run
+    ALL_OUTPUT.extend(printed)
     everything = "\n".join(printed)
     leaked = [s[:4] + "..." for s in secrets_seen | {moto.admin[1]} if s and s in everything]
     assert not leaked, f"secret access keys appeared in keyturn's output: {leaked}"
@@ -50,13 +88,18 @@ def keyturn(moto, keyturn_binary, secrets_seen):
 def moto(tmp_path_factory):
     server = Moto(tmp_path_factory.mktemp("moto"))
     yield server
+    harvest_secrets(server)
+    ALL_SECRETS.add(server.admin[1])
     server.close()
+    ALL_OUTPUT.append(server.log_path)
 
 
 @pytest.fixture
 def secrets_seen():
     """Every secret access key a test creates or reads; checked against all function output."""
-    return set()
+    seen = set()
+    yield seen
+    ALL_SECRETS.update(seen)
 
 
 @pytest.fixture
@@ -81,6 +124,7 @@ def function_factory(moto, lambda_binary, tmp_path, secrets_seen):
         fn.close()
         runtime.close()
         outputs.append(fn.output())
+    ALL_OUTPUT.extend(outputs)
     everything = "\n".join(outputs)
     assert everything.strip(), "the function printed nothing: the secret scan would be vacuous"
     leaked = [s[:4] + "..." for s in secrets_seen if s and s in everything]

@@ -57,7 +57,8 @@ class Moto:
         self.port = free_port()
         self.endpoint = f"http://{HOST}:{self.port}"
         env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT=str(self.BOOTSTRAP_CALLS))
-        self.log = open(log_dir / "moto.log", "wb")
+        self.log_path = log_dir / "moto.log"
+        self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT, env=env
         )
