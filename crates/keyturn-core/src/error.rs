@@ -63,6 +63,11 @@ pub fn describe_use(u: &KeyUse) -> String {
     }
 }
 
+/// Reads a time written by [`rfc3339`] (or any RFC 3339 time); `None` if it is not one.
+pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339).ok()
+}
+
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())

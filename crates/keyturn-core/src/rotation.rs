@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use crate::error::{describe_use, rfc3339, KeepReason, KeptKey, RotationError};
+use crate::error::{describe_use, parse_rfc3339, rfc3339, KeepReason, KeptKey, RotationError};
 use crate::event::{RotationEvent, Step};
 use crate::ports::{
     AccessKeys, ApiError, Clock, Iam, IdentityCheck, KeyInfo, KeyUse, SecretInfo, SecretStore,
@@ -426,7 +426,7 @@ where
                 Err(e) => return Err(aws("GetSecretValue", o.name(), Some(user), None, e)),
             }
         }
-        let cutover = cutover_time(&o.info, current_version, keys, current_key_id);
+        let cutover = cutover_time(&o.info, keys, current_key_id);
 
         let mut kept = Vec::new();
         let mut orphan = None;
@@ -762,20 +762,23 @@ pub fn in_flight(info: &SecretInfo) -> Option<&str> {
         .map(|(id, _)| id.as_str())
 }
 
-/// When AWSCURRENT took over: the recorded cut-over if it names the current version; otherwise the
-/// current key's creation (always earlier, so "used since" errs towards keeping a key).
+/// The cut-over finishSecret recorded, if it names the version that is AWSCURRENT now.
+pub fn recorded_cutover(info: &SecretInfo) -> Option<OffsetDateTime> {
+    let current = info.version_with(AWSCURRENT)?;
+    (info.tags.get(CUTOVER_VERSION_TAG).map(String::as_str) == Some(current))
+        .then(|| info.tags.get(CUTOVER_AT_TAG))
+        .flatten()
+        .and_then(|t| parse_rfc3339(t))
+}
+
+/// When AWSCURRENT took over: the recorded cut-over; otherwise the current key's creation (always
+/// earlier, so "used since" errs towards keeping a key).
 pub fn cutover_time(
     info: &SecretInfo,
-    current_version: &str,
     keys: &[KeyInfo],
     current_key_id: Option<&str>,
 ) -> Option<OffsetDateTime> {
-    let recorded = (info.tags.get(CUTOVER_VERSION_TAG).map(String::as_str)
-        == Some(current_version))
-    .then(|| info.tags.get(CUTOVER_AT_TAG))
-    .flatten()
-    .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
-    recorded.or_else(|| {
+    recorded_cutover(info).or_else(|| {
         keys.iter()
             .find(|k| Some(k.id.as_str()) == current_key_id)
             .map(|k| k.created)
@@ -796,23 +799,14 @@ pub fn is_due(info: &SecretInfo, now: OffsetDateTime, default_days: i64) -> bool
         .and_then(|d| d.trim().parse::<i64>().ok())
         .or(info.rotation_days)
         .unwrap_or(default_days);
-    let parse = |t: Option<&String>| {
-        t.and_then(|t| {
-            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-        })
-    };
-    let cutover = (info.tags.get(CUTOVER_VERSION_TAG).map(String::as_str)
-        == info.version_with(AWSCURRENT))
-    .then(|| parse(info.tags.get(CUTOVER_AT_TAG)))
-    .flatten();
-    let since = [
-        cutover,
-        info.last_rotated,
-        parse(info.tags.get(ENROLLED_AT_TAG)),
-    ]
-    .into_iter()
-    .flatten()
-    .max();
+    let enrolled = info
+        .tags
+        .get(ENROLLED_AT_TAG)
+        .and_then(|t| parse_rfc3339(t));
+    let since = [recorded_cutover(info), info.last_rotated, enrolled]
+        .into_iter()
+        .flatten()
+        .max();
     match since {
         Some(t) => t + time::Duration::days(days) <= now,
         None => true,

@@ -10,11 +10,9 @@ use keyturn_aws::AwsRotator;
 use keyturn_core::audit::{
     age_histogram, audit, parse_report, AuditEntry, AuditPolicy, Finding, ManagedKey,
 };
-use keyturn_core::error::rfc3339;
+use keyturn_core::error::{parse_rfc3339, rfc3339};
 use keyturn_core::ports::{AccessKeys, Iam, SecretStore, VersionRef, AWSCURRENT, AWSPREVIOUS};
-use keyturn_core::rotation::{
-    CUTOVER_AT_TAG, CUTOVER_VERSION_TAG, MANAGED_TAG, ROTATION_DAYS_TAG, USER_TAG,
-};
+use keyturn_core::rotation::{recorded_cutover, MANAGED_TAG, ROTATION_DAYS_TAG, USER_TAG};
 use keyturn_core::SecretValue;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -92,14 +90,12 @@ const COLUMNS: [&str; 13] = [
 ];
 
 fn parse_date(d: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .or_else(|| {
-            let format = time::macros::format_description!("[year]-[month]-[day]");
-            time::Date::parse(d, &format)
-                .ok()
-                .map(|date| date.midnight().assume_utc())
-        })
+    parse_rfc3339(d).or_else(|| {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        time::Date::parse(d, &format)
+            .ok()
+            .map(|date| date.midnight().assume_utc())
+    })
 }
 
 /// The keys managed secrets hold (AWSCURRENT and AWSPREVIOUS), with each key's report slot found
@@ -171,12 +167,7 @@ async fn held_keys(
         .describe(secret)
         .await
         .context("DescribeSecret failed")?;
-    let current_version = info.version_with(AWSCURRENT).map(str::to_string);
-    let cutover = (info.tags.get(CUTOVER_VERSION_TAG).map(String::as_str)
-        == current_version.as_deref())
-    .then(|| info.tags.get(CUTOVER_AT_TAG))
-    .flatten()
-    .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
+    let cutover = recorded_cutover(&info);
     let days = info
         .tags
         .get(ROTATION_DAYS_TAG)

@@ -328,10 +328,6 @@ async fn status(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Result
     if let Some(t) = in_flight(&info) {
         problems.push(format!("a rotation is in flight (version {t} is AWSPENDING): keyturn rotate --resume or --cancel"));
     }
-    let current_version = info
-        .version_with(AWSCURRENT)
-        .unwrap_or_default()
-        .to_string();
     let current_key = current
         .as_ref()
         .and_then(|v| v.access_key_id().map(str::to_string));
@@ -345,7 +341,7 @@ async fn status(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Result
                 .list(user)
                 .await
                 .with_context(|| format!("user {user}: ListAccessKeys failed"))?;
-            let cutover = cutover_time(&info, &current_version, &listed, current_key.as_deref());
+            let cutover = cutover_time(&info, &listed, current_key.as_deref());
             for k in &listed {
                 let last = iam
                     .last_used(&k.id)

@@ -4,7 +4,7 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::error::{describe_use, rfc3339, RotationError};
+use crate::error::{describe_use, parse_rfc3339, rfc3339, RotationError};
 use crate::ports::{
     AccessKeys, Clock, Iam, IdentityCheck, KeyStatus, KeyUse, SecretInfo, SecretStore, VersionRef,
     AWSCURRENT, AWSPREVIOUS,
@@ -253,7 +253,7 @@ where
                         e,
                     )
                 })?;
-                let cutover = cutover_time(&info, &current_version, &keys, current.access_key_id());
+                let cutover = cutover_time(&info, &keys, current.access_key_id());
                 if used_since(&last_use, cutover) {
                     SweepOutcome::InUse { key_id, last_use }
                 } else {
@@ -282,10 +282,7 @@ where
                 let recorded = (info.tags.get(DEACTIVATED_KEY_TAG) == Some(&key_id))
                     .then(|| info.tags.get(DEACTIVATED_AT_TAG))
                     .flatten()
-                    .and_then(|t| {
-                        OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                            .ok()
-                    });
+                    .and_then(|t| parse_rfc3339(t));
                 match recorded {
                     // Deactivated by someone else: the wait starts now.
                     None => {
