@@ -167,6 +167,14 @@ where
         &self.settings
     }
 
+    /// DescribeSecret, its failure named as a rotation error.
+    pub async fn describe(&self, secret_id: &str) -> Result<SecretInfo, RotationError> {
+        self.store
+            .describe(secret_id)
+            .await
+            .map_err(|e| aws("DescribeSecret", secret_id, None, None, e))
+    }
+
     /// Runs one step, as Secrets Manager invokes it.
     pub async fn run(&self, event: &RotationEvent) -> Result<StepReport, RotationError> {
         self.run_step(event, false).await
@@ -185,11 +193,7 @@ where
         local: bool,
     ) -> Result<StepReport, RotationError> {
         let secret_id = event.secret_id.as_str();
-        let info = self
-            .store
-            .describe(secret_id)
-            .await
-            .map_err(|e| aws("DescribeSecret", secret_id, None, None, e))?;
+        let info = self.describe(secret_id).await?;
         if self.settings.require_rotation_enabled && !info.rotation_enabled {
             return Err(RotationError::RotationDisabled { secret: info.name });
         }

@@ -198,17 +198,7 @@ async fn rotate_one(
         dry_run,
         due_days,
     } = opts;
-    let info = r
-        .store()
-        .describe(secret)
-        .await
-        .map_err(|e| RotationError::Aws {
-            action: "DescribeSecret",
-            secret: secret.to_string(),
-            user: None,
-            key_id: None,
-            source: e,
-        })?;
+    let info = r.describe(secret).await?;
     let pending = in_flight(&info).map(str::to_string);
     let name = info.name.clone();
     if let Some(days) = due_days {

@@ -28,11 +28,7 @@ where
     /// AWSCURRENT's key). The key goes first: if the process stops in between, a second cancel
     /// finds the key gone and removes the label.
     pub async fn cancel(&self, secret_id: &str) -> Result<CancelReport, RotationError> {
-        let info = self
-            .store
-            .describe(secret_id)
-            .await
-            .map_err(|e| aws("DescribeSecret", secret_id, None, None, e))?;
+        let info = self.describe(secret_id).await?;
         let Some(token) = in_flight(&info).map(str::to_string) else {
             return Ok(CancelReport {
                 secret: info.name,

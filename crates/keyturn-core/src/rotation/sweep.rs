@@ -173,11 +173,7 @@ where
         defaults: &SweepPolicy,
         dry_run: bool,
     ) -> Result<SweepReport, RotationError> {
-        let info = self
-            .store
-            .describe(secret_id)
-            .await
-            .map_err(|e| aws("DescribeSecret", secret_id, None, None, e))?;
+        let info = self.describe(secret_id).await?;
         let policy = defaults.for_secret(&info)?;
         let report = |user: Option<String>, outcome: SweepOutcome, failed: bool| SweepReport {
             secret: info.name.clone(),
