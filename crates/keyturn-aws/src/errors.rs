@@ -76,11 +76,11 @@ pub fn classify(code: Option<&str>, message: &str, status: u16) -> ApiError {
         | "ServiceUnavailable"
         | "ServiceUnavailableException"
         | "EntityTemporarilyUnmodifiable" => ApiError::Unavailable(message),
+        "ResourceExistsException" => ApiError::AlreadyExists(message),
         "InvalidRequestException"
         | "InvalidParameterException"
         | "InvalidParameterValue"
         | "InvalidInput"
-        | "ResourceExistsException"
         | "EntityAlreadyExists"
         | "SecretStageVersionMismatchException" => ApiError::InvalidRequest(message),
         _ if status == 429 => ApiError::Throttled(message),
@@ -103,7 +103,8 @@ mod tests {
 
     #[test]
     fn codes_map_to_domain_errors() {
-        let cases: [(&str, u16, &str); 14] = [
+        let cases: [(&str, u16, &str); 15] = [
+            ("ResourceExistsException", 400, "AlreadyExists"),
             ("NoSuchEntity", 404, "NotFound"),
             ("ResourceNotFoundException", 400, "NotFound"),
             ("LimitExceeded", 409, "LimitExceeded"),

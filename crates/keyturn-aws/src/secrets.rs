@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_secretsmanager::Client;
-use keyturn_core::ports::{ApiError, ApiResult, SecretInfo, SecretStore, VersionRef, AWSPENDING};
+use keyturn_core::ports::{
+    ApiError, ApiResult, SecretInfo, SecretStore, VersionRef, AWSPENDING, CLAIM_LABEL,
+};
 use keyturn_core::SecretText;
 
 use crate::errors::from_sdk;
@@ -82,6 +84,19 @@ impl SecretStore for SecretsManager {
             .client_request_token(token)
             .secret_string(value.expose())
             .version_stages(AWSPENDING)
+            .send()
+            .await
+            .map_err(from_sdk)?;
+        Ok(())
+    }
+
+    async fn put_claim(&self, secret_id: &str, token: &str, value: &str) -> ApiResult<()> {
+        self.client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .client_request_token(token)
+            .secret_string(value)
+            .version_stages(CLAIM_LABEL)
             .send()
             .await
             .map_err(from_sdk)?;

@@ -135,6 +135,15 @@ pub enum RotationError {
     #[error("secret {secret}: a rotation is already in flight (version {token} is AWSPENDING); finish it with --resume or undo it with --cancel")]
     RotationInFlight { secret: String, token: String },
 
+    #[error("secret {secret}: another keyturn run holds it (a {by}, pending version {version}, claimed at {at}, held until {until}); this run changed nothing: run it again when that one is done")]
+    Claimed {
+        secret: String,
+        by: String,
+        at: String,
+        until: String,
+        version: String,
+    },
+
     #[error("secret {secret}: the pending version {token} holds key {key_id}, which user {user} no longer has in IAM; cancel this rotation (remove its AWSPENDING label, or keyturn rotate --cancel) and rotate again")]
     PendingKeyMissing {
         secret: String,
@@ -199,7 +208,7 @@ fn next_step(e: &ApiError) -> &'static str {
         }
         ApiError::LimitExceeded(_) => "free a slot (the user may hold two keys) and retry",
         ApiError::NotFound(_) => "check that the secret and user exist, then retry",
-        ApiError::InvalidRequest(_) | ApiError::Other { .. } => {
+        ApiError::InvalidRequest(_) | ApiError::AlreadyExists(_) | ApiError::Other { .. } => {
             "nothing more was changed; check the secret's state with keyturn status, then retry"
         }
     }
@@ -222,6 +231,7 @@ impl RotationError {
             RotationError::NoRoomForKey { .. } => "KeyInUse",
             RotationError::PendingKeyMissing { .. } => "PendingKeyMissing",
             RotationError::RotationInFlight { .. } => "RotationInFlight",
+            RotationError::Claimed { .. } => "Claimed",
             RotationError::BadPolicy { .. } => "BadPolicy",
             RotationError::PendingValueMissing { .. } => "PendingValueMissing",
             RotationError::WrongIdentity { .. } => "WrongIdentity",

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use crate::ports::{
     AccessKeys, ApiError, ApiResult, Clock, Iam, Identity, IdentityCheck, KeyInfo, KeyStatus,
-    KeyUse, SecretInfo, SecretStore, VersionRef, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
+    KeyUse, SecretInfo, SecretStore, VersionRef, AWSCURRENT, AWSPENDING, AWSPREVIOUS, CLAIM_LABEL,
 };
 use crate::secret::{AccessKey, SecretText};
 
@@ -436,6 +436,29 @@ impl SecretStore for World {
         })
     }
 
+    async fn put_claim(&self, secret_id: &str, token: &str, value: &str) -> ApiResult<()> {
+        self.call("secretsmanager:PutSecretValue", |s| {
+            let x = secret_mut(s, secret_id)?;
+            if let Some(v) = x.versions.iter().find(|v| v.id == token) {
+                return match &v.value {
+                    Some(old) if old == value => Ok(()),
+                    _ => Err(ApiError::AlreadyExists(format!(
+                        "version {token} already has a different value"
+                    ))),
+                };
+            }
+            for v in &mut x.versions {
+                v.labels.retain(|l| l != CLAIM_LABEL);
+            }
+            x.versions.push(FakeVersion {
+                id: token.to_string(),
+                labels: vec![CLAIM_LABEL.into()],
+                value: Some(value.to_string()),
+            });
+            Ok(())
+        })
+    }
+
     async fn put_pending(&self, secret_id: &str, token: &str, value: &SecretText) -> ApiResult<()> {
         self.call("secretsmanager:PutSecretValue", |s| {
             let x = secret_mut(s, secret_id)?;
@@ -443,8 +466,8 @@ impl SecretStore for World {
                 match &v.value {
                     Some(old) if old == value.expose() => return Ok(()),
                     Some(_) => {
-                        return Err(ApiError::InvalidRequest(format!(
-                            "ResourceExists: version {token} already has a different value"
+                        return Err(ApiError::AlreadyExists(format!(
+                            "version {token} already has a different value"
                         )))
                     }
                     None => {}

@@ -16,6 +16,9 @@ use crate::secret::{AccessKey, SecretText};
 pub const AWSCURRENT: &str = "AWSCURRENT";
 pub const AWSPENDING: &str = "AWSPENDING";
 pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
+/// keyturn's own label, on the version that records who holds a secret's claim (see
+/// `rotation::claim`). It never holds a key.
+pub const CLAIM_LABEL: &str = "KEYTURN_CLAIM";
 
 /// What an AWS call failed with, in domain terms. Messages come from AWS and never hold secrets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +41,10 @@ pub enum ApiError {
     /// A 5xx, a timeout or a connection failure (after the SDK's own bounded retries).
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// Secrets Manager `ResourceExistsException`: a version with this token already exists with
+    /// a different value (versions are immutable).
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
     /// The request was refused as invalid in the resource's current state.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -61,6 +68,7 @@ impl ApiError {
             ApiError::InvalidCredentials(_) => "InvalidCredentials",
             ApiError::Throttled(_) => "Throttled",
             ApiError::Unavailable(_) => "ServiceUnavailable",
+            ApiError::AlreadyExists(_) => "AlreadyExists",
             ApiError::InvalidRequest(_) => "InvalidRequest",
             ApiError::Other { .. } => "AwsError",
         }
@@ -130,6 +138,16 @@ pub trait SecretStore: Send + Sync {
         secret_id: &str,
         token: &str,
         value: &SecretText,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
+    /// PutSecretValue with `ClientRequestToken = token` and the `CLAIM_LABEL` label: creates the
+    /// version, or succeeds again for the same token and value, or fails with
+    /// `ApiError::AlreadyExists` when the token's version holds another value. That refusal is
+    /// what makes a claim exclusive.
+    fn put_claim(
+        &self,
+        secret_id: &str,
+        token: &str,
+        value: &str,
     ) -> impl Future<Output = ApiResult<()>> + Send;
     /// UpdateSecretVersionStage: move `label` to `to` (removing it from `from`), or only remove it
     /// from `from` when `to` is `None`.

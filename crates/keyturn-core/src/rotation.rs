@@ -13,11 +13,12 @@ use crate::error::{describe_use, parse_rfc3339, rfc3339, KeepReason, KeptKey, Ro
 use crate::event::{RotationEvent, Step};
 use crate::ports::{
     AccessKeys, ApiError, Clock, Iam, IdentityCheck, KeyInfo, KeyUse, SecretInfo, SecretStore,
-    VersionRef, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
+    VersionRef, AWSCURRENT, AWSPENDING, AWSPREVIOUS, CLAIM_LABEL,
 };
 use crate::secret::{SecretText, SecretValue};
 
 mod cancel;
+pub mod claim;
 mod sweep;
 
 pub use cancel::CancelReport;
@@ -402,7 +403,11 @@ where
         // Which labelled versions hold which keys (usually just AWSPREVIOUS: one call).
         let mut holders: Vec<(String, String)> = Vec::new();
         for (version, labels) in &o.info.versions {
-            if version == current_version || version == o.token || labels.is_empty() {
+            // A claim version never holds a key (see `claim`).
+            if version == current_version
+                || version == o.token
+                || labels.iter().all(|l| l == CLAIM_LABEL)
+            {
                 continue;
             }
             let label = labels.join(",");
@@ -622,7 +627,8 @@ where
             .tag(o.secret_id, &tags)
             .await
             .map_err(|e| aws("TagResource", o.name(), None, Some(&key_id), e))?;
-        self.store
+        if let Err(e) = self
+            .store
             .move_label(
                 o.secret_id,
                 AWSCURRENT,
@@ -630,7 +636,26 @@ where
                 current_version.as_deref(),
             )
             .await
-            .map_err(|e| aws("UpdateSecretVersionStage", o.name(), None, Some(&key_id), e))?;
+        {
+            // The move may have happened with its answer lost (a reset connection, a timeout),
+            // so that the SDK's retry is refused: look before reporting a failure.
+            let moved = self
+                .store
+                .describe(o.secret_id)
+                .await
+                .ok()
+                .is_some_and(|i| i.labels_of(o.token).iter().any(|l| l == AWSCURRENT));
+            if !moved {
+                return Err(aws(
+                    "UpdateSecretVersionStage",
+                    o.name(),
+                    None,
+                    Some(&key_id),
+                    e,
+                ));
+            }
+            tracing::warn!(secret = o.name(), token = o.token, error = %e, "UpdateSecretVersionStage reported a failure but AWSCURRENT had moved");
+        }
         Ok(StepReport {
             step: Step::Finish,
             secret: o.name().to_string(),

@@ -11,6 +11,7 @@ use keyturn_core::error::{describe_use, rfc3339};
 use keyturn_core::ports::{
     AccessKeys, Iam, SecretStore, VersionRef, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
 };
+use keyturn_core::rotation::claim::Purpose;
 use keyturn_core::rotation::{
     cutover_time, in_flight, is_due, used_since, InUsePolicy, SweepPolicy, MANAGED_TAG, USER_TAG,
 };
@@ -212,7 +213,8 @@ async fn rotate_one(
             (Some(t), true, _) => format!("would finish the rotation in flight (version {t})"),
             (Some(t), false, false) => format!("would refuse: version {t} is in flight (use --resume or --cancel)"),
             (None, _, true) => "nothing in flight to cancel".to_string(),
-            (None, _, false) => "would create a key, store it as AWSPENDING of a new version, test it, and make it AWSCURRENT".to_string(),
+            (None, true, false) => "would resume a rotation that stopped before storing its key, if any; otherwise nothing".to_string(),
+            (None, false, false) => "would create a key, store it as AWSPENDING of a new version, test it, and make it AWSCURRENT".to_string(),
         };
         return Ok(json!({"secret": name, "outcome": "planned", "detail": detail}));
     }
@@ -223,16 +225,30 @@ async fn rotate_one(
             "deletedKeyId": c.deleted_key_id, "detail": c.token.map(|t| format!("removed AWSPENDING from {t}"))}),
         );
     }
-    let (token, outcome) = match pending {
-        Some(t) if resume => (t, "resumed"),
+    let (token, outcome, purpose) = match pending {
+        Some(t) if resume => (t.clone(), "resumed", Purpose::Resume(t)),
         Some(t) => {
             return Err(RotationError::RotationInFlight {
                 secret: name,
                 token: t,
             })
         }
-        None => (uuid::Uuid::new_v4().to_string(), "rotated"),
+        // A run that stopped after its claim but before storing its key left nothing in flight;
+        // --resume carries on under that run's token.
+        None if resume => match r.stopped_rotation(&info).await? {
+            Some(t) => (t.clone(), "resumed", Purpose::Resume(t)),
+            None => {
+                return Ok(json!({"secret": name, "outcome": "nothing-in-flight",
+                    "detail": "no rotation is in flight or stopped before storing its key; keyturn rotate starts one"}))
+            }
+        },
+        None => {
+            let t = uuid::Uuid::new_v4().to_string();
+            (t.clone(), "rotated", Purpose::Rotate(t))
+        }
     };
+    // Keeps other keyturn runs (a second rotate, a sweep) off this secret until it is done.
+    r.claim(&info, &purpose).await?;
     let mut new_key = None;
     let mut deleted = None;
     for step in Step::ALL {

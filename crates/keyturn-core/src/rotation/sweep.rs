@@ -10,7 +10,8 @@ use crate::ports::{
     AWSCURRENT, AWSPREVIOUS,
 };
 
-use super::{aws, cutover_time, list_keys, used_since, Opened, Rotator};
+use super::claim::Purpose;
+use super::{aws, cutover_time, in_flight, list_keys, used_since, Opened, Rotator};
 
 pub const GRACE_DAYS_TAG: &str = "keyturn:grace-days";
 pub const DELETE_AFTER_DAYS_TAG: &str = "keyturn:delete-after-days";
@@ -192,6 +193,15 @@ where
                 false,
             ));
         };
+        if let Some(token) = in_flight(&info) {
+            return Ok(report(
+                None,
+                SweepOutcome::Nothing(format!(
+                    "a rotation is in flight (version {token} is AWSPENDING); swept after it ends"
+                )),
+                false,
+            ));
+        }
         let o = Opened {
             secret_id,
             token: "",
@@ -262,6 +272,7 @@ where
                         }
                     } else {
                         if !dry_run {
+                            self.claim(&info, &Purpose::Sweep).await?;
                             keys_api
                                 .set_status(&user, &key_id, KeyStatus::Inactive)
                                 .await
@@ -298,6 +309,7 @@ where
                     },
                     Some(_) => {
                         if !dry_run {
+                            self.claim(&info, &Purpose::Sweep).await?;
                             keys_api.delete(&user, &key_id).await.map_err(|e| {
                                 aws("DeleteAccessKey", o.name(), Some(&user), Some(&key_id), e)
                             })?;

@@ -264,3 +264,123 @@ async fn sweep_policy_tags_override_the_defaults() {
     assert!(err.to_string().contains("keyturn:grace-days"), "{err}");
     assert!(world.authenticates(&key2));
 }
+
+mod claims {
+    use keyturn_core::rotation::claim::{Purpose, ROTATION_LEASE, SWEEP_LEASE};
+
+    use super::*;
+
+    const T1: &str = "11111111-2222-4333-8444-000000000001";
+    const T2: &str = "11111111-2222-4333-8444-000000000002";
+
+    fn local_rotator(world: &World) -> FakeRotator {
+        rotator_with(
+            world,
+            RotationSettings {
+                require_rotation_enabled: false,
+                ..settings()
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn of_two_runs_deciding_on_the_same_state_exactly_one_claims() {
+        let world = World::new();
+        enrolled(&world);
+        let (a, b) = (local_rotator(&world), local_rotator(&world));
+        let seen = describe(&world, "keyturn/app1").await;
+        a.claim(&seen, &Purpose::Rotate(T1.into()))
+            .await
+            .expect("first claim");
+        let err = b
+            .claim(&seen, &Purpose::Rotate(T2.into()))
+            .await
+            .expect_err("second claim");
+        assert!(
+            matches!(err, RotationError::Claimed { ref by, ref version, .. } if by == "rotate" && version == T1),
+            "{err}"
+        );
+        assert!(err.to_string().contains("changed nothing"), "{err}");
+        let sweeper = b
+            .claim(&seen, &Purpose::Sweep)
+            .await
+            .expect_err("a sweep is kept off too");
+        assert_eq!(sweeper.error_type(), "Claimed");
+        // The winner rotates; AWSCURRENT moves, so the next run claims afresh.
+        for s in Step::ALL {
+            local(&a, s, "keyturn/app1", T1).await.expect("step");
+        }
+        let after = describe(&world, "keyturn/app1").await;
+        b.claim(&after, &Purpose::Rotate(T2.into()))
+            .await
+            .expect("the next rotation claims the new current version");
+        // A claim version never holds a key and is not mistaken for one.
+        assert_safe(&world, "keyturn/app1", "app1");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_rotation_or_an_ended_sweep_stops_holding_the_secret() {
+        let world = World::new();
+        enrolled(&world);
+        let r = local_rotator(&world);
+        let seen = describe(&world, "keyturn/app1").await;
+        r.claim(&seen, &Purpose::Rotate(T1.into()))
+            .await
+            .expect("claim");
+        local(&r, Step::Create, "keyturn/app1", T1)
+            .await
+            .expect("create");
+        r.cancel("keyturn/app1").await.expect("cancel");
+        let seen = describe(&world, "keyturn/app1").await;
+        r.claim(&seen, &Purpose::Sweep)
+            .await
+            .expect("the cancelled rotation no longer holds it");
+        let err = r
+            .claim(&seen, &Purpose::Rotate(T2.into()))
+            .await
+            .expect_err("the sweep holds it for its lease");
+        assert!(matches!(err, RotationError::Claimed { ref by, .. } if by == "sweep"));
+        world.advance(SWEEP_LEASE.unsigned_abs());
+        r.claim(&seen, &Purpose::Rotate(T2.into()))
+            .await
+            .expect("after the sweep's lease");
+    }
+
+    #[tokio::test]
+    async fn resume_takes_over_a_run_that_stopped_between_its_claim_and_its_key() {
+        let world = World::new();
+        let old = enrolled(&world);
+        let r = local_rotator(&world);
+        let seen = describe(&world, "keyturn/app1").await;
+        r.claim(&seen, &Purpose::Rotate(T1.into()))
+            .await
+            .expect("claim");
+        // ... and the process stopped: nothing is in flight.
+        assert_eq!(in_flight(&describe(&world, "keyturn/app1").await), None);
+        let again = local_rotator(&world);
+        assert!(again
+            .claim(&seen, &Purpose::Rotate(T2.into()))
+            .await
+            .is_err());
+        assert_eq!(
+            again
+                .stopped_rotation(&seen)
+                .await
+                .expect("read")
+                .as_deref(),
+            Some(T1)
+        );
+        again
+            .claim(&seen, &Purpose::Resume(T1.into()))
+            .await
+            .expect("resume takes over");
+        for s in Step::ALL {
+            local(&again, s, "keyturn/app1", T1).await.expect("step");
+        }
+        assert_eq!(key_at(&world, "keyturn/app1", AWSPREVIOUS), Some(old));
+        // A second resume of the same run is kept off while the first holds it.
+        let stale = local_rotator(&world);
+        world.advance(ROTATION_LEASE.unsigned_abs());
+        assert_eq!(stale.stopped_rotation(&seen).await.expect("read"), None);
+    }
+}

@@ -1,0 +1,177 @@
+"""A fault-injecting HTTP proxy on 127.0.0.1 in front of moto, for the wire-level fault tests.
+
+Every AWS call the SDK makes is one invocation (the `amz-sdk-invocation-id` header, the same on
+each retry of one call); the proxy numbers invocations 1, 2, 3... in the order their first attempt
+arrives and can break the first attempt of invocation k in one of these ways:
+
+- `5xx`: a 500 InternalFailure, without forwarding (the server did nothing);
+- `throttle`: a 400 throttling error, without forwarding;
+- `denied`: a 403 access-denied error, without forwarding (not retryable: the step fails);
+- `reset`: forwards the call, then resets the connection instead of answering (the server acted,
+  the client does not know);
+- `timeout`: forwards the call, then answers nothing until well past the SDK's attempt timeout;
+- `stop`: forwards the call, then holds the answer and sets `stopped`, so the test can kill the
+  process "right after call k".
+
+Signatures still verify: the request reaches moto byte for byte, Host header included. Nothing in
+keyturn knows about the proxy; the process under test only has its endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import socket
+import struct
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+HOST = "127.0.0.1"
+KINDS = ("5xx", "throttle", "denied", "reset", "timeout", "stop")
+HOLD_SECONDS = 12.0  # longer than the SDK's 10 s attempt timeout
+
+ERRORS = {
+    # kind: (status, JSON-protocol code, query-protocol code)
+    "5xx": (500, "InternalServiceError", "ServiceFailure"),
+    "throttle": (400, "ThrottlingException", "Throttling"),
+    "denied": (403, "AccessDeniedException", "AccessDenied"),
+}
+
+
+def operation(headers, body: bytes) -> str:
+    target = headers.get("X-Amz-Target")
+    if target:
+        return target.split(".")[-1]
+    try:
+        return parse_qs(body.decode())["Action"][0]
+    except (KeyError, UnicodeDecodeError):
+        return "?"
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, kind: str | None = None, at: int | None = None, throttle_share: float = 0.0):
+        assert kind is None or kind in KINDS
+        self.upstream = upstream.split("//", 1)[1]
+        self.kind, self.at, self.throttle_share = kind, at, throttle_share
+        self.lock = threading.Lock()
+        self.invocations: dict[str, int] = {}
+        self.calls: list[str] = []  # operation of each invocation, in order
+        self.attempts = 0
+        self.throttled = 0
+        self.injected: str | None = None  # "k:Operation" once the fault was injected
+        self.stopped = threading.Event()
+        self.release = threading.Event()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                proxy._handle(self)
+
+            def do_GET(self):
+                proxy._handle(self)
+
+        self.server = ThreadingHTTPServer((HOST, 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://{HOST}:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def disarm(self) -> None:
+        with self.lock:
+            self.kind = None
+            self.throttle_share = 0.0
+        self.release.set()
+        self.stopped.clear()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        body = h.rfile.read(int(h.headers.get("Content-Length") or 0))
+        op = operation(h.headers, body)
+        invocation = h.headers.get("amz-sdk-invocation-id") or f"anon-{id(h)}-{time.monotonic_ns()}"
+        first = "attempt=1" in (h.headers.get("amz-sdk-request") or "attempt=1")
+        with self.lock:
+            self.attempts += 1
+            if invocation not in self.invocations:
+                self.calls.append(op)
+                self.invocations[invocation] = len(self.calls)
+            k = self.invocations[invocation]
+            fault = self.kind if (first and self.kind and k == self.at) else None
+            if fault:
+                self.injected = f"{k}:{op}"
+            elif first and self.throttle_share and _share(invocation) < self.throttle_share:
+                fault = "throttle"
+                self.throttled += 1
+
+        if fault in ERRORS:
+            return self._error(h, fault, op)
+        status, headers, payload = self._forward(h, body)
+        if fault == "reset":
+            h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            h.close_connection = True
+            h.connection.close()
+            return
+        if fault == "timeout":
+            self.release.wait(HOLD_SECONDS)
+            h.close_connection = True
+            return
+        if fault == "stop":
+            self.stopped.set()
+            self.release.wait(600)
+            h.close_connection = True
+            return
+        h.send_response(status)
+        for name, value in headers:
+            if name.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
+                h.send_header(name, value)
+        h.send_header("Content-Length", str(len(payload)))
+        h.end_headers()
+        h.wfile.write(payload)
+
+    def _forward(self, h: BaseHTTPRequestHandler, body: bytes):
+        conn = http.client.HTTPConnection(self.upstream, timeout=60)
+        try:
+            conn.putrequest(h.command, h.path, skip_host=True, skip_accept_encoding=True)
+            for name, value in h.headers.items():
+                conn.putheader(name, value)
+            conn.endheaders(body)
+            resp = conn.getresponse()
+            return resp.status, resp.getheaders(), resp.read()
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _error(h: BaseHTTPRequestHandler, kind: str, op: str) -> None:
+        status, json_code, query_code = ERRORS[kind]
+        message = f"injected {kind} on {op}"
+        if h.headers.get("X-Amz-Target"):
+            payload = json.dumps({"__type": json_code, "message": message}).encode()
+            ctype = "application/x-amz-json-1.1"
+        else:
+            payload = (
+                f'<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type>'
+                f"<Code>{query_code}</Code><Message>{message}</Message></Error>"
+                f"<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+            ).encode()
+            ctype = "text/xml"
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000")
+        h.send_header("Content-Length", str(len(payload)))
+        h.end_headers()
+        h.wfile.write(payload)
+
+
+def _share(invocation: str) -> float:
+    """A stable number in [0, 1) per invocation: which calls are throttled does not depend on timing."""
+    return int.from_bytes(hashlib.sha256(invocation.encode()).digest()[:4], "big") / 2**32
