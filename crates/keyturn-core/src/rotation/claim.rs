@@ -91,10 +91,10 @@ impl Claim {
         }
         match &self.token {
             // A rotation's claim dies with its AWSPENDING label (finished or cancelled).
-            Some(t) => match info.versions.get(t) {
-                None => None,
-                Some(labels) => Some(labels.iter().any(|l| l == AWSPENDING)),
-            },
+            Some(t) => info
+                .versions
+                .get(t)
+                .map(|labels| labels.iter().any(|l| l == AWSPENDING)),
             None => Some(true),
         }
     }
