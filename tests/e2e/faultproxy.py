@@ -52,7 +52,12 @@ def operation(headers, body: bytes) -> str:
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, kind: str | None = None, at: int | None = None, throttle_share: float = 0.0):
+    def __init__(
+        self, upstream: str, kind: str | None = None, at: int | None = None, throttle_share: float = 0.0,
+        gate: tuple[str, int] | None = None,
+    ):
+        """`gate=(text, n)`: requests whose body contains `text` wait until n of them have arrived
+        (at most 10 s), so that n processes make that call at the same moment."""
         assert kind is None or kind in KINDS
         self.upstream = upstream.split("//", 1)[1]
         self.kind, self.at, self.throttle_share = kind, at, throttle_share
@@ -63,6 +68,8 @@ class FaultProxy:
         self.throttled = 0
         self.injected: str | None = None  # "k:Operation" once the fault was injected
         self.stopped = threading.Event()
+        self.gate = (gate[0].encode(), threading.Barrier(gate[1], timeout=10)) if gate else None
+        self.gated = 0
         self.release = threading.Event()
         proxy = self
 
@@ -115,6 +122,13 @@ class FaultProxy:
 
         if fault in ERRORS:
             return self._error(h, fault, op)
+        if self.gate and first and self.gate[0] in body:
+            with self.lock:
+                self.gated += 1
+            try:
+                self.gate[1].wait()
+            except threading.BrokenBarrierError:
+                pass
         status, headers, payload = self._forward(h, body)
         if fault == "reset":
             h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

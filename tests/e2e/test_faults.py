@@ -162,25 +162,40 @@ def cli_run(moto, keyturn_binary, secrets_seen, kind, k, printed):
         rc = proc.returncode
         proxy.disarm()
         reruns = 0
+        resumed: list = []
         while rc != 0:
-            # After a failure or a stop: --resume finishes what is in flight, or starts afresh when
-            # the run stopped before anything was in flight.
+            # After a failure or a stop, as an operator (or cron) would: --resume finishes what is
+            # in flight or what stopped between its claim and its key; when it finds nothing, the
+            # rotation either completed or never started, and a plain rotate starts one.
             reruns += 1
             assert reruns <= MAX_RERUNS, f"cli {kind}@{k}: not done after {MAX_RERUNS} re-runs\n" + "\n".join(printed[-3:])
             again = subprocess.run(
-                [str(keyturn_binary), "rotate", "--resume", secret_id], env=env_proxy, capture_output=True, text=True, timeout=120
+                [str(keyturn_binary), "--output", "json", "rotate", "--resume", secret_id],
+                env=env_proxy, capture_output=True, text=True, timeout=120,
             )
             printed.append(again.stdout + again.stderr)
             rc = again.returncode
+            if rc == 0 and json.loads(again.stdout)[0]["outcome"] == "nothing-in-flight":
+                if value(moto, secret_id, "AWSCURRENT")["AccessKeyId"] == before["AccessKeyId"]:
+                    rc = 1
+                    resumed.append("nothing in flight: rotate")
+                    again = subprocess.run([str(keyturn_binary), "rotate", secret_id], env=env_proxy, capture_output=True, text=True, timeout=120)
+                    printed.append(again.stdout + again.stderr)
+                    rc = again.returncode
+                else:
+                    resumed.append("nothing in flight: done")
+            elif rc == 0:
+                resumed.append("resumed")
         check_outcome(moto, user, secret_id, before, None, secrets_seen, f"cli {kind}@{k}")
         stages = moto.client("secretsmanager").describe_secret(SecretId=secret_id)["VersionIdsToStages"]
-        assert not any("AWSPENDING" in s for s in stages.values()), f"cli {kind}@{k}: AWSPENDING left behind: {stages}"
-        return {"injected": proxy.injected, "reruns": reruns, "stderr": err.strip().splitlines()[-1:] if err.strip() else []}
+        stray = [v for v, s in stages.items() if "AWSPENDING" in s and "AWSCURRENT" not in s]
+        assert not stray, f"cli {kind}@{k}: AWSPENDING left on a version that is not AWSCURRENT: {stages}"
+        return {"injected": proxy.injected, "reruns": reruns, "resume": resumed, "first_rc": proc.returncode}
     finally:
         proxy.close()
 
 
-@pytest.mark.parametrize("kind", ["stop", "denied", "reset"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_cli_rotation_survives_a_fault_at_every_call_and_resumes(moto, keyturn_binary, secrets_seen, kind):
     # The CLI's own call list, from one clean run through the proxy.
     user, secret_id = unique("clibase"), unique("keyturn/clibase")

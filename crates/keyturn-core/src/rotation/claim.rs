@@ -34,8 +34,9 @@ use super::{aws, Rotator};
 /// How long a rotation's claim holds when its run neither finishes nor leaves a rotation in flight
 /// (it stopped between the claim and storing its key): longer than any createSecret takes.
 pub const ROTATION_LEASE: time::Duration = time::Duration::minutes(5);
-/// How long a sweep's claim holds: a sweep of one secret takes a few calls.
-pub const SWEEP_LEASE: time::Duration = time::Duration::minutes(1);
+/// How long a sweep's claim holds: a sweep of one secret makes two calls after its claim. A
+/// rotation right after a sweep waits at most this long.
+pub const SWEEP_LEASE: time::Duration = time::Duration::seconds(30);
 /// Generations tried before giving up (each dead claim costs one more call).
 const MAX_GENERATIONS: u32 = 9;
 
@@ -203,7 +204,12 @@ where
             // --resume takes over the rotation whose run stopped: its own rotation claim is
             // not in the way (another resume's claim is).
             let taken_over = matches!(purpose, Purpose::Resume(t) if other.by == "rotate" && other.token.as_deref() == Some(t));
+            // Sweeps act on the same key the same way: one holding it lets another through.
+            let shared = *purpose == Purpose::Sweep && other.by == "sweep";
             if !taken_over && self.holds(info, &other, now).await? {
+                if shared {
+                    return Ok(());
+                }
                 return Err(RotationError::Claimed {
                     secret: info.name.clone(),
                     by: other.by,

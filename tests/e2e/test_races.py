@@ -1,0 +1,87 @@
+"""Races between keyturn's own runs on one secret: two `keyturn rotate`, and a rotation against a
+sweep. A gate in the proxy holds each run's claim until both have made it, so the two runs decide
+on the same state and race for real. Exactly one may proceed; the other must stop with a clear
+message and change nothing; the secret and the user's keys must stay consistent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+from conftest import ALL_OUTPUT
+from faultproxy import FaultProxy
+from harness import base_env
+from test_cli import managed_secret
+from test_rotation_function import key_statuses, value, whoami
+
+TRIALS = 4
+
+
+def race(moto, keyturn_binary, *argvs):
+    proxy = FaultProxy(moto.endpoint, gate=("KEYTURN_CLAIM", len(argvs)))
+    env = dict(base_env(moto.endpoint, *moto.admin), AWS_ENDPOINT_URL=proxy.endpoint)
+    try:
+        procs = [
+            subprocess.Popen([str(keyturn_binary), "--output", "json", *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for argv in argvs
+        ]
+        results = []
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            ALL_OUTPUT.append(out + err)
+            results.append((p.returncode, json.loads(out)[0], err))
+        assert proxy.gated == len(argvs), f"the runs did not meet at their claims: {proxy.gated}"
+        return results
+    finally:
+        proxy.close()
+
+
+def test_two_rotations_of_one_secret_exactly_one_proceeds(moto, keyturn_binary, secrets_seen):
+    for trial in range(TRIALS):
+        user, secret_id, old = managed_secret(moto, secrets_seen, "race")
+        results = race(moto, keyturn_binary, ["rotate", secret_id], ["rotate", secret_id])
+        won = [r for r in results if r[0] == 0]
+        lost = [r for r in results if r[0] != 0]
+        assert len(won) == 1 and len(lost) == 1, f"trial {trial}: {results}"
+        assert won[0][1]["outcome"] == "rotated"
+        assert lost[0][1]["errorType"] == "Claimed", lost[0]
+        message = lost[0][1]["error"]
+        assert secret_id in message and "another keyturn run holds it" in message and "changed nothing" in message
+        current = value(moto, secret_id, "AWSCURRENT")
+        secrets_seen.add(current["SecretAccessKey"])
+        assert current["AccessKeyId"] == won[0][1]["newKeyId"]
+        assert value(moto, secret_id, "AWSPREVIOUS")["AccessKeyId"] == old["AccessKeyId"]
+        assert key_statuses(moto, user) == {old["AccessKeyId"]: "Active", current["AccessKeyId"]: "Active"}, "the loser made no key"
+        assert whoami(moto, current["AccessKeyId"], current["SecretAccessKey"]).endswith(f":user/{user}")
+
+
+def test_a_rotation_racing_a_sweep_exactly_one_proceeds(moto, keyturn_binary, keyturn, secrets_seen):
+    winners = set()
+    for trial in range(TRIALS):
+        # Rotated once: AWSPREVIOUS holds A, unused since. The sweep (grace 0) would deactivate A;
+        # the rotation needs A's slot and would delete it.
+        user, secret_id, a = managed_secret(moto, secrets_seen, "racesweep")
+        keyturn("rotate", secret_id)
+        b = value(moto, secret_id, "AWSCURRENT")
+        secrets_seen.add(b["SecretAccessKey"])
+        time.sleep(0.05)
+        rotate, sweep = race(moto, keyturn_binary, ["rotate", secret_id], ["sweep", "--grace-days", "0", secret_id])
+        assert (rotate[0] == 0) != (sweep[0] == 0), f"trial {trial}: exactly one proceeds: {rotate} {sweep}"
+        keys = key_statuses(moto, user)
+        current = value(moto, secret_id, "AWSCURRENT")
+        secrets_seen.add(current["SecretAccessKey"])
+        if rotate[0] == 0:
+            winners.add("rotate")
+            assert sweep[1]["errorType"] == "Claimed" and "a rotate" in sweep[1]["error"], sweep
+            assert current["AccessKeyId"] == rotate[1]["newKeyId"] and rotate[1]["deletedKeyId"] == a["AccessKeyId"]
+            assert keys == {b["AccessKeyId"]: "Active", current["AccessKeyId"]: "Active"}
+        else:
+            winners.add("sweep")
+            assert rotate[1]["errorType"] == "Claimed" and "a sweep" in rotate[1]["error"], rotate
+            assert sweep[1]["action"] == "deactivated"
+            assert current == b
+            assert keys == {a["AccessKeyId"]: "Inactive", b["AccessKeyId"]: "Active"}
+        assert value(moto, secret_id, "AWSPREVIOUS")["AccessKeyId"] in keys
+        assert whoami(moto, current["AccessKeyId"], current["SecretAccessKey"]).endswith(f":user/{user}")
+    print(f"winners over {TRIALS} trials: {sorted(winners)}")
