@@ -494,9 +494,7 @@ where
                 kept,
             });
         };
-        keys_api
-            .delete(user, &key_id)
-            .await
+        already_gone(keys_api.delete(user, &key_id).await)
             .map_err(|e| aws("DeleteAccessKey", o.name(), Some(user), Some(&key_id), e))?;
         tracing::info!(secret = o.name(), user, key_id = %key_id, reason = %why, "deleted access key to make room");
         Ok((key_id, why))
@@ -860,6 +858,15 @@ fn names_user(arn: &str, user: &str) -> bool {
 /// New keys are rejected until IAM has propagated them; transient faults are retried too.
 fn retry_test(e: &ApiError) -> bool {
     matches!(e, ApiError::InvalidCredentials(_)) || e.is_transient()
+}
+
+/// A DeleteAccessKey that finds the key gone has what it wanted: its own earlier attempt (whose
+/// answer was lost, so the SDK retried) or another run deleted it.
+fn already_gone(result: Result<(), ApiError>) -> Result<(), ApiError> {
+    match result {
+        Err(ApiError::NotFound(_)) => Ok(()),
+        other => other,
+    }
 }
 
 fn aws(

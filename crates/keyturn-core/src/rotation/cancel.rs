@@ -5,7 +5,7 @@ use crate::ports::{
     AccessKeys, Clock, Iam, IdentityCheck, SecretStore, VersionRef, AWSCURRENT, AWSPENDING,
 };
 
-use super::{aws, in_flight, list_keys, Opened, Rotator};
+use super::{already_gone, aws, in_flight, list_keys, Opened, Rotator};
 
 /// What cancelling did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +64,7 @@ where
                     .iter()
                     .any(|k| k.id == key_id)
                 {
-                    keys_api.delete(&user, key_id).await.map_err(|e| {
+                    already_gone(keys_api.delete(&user, key_id).await).map_err(|e| {
                         aws("DeleteAccessKey", o.name(), Some(&user), Some(key_id), e)
                     })?;
                     tracing::info!(secret = o.name(), user = %user, key_id, "cancelled rotation: deleted its key");

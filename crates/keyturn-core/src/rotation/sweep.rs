@@ -11,7 +11,7 @@ use crate::ports::{
 };
 
 use super::claim::Purpose;
-use super::{aws, cutover_time, in_flight, list_keys, used_since, Opened, Rotator};
+use super::{already_gone, aws, cutover_time, in_flight, list_keys, used_since, Opened, Rotator};
 
 pub const GRACE_DAYS_TAG: &str = "keyturn:grace-days";
 pub const DELETE_AFTER_DAYS_TAG: &str = "keyturn:delete-after-days";
@@ -310,7 +310,7 @@ where
                     Some(_) => {
                         if !dry_run {
                             self.claim(&info, &Purpose::Sweep).await?;
-                            keys_api.delete(&user, &key_id).await.map_err(|e| {
+                            already_gone(keys_api.delete(&user, &key_id).await).map_err(|e| {
                                 aws("DeleteAccessKey", o.name(), Some(&user), Some(&key_id), e)
                             })?;
                         }
