@@ -120,6 +120,9 @@ def function_factory(moto, lambda_binary, tmp_path, secrets_seen):
 
     yield start
     outputs = []
+    for fn, _ in started:  # stop them all first, then wait: the fault tests start dozens
+        if fn.proc.poll() is None:
+            fn.proc.terminate()
     for fn, runtime in started:
         fn.close()
         runtime.close()

@@ -1,0 +1,314 @@
+#!/usr/bin/env python3
+"""keyturn's benchmarks, one command: `python3 bench/run.py` (see BENCHMARKS.md).
+
+Everything runs against moto on 127.0.0.1 with authentication on, in one run, so that the figures
+that matter are ratios measured side by side rather than absolute times on a shared machine:
+
+1. the rotation function, cold and warm, and its peak RSS, driven through the Lambda runtime API,
+   beside the boto3 reference function in bench/reference run by AWS's Python runtime client
+   (awslambdaric), alternating between the two;
+2. AWS calls per rotation and per step (counted by a loopback proxy), per sweep of a secret and per
+   audited user;
+3. `keyturn rotate --all` over many secrets at several concurrencies, beside moto's ceiling for the
+   same calls (1 / moto's CPU seconds per rotation: moto serves requests under one GIL);
+4. the audit's parse and join at 1,000, 10,000 and 100,000 users, time and peak RSS;
+5. the sizes of the release binaries and the deployable zip.
+
+Writes bench/results.json and prints a summary. `--quick` runs a small version of each part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+from faultproxy import FaultProxy  # noqa: E402
+from harness import Moto, RuntimeApi, base_env  # noqa: E402
+
+STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"]
+RELEASE = ROOT / "target" / "release"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def new_secret(moto, prefix="bench", managed=False, iam=None, sm=None):
+    iam = iam or moto.client("iam")
+    sm = sm or moto.client("secretsmanager")
+    user, name = unique(prefix), unique(f"keyturn/{prefix}")
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    tags = [{"Key": "keyturn:managed", "Value": "true"}] if managed else []
+    sm.create_secret(
+        Name=name,
+        SecretString=json.dumps({"UserName": user, "AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}),
+        Tags=tags,
+    )
+    return user, name
+
+
+def start_rotation(moto, name) -> str:
+    sm = moto.client("secretsmanager")
+    for version, labels in sm.describe_secret(SecretId=name).get("VersionIdsToStages", {}).items():
+        if "AWSPENDING" in labels and "AWSCURRENT" in labels:
+            sm.update_secret_version_stage(SecretId=name, VersionStage="AWSPENDING", RemoveFromVersionId=version)
+    return sm.rotate_secret(SecretId=name, RotationLambdaARN=moto.placeholder_function(), RotationRules={"AutomaticallyAfterDays": 30})["VersionId"]
+
+
+class Runner:
+    """One function process (keyturn's binary, or Python under awslambdaric) behind its own runtime
+    API; `started` is taken just before the process is spawned."""
+
+    def __init__(self, kind: str, env: dict, log: Path):
+        self.runtime = RuntimeApi()
+        env = dict(env, AWS_LAMBDA_RUNTIME_API=self.runtime.address, AWS_LAMBDA_FUNCTION_NAME="bench",
+                   AWS_LAMBDA_FUNCTION_VERSION="$LATEST", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128",
+                   AWS_LAMBDA_LOG_GROUP_NAME="/aws/lambda/bench", AWS_LAMBDA_LOG_STREAM_NAME="local")
+        if kind == "keyturn":
+            cmd, cwd = [str(RELEASE / "keyturn-rotation")], ROOT
+        else:
+            reference = ROOT / "bench" / "reference"
+            env.update(LAMBDA_TASK_ROOT=str(reference), PYTHONPATH=str(reference))
+            cmd, cwd = [sys.executable, "-m", "awslambdaric", "lambda_function.lambda_handler"], reference
+        self.log = open(log, "wb")
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def rotate(self, name: str, token: str) -> None:
+        for step in STEPS:
+            ok, body = self.runtime.invoke({"Step": step, "SecretId": name, "ClientRequestToken": token}, timeout=120)
+            if not ok:
+                raise RuntimeError(f"{step} failed: {body}")
+
+    def step(self, step: str, name: str, token: str) -> None:
+        ok, body = self.runtime.invoke({"Step": step, "SecretId": name, "ClientRequestToken": token}, timeout=120)
+        if not ok:
+            raise RuntimeError(f"{step} failed: {body}")
+
+    def peak_rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmHWM")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.runtime.close()
+        self.log.close()
+
+
+def function_bench(moto, env, rounds: int, warm: int, logs: Path) -> dict:
+    """Cold start: spawn to the fourth step's answer, for a first rotation. Warm: the four steps of
+    a further first rotation on the same process. Alternates keyturn and the reference."""
+    out = {k: {"cold_ms": [], "warm_ms": [], "peak_rss_kib": []} for k in ("keyturn", "python")}
+    for r in range(rounds):
+        for kind in ("keyturn", "python") if r % 2 == 0 else ("python", "keyturn"):
+            secrets = [new_secret(moto) for _ in range(warm + 1)]
+            tokens = [start_rotation(moto, name) for _, name in secrets]
+            runner = Runner(kind, env, logs / f"{kind}-{r}.log")
+            try:
+                runner.rotate(secrets[0][1], tokens[0])
+                out[kind]["cold_ms"].append((time.perf_counter() - runner.started) * 1e3)
+                for (_, name), token in zip(secrets[1:], tokens[1:]):
+                    t0 = time.perf_counter()
+                    runner.rotate(name, token)
+                    out[kind]["warm_ms"].append((time.perf_counter() - t0) * 1e3)
+                out[kind]["peak_rss_kib"].append(runner.peak_rss_kib())
+            finally:
+                runner.close()
+    summary = {}
+    for kind, m in out.items():
+        summary[kind] = {
+            "cold_ms_median": round(statistics.median(m["cold_ms"]), 1),
+            "warm_ms_median": round(statistics.median(m["warm_ms"]), 1),
+            "peak_rss_mib_max": round(max(m["peak_rss_kib"]) / 1024, 1),
+            "samples": {"cold": len(m["cold_ms"]), "warm": len(m["warm_ms"])},
+        }
+    k, p = summary["keyturn"], summary["python"]
+    summary["ratios"] = {
+        "cold": round(k["cold_ms_median"] / p["cold_ms_median"], 3),
+        "warm": round(k["warm_ms_median"] / p["warm_ms_median"], 3),
+        "peak_rss": round(k["peak_rss_mib_max"] / p["peak_rss_mib_max"], 3),
+    }
+    return summary
+
+
+def counted(moto, env, kind: str, logs: Path, two_keys: bool) -> dict:
+    """Calls per step of one rotation, counted at a proxy; `two_keys`: the second rotation, whose
+    createSecret must free the AWSPREVIOUS key's slot."""
+    user, name = new_secret(moto, "calls")
+    if two_keys:
+        runner = Runner(kind, env, logs / f"calls-pre-{kind}.log")
+        runner.rotate(name, start_rotation(moto, name))
+        runner.close()
+    token = start_rotation(moto, name)
+    proxy = FaultProxy(moto.endpoint)
+    runner = Runner(kind, dict(env, AWS_ENDPOINT_URL=proxy.endpoint), logs / f"calls-{kind}.log")
+    try:
+        per_step = {}
+        for step in STEPS:
+            before = len(proxy.calls)
+            runner.step(step, name, token)
+            per_step[step] = proxy.calls[before:]
+        return {"total": len(proxy.calls), "per_step": {s: len(c) for s, c in per_step.items()}, "calls": per_step}
+    finally:
+        runner.close()
+        proxy.close()
+
+
+def cli(env, *args, check=True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(RELEASE / "keyturn"), *args], env=env, capture_output=True, text=True, timeout=3600)
+    if check and proc.returncode not in (0, 1):
+        raise RuntimeError(f"keyturn {' '.join(args)}: {proc.returncode}\n{proc.stderr[-2000:]}")
+    return proc
+
+
+def sweep_and_audit_calls(moto, env) -> dict:
+    # Sweep of one secret whose previous key is due for deactivation, and one with nothing to do.
+    _, due = new_secret(moto, "sweep", managed=True)
+    _, idle = new_secret(moto, "idle", managed=True)
+    cli(env, "rotate", due)
+    proxy = FaultProxy(moto.endpoint)
+    try:
+        penv = dict(env, AWS_ENDPOINT_URL=proxy.endpoint)
+        cli(penv, "sweep", "--grace-days", "0", due)
+        acting = list(proxy.calls)
+        before = len(proxy.calls)
+        cli(penv, "sweep", idle)
+        idle_calls = proxy.calls[before:]
+        # Audit: N users, half of them managed; the per-user cost is the slope between two sizes.
+        counts = {}
+        for n in (10, 20):
+            for i in range(n // 2):
+                new_secret(moto, "aud", managed=True)
+                iam = moto.client("iam")
+                u = unique("plain")
+                iam.create_user(UserName=u)
+                iam.create_access_key(UserName=u)
+            before = len(proxy.calls)
+            cli(penv, "--output", "json", "audit")
+            counts[n] = proxy.calls[before:]
+        users_now = len(moto.client("iam").list_users(MaxItems=1000)["Users"])
+    finally:
+        proxy.close()
+    return {
+        "sweep_acting": {"total": len(acting), "calls": acting},
+        "sweep_nothing_to_do": {"total": len(idle_calls), "calls": idle_calls},
+        "audit": {"calls_with_10_more_users": len(counts[20]) - len(counts[10]), "calls_at_last": len(counts[20]),
+                  "users_in_account": users_now, "calls": counts[20]},
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bulk_bench(moto, env, secrets: int, concurrencies: list[int]) -> dict:
+    iam, sm = moto.client("iam"), moto.client("secretsmanager")
+    for _ in range(secrets):
+        new_secret(moto, "bulk", managed=True, iam=iam, sm=sm)
+    # One unmeasured pass, so that every measured pass takes the same path (two keys: the previous
+    # key, unused since the cut-over, is deleted to make room).
+    cli(env, "rotate", "--all", "--concurrency", "16")
+    rows = []
+    for c in concurrencies:
+        cpu0, t0 = cpu_seconds(moto.proc.pid), time.perf_counter()
+        proc = cli(env, "--output", "json", "rotate", "--all", "--concurrency", str(c))
+        wall, cpu = time.perf_counter() - t0, cpu_seconds(moto.proc.pid) - cpu0
+        done = sum(1 for r in json.loads(proc.stdout) if r.get("outcome") == "rotated")
+        rate, ceiling = done / wall, done / cpu
+        rows.append({"concurrency": c, "rotated": done, "seconds": round(wall, 2), "per_second": round(rate, 1),
+                     "moto_cpu_seconds": round(cpu, 2), "moto_ceiling_per_second": round(ceiling, 1),
+                     "share_of_ceiling": round(rate / ceiling, 3)})
+        print(f"  bulk c={c}: {rate:.1f}/s, moto ceiling {ceiling:.1f}/s ({rate / ceiling:.0%})", flush=True)
+    return {"secrets": secrets, "runs": rows}
+
+
+def audit_bench(sizes: list[int]) -> list[dict]:
+    example = RELEASE / "examples" / "audit_scale"
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "keyturn-core", "--example", "audit_scale"], cwd=ROOT, check=True)
+    rows = []
+    for n in [0, *sizes]:
+        proc = subprocess.Popen([str(example), str(n)], stdout=subprocess.PIPE, text=True)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = status
+        line = out.strip().splitlines()[-1].split(",") if n else None
+        row = {"users": n, "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+        if line:
+            row.update(report_bytes=int(line[1]), parse_ms=float(line[2]), join_ms=float(line[3]), total_ms=float(line[4]), ns_per_user=int(line[6]))
+        rows.append(row)
+    return rows
+
+
+def sizes() -> dict:
+    out = {name: (RELEASE / name).stat().st_size for name in ("keyturn-rotation", "keyturn")}
+    zip_path = ROOT / "target" / "lambda" / "keyturn-rotation" / "bootstrap.zip"
+    out["bootstrap.zip"] = zip_path.stat().st_size if zip_path.exists() else None
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a small run of every part (a smoke test)")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    a = ap.parse_args()
+    rounds, warm, secrets, conc, audit_sizes = (6, 10, 1000, [1, 4, 16, 64], [1000, 10000, 100000])
+    if a.quick:
+        rounds, warm, secrets, conc, audit_sizes = (2, 2, 20, [1, 4], [1000])
+
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "keyturn-lambda", "-p", "keyturn"], cwd=ROOT, check=True)
+    logs = ROOT / "target" / "bench-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    for k in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
+        os.environ.pop(k, None)
+    os.environ.update(AWS_EC2_METADATA_DISABLED="true")
+    moto = Moto(logs)
+    results = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        env = base_env(moto.endpoint, *moto.admin)
+        print("function: cold start, warm rotation, peak RSS (keyturn vs the boto3 reference)", flush=True)
+        results["function"] = function_bench(moto, env, rounds, warm, logs)
+        print(json.dumps(results["function"], indent=1), flush=True)
+        print("AWS calls per rotation and step", flush=True)
+        results["calls"] = {
+            "keyturn_one_key": counted(moto, env, "keyturn", logs, False),
+            "keyturn_two_keys": counted(moto, env, "keyturn", logs, True),
+            "python_one_key": counted(moto, env, "python", logs, False),
+        }
+        results["calls"].update(sweep_and_audit_calls(moto, env))
+        for k, v in results["calls"].items():
+            print(f"  {k}: {v.get('total', v)} {v.get('per_step', '')}", flush=True)
+        print(f"bulk rotate --all over {secrets} secrets", flush=True)
+        results["bulk"] = bulk_bench(moto, env, secrets, conc)
+    finally:
+        moto.close()
+    print("audit parse and join", flush=True)
+    results["audit"] = audit_bench(audit_sizes)
+    for row in results["audit"]:
+        print(f"  {row}", flush=True)
+    results["sizes"] = sizes()
+    print(f"sizes: {results['sizes']}", flush=True)
+    Path(a.out).write_text(json.dumps(results, indent=1) + "\n")
+    print(f"written to {a.out}")
+
+
+if __name__ == "__main__":
+    main()
