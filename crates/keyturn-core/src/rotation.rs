@@ -275,7 +275,6 @@ where
             )
             .await?;
         let keys_api = self.keys_for(o, &current).await?;
-        let keys = list_keys(&keys_api, o, &user).await?;
         let mut report = StepReport {
             step: Step::Create,
             secret: o.name().to_string(),
@@ -287,6 +286,7 @@ where
         };
 
         if let Some(pending) = pending {
+            let keys = list_keys(&keys_api, o, &user).await?;
             let key_id = pending
                 .access_key_id()
                 .ok_or_else(|| RotationError::NoKeyInValue {
@@ -305,24 +305,49 @@ where
             });
         }
 
-        if keys.len() >= 2 {
-            let deleted = self
-                .make_room(
-                    o,
-                    &keys_api,
-                    &user,
-                    &keys,
-                    current_version,
-                    current.access_key_id(),
-                )
-                .await?;
-            report.deleted_key = Some(deleted);
-        }
-
-        let new_key = keys_api
-            .create(&user)
-            .await
-            .map_err(|e| aws("CreateAccessKey", o.name(), Some(&user), None, e))?;
+        // With an AWSPREVIOUS version the user most likely holds two keys: list them and make
+        // room first. Without one (a first rotation, or the sweep retired the previous key) the
+        // user most likely holds one: create straight away, and list only if IAM says the user
+        // is full. Either way the common case makes no call it does not need.
+        let expect_two = o.info.version_with(AWSPREVIOUS).is_some();
+        let first_try = if expect_two {
+            None
+        } else {
+            match keys_api.create(&user).await {
+                Ok(key) => Some(key),
+                Err(ApiError::LimitExceeded(_)) => None,
+                Err(ApiError::NotFound(_)) => {
+                    return Err(RotationError::NoSuchUser {
+                        secret: o.name().to_string(),
+                        user,
+                    })
+                }
+                Err(e) => return Err(aws("CreateAccessKey", o.name(), Some(&user), None, e)),
+            }
+        };
+        let new_key = match first_try {
+            Some(key) => key,
+            None => {
+                let keys = list_keys(&keys_api, o, &user).await?;
+                if keys.len() >= 2 {
+                    let deleted = self
+                        .make_room(
+                            o,
+                            &keys_api,
+                            &user,
+                            &keys,
+                            current_version,
+                            current.access_key_id(),
+                        )
+                        .await?;
+                    report.deleted_key = Some(deleted);
+                }
+                keys_api
+                    .create(&user)
+                    .await
+                    .map_err(|e| aws("CreateAccessKey", o.name(), Some(&user), None, e))?
+            }
+        };
         let new_id = new_key.id.clone();
         tracing::info!(secret = o.name(), user = %user, key_id = %new_id, "created access key");
         let value = current.with_key(&user, new_key).render();

@@ -214,7 +214,7 @@ where
                 secret: o.name().to_string(),
             })?;
         let Some(previous) = self
-            .read(&o, VersionRef::Id(previous_version), AWSPREVIOUS)
+            .read(&o, VersionRef::Id(previous_version.clone()), AWSPREVIOUS)
             .await?
         else {
             return Ok(report(
@@ -313,6 +313,20 @@ where
                             already_gone(keys_api.delete(&user, &key_id).await).map_err(|e| {
                                 aws("DeleteAccessKey", o.name(), Some(&user), Some(&key_id), e)
                             })?;
+                            // No label is left on a deleted key; and the next createSecret,
+                            // seeing no AWSPREVIOUS, expects a free slot and creates at once.
+                            self.store
+                                .move_label(secret_id, AWSPREVIOUS, None, Some(&previous_version))
+                                .await
+                                .map_err(|e| {
+                                    aws(
+                                        "UpdateSecretVersionStage",
+                                        o.name(),
+                                        Some(&user),
+                                        Some(&key_id),
+                                        e,
+                                    )
+                                })?;
                         }
                         SweepOutcome::Deleted { key_id }
                     }

@@ -192,11 +192,24 @@ async fn the_sweep_waits_deactivates_then_deletes_an_unused_previous_key() {
         }
     );
     assert!(!world.key_exists(&old.id));
+    assert!(
+        !world
+            .labels("keyturn/app1")
+            .values()
+            .any(|l| l.iter().any(|x| x == AWSPREVIOUS)),
+        "no label is left on the deleted key"
+    );
     let after = r
         .sweep("keyturn/app1", &policy(), false)
         .await
         .expect("sweep");
     assert!(matches!(after.outcome, SweepOutcome::Nothing(_)));
+    assert_safe(&world, "keyturn/app1", "app1");
+    // With the previous key retired, the next rotation takes the one-key path: no ListAccessKeys
+    // before CreateAccessKey, 15 calls in all.
+    world.clear_calls();
+    rotate(&r, &world, "keyturn/app1").await.expect("rotation");
+    assert_eq!(world.calls().len(), 15, "{:?}", world.calls());
     assert_safe(&world, "keyturn/app1", "app1");
 }
 

@@ -152,9 +152,9 @@ async fn a_failed_store_deletes_the_new_key() {
     let old = enrolled(&world);
     let r = rotator(&world);
     let token = world.start_rotation("keyturn/app1");
-    // createSecret's calls: Describe, Get current, Get pending, List, Create, Put (6th).
+    // createSecret's calls on a first rotation: Describe, Get current, Get pending, Create, Put (5th).
     world.arm(Fault::FailAt {
-        call: 6,
+        call: 5,
         error: ApiError::AccessDenied("not allowed to PutSecretValue".into()),
     });
     let err = step(&r, Step::Create, "keyturn/app1", &token)
