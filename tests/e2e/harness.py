@@ -168,6 +168,8 @@ class RuntimeApi:
                 self._reply(202, b"{}", {"Content-Type": "application/json"})
 
         self.server = ThreadingHTTPServer((HOST, 0), Handler)
+        self.server.daemon_threads = True
+        self.server.handle_error = lambda request, address: None  # a function killed mid-poll
         self.address = f"{HOST}:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -1,5 +1,6 @@
 //! Measures parsing and joining credential reports of generated users (a benchmark, not a test):
-//! `cargo run --release -p keyturn-core --example audit_scale -- 1000 10000 100000`.
+//! `cargo run --release -p keyturn-core --example audit_scale -- 1000 10000 100000`. The last column
+//! is the process's peak RSS so far: run one size per process to see each size's own peak.
 
 use std::time::Instant;
 
@@ -48,6 +49,13 @@ fn generate(n: usize) -> (Vec<u8>, Vec<ManagedKey>) {
     (csv.into_bytes(), managed)
 }
 
+/// This process's peak resident set so far (Linux: VmHWM), for one size per process.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
@@ -63,7 +71,7 @@ fn main() {
         max_age: Duration::days(90),
         grace: Duration::days(7),
     };
-    println!("users,report_bytes,parse_ms,join_ms,total_ms,keys,ns_per_user");
+    println!("users,report_bytes,parse_ms,join_ms,total_ms,keys,ns_per_user,peak_rss_kib");
     for n in sizes {
         let (csv, managed) = generate(n);
         // Best of 5, to keep scheduler noise out.
@@ -81,13 +89,14 @@ fn main() {
         }
         let total = best.0 + best.1;
         println!(
-            "{n},{},{:.2},{:.2},{:.2},{},{:.0}",
+            "{n},{},{:.2},{:.2},{:.2},{},{:.0},{}",
             csv.len(),
             best.0,
             best.1,
             total,
             best.2,
-            total * 1e6 / n as f64
+            total * 1e6 / n.max(1) as f64,
+            peak_rss_kib().map_or_else(|| "n/a".to_string(), |k| k.to_string())
         );
     }
 }
