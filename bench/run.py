@@ -184,14 +184,22 @@ def sweep_and_audit_calls(moto, env) -> dict:
     _, due = new_secret(moto, "sweep", managed=True)
     _, idle = new_secret(moto, "idle", managed=True)
     cli(env, "rotate", due)
+    _, fresh = new_secret(moto, "clirot", managed=True)
     proxy = FaultProxy(moto.endpoint)
+
+    def calls_of(*args):
+        before = len(proxy.calls)
+        cli(penv, *args)
+        return proxy.calls[before:]
+
     try:
         penv = dict(env, AWS_ENDPOINT_URL=proxy.endpoint)
-        cli(penv, "sweep", "--grace-days", "0", due)
-        acting = list(proxy.calls)
-        before = len(proxy.calls)
-        cli(penv, "sweep", idle)
-        idle_calls = proxy.calls[before:]
+        waiting = calls_of("sweep", due)
+        acting = calls_of("sweep", "--grace-days", "0", due)
+        deleting = calls_of("sweep", "--delete-after-days", "0", due)
+        idle_calls = calls_of("sweep", idle)
+        cli_one_key = calls_of("rotate", fresh)
+        cli_two_keys = calls_of("rotate", fresh)
         # Audit: N users, half of them managed; the per-user cost is the slope between two sizes.
         counts = {}
         for n in (10, 20):
@@ -208,6 +216,10 @@ def sweep_and_audit_calls(moto, env) -> dict:
     finally:
         proxy.close()
     return {
+        "cli_rotate_one_key": {"total": len(cli_one_key), "calls": cli_one_key},
+        "cli_rotate_two_keys": {"total": len(cli_two_keys), "calls": cli_two_keys},
+        "sweep_waiting": {"total": len(waiting), "calls": waiting},
+        "sweep_deleting": {"total": len(deleting), "calls": deleting},
         "sweep_acting": {"total": len(acting), "calls": acting},
         "sweep_nothing_to_do": {"total": len(idle_calls), "calls": idle_calls},
         "audit": {"calls_with_10_more_users": len(counts[20]) - len(counts[10]), "calls_at_last": len(counts[20]),
