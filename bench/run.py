@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from faultproxy import FaultProxy  # noqa: E402
-from harness import Moto, RuntimeApi, base_env  # noqa: E402
+from harness import Moto, RuntimeApi, base_env, stop_process  # noqa: E402
 
 STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"]
 RELEASE = ROOT / "target" / "release"
@@ -104,11 +104,7 @@ class Runner:
         raise RuntimeError("no VmHWM")
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
         self.runtime.close()
         self.log.close()
 

@@ -137,8 +137,10 @@ def test_function_survives_a_fault_at_every_call(moto, function_factory, secrets
     _write()
 
 
-def cli_run(moto, keyturn_binary, secrets_seen, kind, k, printed):
-    user, secret_id = unique("clifault"), unique("keyturn/clifault")
+def cli_rotated_once(moto, keyturn_binary, secrets_seen, prefix):
+    """A user and secret already rotated once by `keyturn rotate`, so the next rotation takes the
+    two-key path; with the environment that reaches moto directly."""
+    user, secret_id = unique(prefix), unique(f"keyturn/{prefix}")
     first = make_user(moto, user, secrets_seen)
     moto.client("secretsmanager").create_secret(
         Name=secret_id,
@@ -146,6 +148,11 @@ def cli_run(moto, keyturn_binary, secrets_seen, kind, k, printed):
     )
     env = base_env(moto.endpoint, *moto.admin)
     subprocess.run([str(keyturn_binary), "rotate", secret_id], env=env, check=True, capture_output=True, timeout=120)
+    return user, secret_id, env
+
+
+def cli_run(moto, keyturn_binary, secrets_seen, kind, k, printed):
+    user, secret_id, env = cli_rotated_once(moto, keyturn_binary, secrets_seen, "clifault")
     before = value(moto, secret_id, "AWSCURRENT")
     secrets_seen.add(before["SecretAccessKey"])
     proxy = FaultProxy(moto.endpoint, kind, k)
@@ -198,14 +205,7 @@ def cli_run(moto, keyturn_binary, secrets_seen, kind, k, printed):
 @pytest.mark.parametrize("kind", KINDS)
 def test_cli_rotation_survives_a_fault_at_every_call_and_resumes(moto, keyturn_binary, secrets_seen, kind):
     # The CLI's own call list, from one clean run through the proxy.
-    user, secret_id = unique("clibase"), unique("keyturn/clibase")
-    first = make_user(moto, user, secrets_seen)
-    moto.client("secretsmanager").create_secret(
-        Name=secret_id,
-        SecretString=json.dumps({"UserName": user, "AccessKeyId": first["AccessKeyId"], "SecretAccessKey": first["SecretAccessKey"]}),
-    )
-    env = base_env(moto.endpoint, *moto.admin)
-    subprocess.run([str(keyturn_binary), "rotate", secret_id], env=env, check=True, capture_output=True, timeout=120)
+    _, secret_id, env = cli_rotated_once(moto, keyturn_binary, secrets_seen, "clibase")
     proxy = FaultProxy(moto.endpoint)
     try:
         subprocess.run([str(keyturn_binary), "rotate", secret_id], env=dict(env, AWS_ENDPOINT_URL=proxy.endpoint), check=True, capture_output=True, timeout=120)
