@@ -40,20 +40,8 @@ impl SecretStore for SecretsManager {
             arn: out.arn().unwrap_or_default().to_string(),
             name: out.name().unwrap_or(secret_id).to_string(),
             rotation_enabled: out.rotation_enabled().unwrap_or(false),
-            versions: out
-                .version_ids_to_stages()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
-            tags: out
-                .tags()
-                .iter()
-                .filter_map(|t| {
-                    Some((
-                        t.key()?.to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    ))
-                })
-                .collect::<BTreeMap<_, _>>(),
+            versions: stages(out.version_ids_to_stages()),
+            tags: tag_map(out.tags()),
             last_rotated: out.last_rotated_date().and_then(to_offset),
             next_rotation: out.next_rotation_date().and_then(to_offset),
             rotation_days: out
@@ -122,12 +110,12 @@ impl SecretStore for SecretsManager {
         Ok(())
     }
 
-    async fn list_tagged(&self, tag_key: &str) -> ApiResult<Vec<String>> {
+    async fn list_tagged(&self, tag_key: &str) -> ApiResult<Vec<SecretInfo>> {
         let filter = aws_sdk_secretsmanager::types::Filter::builder()
             .key(aws_sdk_secretsmanager::types::FilterNameStringType::TagKey)
             .values(tag_key)
             .build();
-        let mut names = Vec::new();
+        let mut found = Vec::new();
         let mut pages = self
             .client
             .list_secrets()
@@ -137,13 +125,22 @@ impl SecretStore for SecretsManager {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(from_sdk)?;
-            names.extend(
-                page.secret_list()
-                    .iter()
-                    .filter_map(|s| s.name().map(str::to_string)),
-            );
+            found.extend(page.secret_list().iter().filter_map(|s| {
+                Some(SecretInfo {
+                    arn: s.arn().unwrap_or_default().to_string(),
+                    name: s.name()?.to_string(),
+                    rotation_enabled: s.rotation_enabled().unwrap_or(false),
+                    versions: stages(s.secret_versions_to_stages()),
+                    tags: tag_map(s.tags()),
+                    last_rotated: s.last_rotated_date().and_then(to_offset),
+                    next_rotation: s.next_rotation_date().and_then(to_offset),
+                    rotation_days: s
+                        .rotation_rules()
+                        .and_then(|r| r.automatically_after_days()),
+                })
+            }));
         }
-        Ok(names)
+        Ok(found)
     }
 
     async fn tag(&self, secret_id: &str, tags: &[(String, String)]) -> ApiResult<()> {
@@ -165,4 +162,23 @@ impl SecretStore for SecretsManager {
             .map_err(from_sdk)?;
         Ok(())
     }
+}
+
+/// Version id → labels, as DescribeSecret and ListSecrets return them.
+fn stages(
+    map: Option<&std::collections::HashMap<String, Vec<String>>>,
+) -> BTreeMap<String, Vec<String>> {
+    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+fn tag_map(tags: &[aws_sdk_secretsmanager::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
 }

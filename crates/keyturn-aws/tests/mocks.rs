@@ -62,6 +62,57 @@ async fn describe_maps_versions_tags_and_rotation() {
 }
 
 #[tokio::test]
+async fn list_tagged_filters_by_tag_and_keeps_what_list_secrets_returns() {
+    use aws_sdk_secretsmanager::operation::list_secrets::ListSecretsOutput;
+    use aws_sdk_secretsmanager::types::{RotationRulesType, SecretListEntry};
+    let first = mock!(aws_sdk_secretsmanager::Client::list_secrets)
+        .match_requests(|r| {
+            r.next_token().is_none()
+                && r.filters().first().map(|f| f.values())
+                    == Some(&["keyturn:managed".to_string()][..])
+        })
+        .then_output(|| {
+            ListSecretsOutput::builder()
+                .secret_list(
+                    SecretListEntry::builder()
+                        .arn(ARN)
+                        .name("keyturn/app1")
+                        .rotation_enabled(true)
+                        .rotation_rules(
+                            RotationRulesType::builder()
+                                .automatically_after_days(45)
+                                .build(),
+                        )
+                        .secret_versions_to_stages("v1", vec!["AWSCURRENT".into()])
+                        .secret_versions_to_stages("v0", vec!["AWSPREVIOUS".into()])
+                        .tags(Tag::builder().key("keyturn:managed").value("true").build())
+                        .build(),
+                )
+                .next_token("page2")
+                .build()
+        });
+    let second = mock!(aws_sdk_secretsmanager::Client::list_secrets)
+        .match_requests(|r| r.next_token() == Some("page2"))
+        .then_output(|| {
+            ListSecretsOutput::builder()
+                .secret_list(SecretListEntry::builder().name("keyturn/app2").build())
+                .build()
+        });
+    let sm = SecretsManager::new(mock_client!(
+        aws_sdk_secretsmanager,
+        RuleMode::MatchAny,
+        [&first, &second]
+    ));
+    let found = sm.list_tagged("keyturn:managed").await.expect("list");
+    let names: Vec<&str> = found.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["keyturn/app1", "keyturn/app2"], "every page");
+    assert_eq!(found[0].version_with("AWSPREVIOUS"), Some("v0"));
+    assert_eq!(found[0].rotation_days, Some(45));
+    assert!(found[0].rotation_enabled && found[0].tags.contains_key("keyturn:managed"));
+    assert!(found[1].versions.is_empty() && !found[1].rotation_enabled);
+}
+
+#[tokio::test]
 async fn value_reads_by_label_or_id_and_treats_not_found_as_no_value() {
     let by_label = mock!(aws_sdk_secretsmanager::Client::get_secret_value)
         .match_requests(|r| r.version_stage() == Some("AWSCURRENT") && r.version_id().is_none())

@@ -381,6 +381,25 @@ fn mark_used(s: &mut State, key_id: &str, service: &str) {
     }
 }
 
+/// A secret's metadata as DescribeSecret and ListSecrets return it (labelled versions only).
+fn info_of(x: &FakeSecret) -> SecretInfo {
+    SecretInfo {
+        arn: x.arn.clone(),
+        name: x.name.clone(),
+        rotation_enabled: x.rotation_enabled,
+        versions: x
+            .versions
+            .iter()
+            .filter(|v| !v.labels.is_empty())
+            .map(|v| (v.id.clone(), v.labels.clone()))
+            .collect(),
+        tags: x.tags.clone(),
+        last_rotated: None,
+        next_rotation: None,
+        rotation_days: None,
+    }
+}
+
 fn secret_mut<'s>(s: &'s mut State, id: &str) -> ApiResult<&'s mut FakeSecret> {
     s.secrets
         .iter_mut()
@@ -395,22 +414,7 @@ fn secret_mut<'s>(s: &'s mut State, id: &str) -> ApiResult<&'s mut FakeSecret> {
 impl SecretStore for World {
     async fn describe(&self, secret_id: &str) -> ApiResult<SecretInfo> {
         self.call("secretsmanager:DescribeSecret", |s| {
-            let x = secret_mut(s, secret_id)?;
-            Ok(SecretInfo {
-                arn: x.arn.clone(),
-                name: x.name.clone(),
-                rotation_enabled: x.rotation_enabled,
-                versions: x
-                    .versions
-                    .iter()
-                    .filter(|v| !v.labels.is_empty())
-                    .map(|v| (v.id.clone(), v.labels.clone()))
-                    .collect(),
-                tags: x.tags.clone(),
-                last_rotated: None,
-                next_rotation: None,
-                rotation_days: None,
-            })
+            secret_mut(s, secret_id).map(|x| info_of(x))
         })
     }
 
@@ -553,12 +557,12 @@ impl SecretStore for World {
         })
     }
 
-    async fn list_tagged(&self, tag_key: &str) -> ApiResult<Vec<String>> {
+    async fn list_tagged(&self, tag_key: &str) -> ApiResult<Vec<SecretInfo>> {
         self.call("secretsmanager:ListSecrets", |s| {
             Ok(s.secrets
                 .iter()
                 .filter(|x| x.tags.contains_key(tag_key))
-                .map(|x| x.name.clone())
+                .map(info_of)
                 .collect())
         })
     }

@@ -158,8 +158,11 @@ pub trait SecretStore: Send + Sync {
         to: Option<&str>,
         from: Option<&str>,
     ) -> impl Future<Output = ApiResult<()>> + Send;
-    /// ListSecrets (every page): the names of the secrets that have the tag `tag_key`.
-    fn list_tagged(&self, tag_key: &str) -> impl Future<Output = ApiResult<Vec<String>>> + Send;
+    /// ListSecrets (every page): the secrets that have the tag `tag_key`, with the metadata
+    /// ListSecrets returns (labels, tags, rotation settings), so that a read-only pass over many
+    /// secrets needs no DescribeSecret each. Anything that acts describes the secret again.
+    fn list_tagged(&self, tag_key: &str)
+        -> impl Future<Output = ApiResult<Vec<SecretInfo>>> + Send;
     /// TagResource.
     fn tag(
         &self,

@@ -113,7 +113,7 @@ where
     })?;
     let mut counts = std::collections::BTreeMap::<&'static str, u64>::new();
     let mut failed = Vec::new();
-    for secret in &secrets {
+    for secret in secrets.iter().map(|i| i.name.as_str()) {
         match rotator.sweep(secret, policy, false).await {
             Ok(r) => {
                 tracing::info!(request_id, step = "sweep", secret = %r.secret, user = r.user.as_deref().unwrap_or(""),

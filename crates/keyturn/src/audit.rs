@@ -11,7 +11,9 @@ use keyturn_core::audit::{
     age_histogram, audit, parse_report, AuditEntry, AuditPolicy, Finding, ManagedKey,
 };
 use keyturn_core::error::{parse_rfc3339, rfc3339};
-use keyturn_core::ports::{AccessKeys, Iam, SecretStore, VersionRef, AWSCURRENT, AWSPREVIOUS};
+use keyturn_core::ports::{
+    AccessKeys, Iam, SecretInfo, SecretStore, VersionRef, AWSCURRENT, AWSPREVIOUS,
+};
 use keyturn_core::rotation::{recorded_cutover, MANAGED_TAG, ROTATION_DAYS_TAG, USER_TAG};
 use keyturn_core::SecretValue;
 use serde_json::{json, Value};
@@ -113,12 +115,13 @@ async fn managed_keys(
             format!("listing the secrets tagged {MANAGED_TAG} failed (secretsmanager:ListSecrets)")
         })?;
     let r = rotator.clone();
-    let per_secret = bulk(secrets, concurrency, move |secret| {
+    let per_secret = bulk(secrets, concurrency, move |info| {
         let r = r.clone();
         async move {
-            held_keys(&r, &secret, default_days)
+            let name = info.name.clone();
+            held_keys(&r, info, default_days)
                 .await
-                .map_err(|e| format!("{secret}: {e:#}"))
+                .map_err(|e| format!("{name}: {e:#}"))
         }
     })
     .await;
@@ -157,16 +160,14 @@ async fn managed_keys(
     Ok(keys)
 }
 
+/// The keys one managed secret holds. `info` comes from ListSecrets, which returns the labels,
+/// tags and rotation settings: no DescribeSecret, and no read of AWSPREVIOUS when there is none.
 async fn held_keys(
     r: &AwsRotator,
-    secret: &str,
+    info: SecretInfo,
     default_days: i64,
 ) -> anyhow::Result<Vec<ManagedKey>> {
-    let info = r
-        .store()
-        .describe(secret)
-        .await
-        .context("DescribeSecret failed")?;
+    let secret = info.name.as_str();
     let cutover = recorded_cutover(&info);
     let days = info
         .tags
@@ -177,6 +178,9 @@ async fn held_keys(
     let mut out = Vec::new();
     let mut user_from_current = None;
     for label in [AWSCURRENT, AWSPREVIOUS] {
+        if info.version_with(label).is_none() {
+            continue;
+        }
         let Some(text) = r
             .store()
             .value(secret, &VersionRef::Label(label))

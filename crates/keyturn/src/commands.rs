@@ -82,7 +82,7 @@ async fn targets(rotator: &AwsRotator, named: Vec<String>) -> anyhow::Result<Vec
     if !named.is_empty() {
         return Ok(named);
     }
-    rotator
+    let listed = rotator
         .store()
         .list_tagged(MANAGED_TAG)
         .await
@@ -90,15 +90,17 @@ async fn targets(rotator: &AwsRotator, named: Vec<String>) -> anyhow::Result<Vec
             format!(
                 "listing the secrets tagged {MANAGED_TAG} failed; check secretsmanager:ListSecrets"
             )
-        })
+        })?;
+    Ok(listed.into_iter().map(|i| i.name).collect())
 }
 
 /// Runs `work` over `items` with at most `concurrency` at once, showing progress on a terminal.
 /// Every item runs, whatever the others do; results come back in the items' order.
-pub(crate) async fn bulk<T, F, Fut>(items: Vec<String>, concurrency: u16, work: F) -> Vec<T>
+pub(crate) async fn bulk<I, T, F, Fut>(items: Vec<I>, concurrency: u16, work: F) -> Vec<T>
 where
+    I: Send + 'static,
     T: Send + 'static,
-    F: Fn(String) -> Fut + Send + Sync + 'static,
+    F: Fn(I) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = T> + Send + 'static,
 {
     let total = items.len();
