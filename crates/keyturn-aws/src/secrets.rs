@@ -25,6 +25,26 @@ impl SecretsManager {
     pub fn client(&self) -> &Client {
         &self.client
     }
+
+    /// PutSecretValue: the version `token` with `value`, labelled `label`.
+    async fn put_version(
+        &self,
+        secret_id: &str,
+        token: &str,
+        value: &str,
+        label: &str,
+    ) -> ApiResult<()> {
+        self.client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .client_request_token(token)
+            .secret_string(value)
+            .version_stages(label)
+            .send()
+            .await
+            .map_err(from_sdk)?;
+        Ok(())
+    }
 }
 
 impl SecretStore for SecretsManager {
@@ -66,29 +86,12 @@ impl SecretStore for SecretsManager {
     }
 
     async fn put_pending(&self, secret_id: &str, token: &str, value: &SecretText) -> ApiResult<()> {
-        self.client
-            .put_secret_value()
-            .secret_id(secret_id)
-            .client_request_token(token)
-            .secret_string(value.expose())
-            .version_stages(AWSPENDING)
-            .send()
+        self.put_version(secret_id, token, value.expose(), AWSPENDING)
             .await
-            .map_err(from_sdk)?;
-        Ok(())
     }
 
     async fn put_claim(&self, secret_id: &str, token: &str, value: &str) -> ApiResult<()> {
-        self.client
-            .put_secret_value()
-            .secret_id(secret_id)
-            .client_request_token(token)
-            .secret_string(value)
-            .version_stages(CLAIM_LABEL)
-            .send()
-            .await
-            .map_err(from_sdk)?;
-        Ok(())
+        self.put_version(secret_id, token, value, CLAIM_LABEL).await
     }
 
     async fn move_label(
