@@ -123,6 +123,12 @@ where
                     failed.push(format!("{}: {}", r.secret, r.outcome.describe()));
                 }
             }
+            // Another keyturn run (a CLI rotation) holds the secret: nothing is wrong, and the
+            // next day's sweep finds it done. Not a failure, so the alarm stays quiet.
+            Err(e @ RotationError::Claimed { .. }) => {
+                tracing::info!(request_id, step = "sweep", secret = %secret, outcome = "claimed", detail = %e, "sweep skipped");
+                *counts.entry("claimed").or_default() += 1;
+            }
             Err(e) => {
                 tracing::error!(request_id, step = "sweep", secret = %secret, outcome = "failed", error_type = e.error_type(), error = %e, "sweep failed");
                 *counts.entry("failed").or_default() += 1;
@@ -385,6 +391,47 @@ mod tests {
         assert!(!world.authenticates(&key), "previous key deactivated");
         let bad = sweep_policy_from_env(|k| (k == "KEYTURN_IN_USE").then(|| "ignore".into()));
         assert!(bad.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_scheduled_sweep_skips_a_secret_another_keyturn_run_holds() {
+        use keyturn_core::ports::SecretStore;
+        use keyturn_core::rotation::claim::Purpose;
+        let (world, r) = setup();
+        let token = world.start_rotation("keyturn/app1");
+        for step in Step::ALL {
+            handle(&r, &SweepPolicy::default(), invoke(json!({"Step": step.as_str(), "SecretId": "keyturn/app1", "ClientRequestToken": token})))
+                .await
+                .expect("rotation");
+        }
+        world
+            .tag("keyturn/app1", &[("keyturn:managed".into(), "true".into())])
+            .await
+            .expect("tag");
+        world.advance(std::time::Duration::from_secs(8 * 86_400));
+        let info = world.describe("keyturn/app1").await.expect("describe");
+        r.claim(
+            &info,
+            &Purpose::Rotate("22222222-2222-4222-8222-222222222222".into()),
+        )
+        .await
+        .expect("a CLI rotation holds it");
+        let scheduled = json!({"keyturn": "sweep"});
+        let out = handle(&r, &SweepPolicy::default(), invoke(scheduled))
+            .await
+            .expect("a held secret is not a failure");
+        assert_eq!(out["outcomes"]["claimed"], 1);
+        let previous = world
+            .value_with("keyturn/app1", keyturn_core::ports::AWSPREVIOUS)
+            .expect("previous");
+        let key = SecretValue::parse(&SecretText::new(previous))
+            .ok()
+            .and_then(|v| v.key().cloned())
+            .expect("key");
+        assert!(
+            world.authenticates(&key),
+            "the held secret's previous key was left alone"
+        );
     }
 
     #[test]
