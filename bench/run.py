@@ -27,21 +27,16 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from faultproxy import FaultProxy  # noqa: E402
-from harness import Moto, RuntimeApi, base_env, stop_process  # noqa: E402
+from harness import Function, Moto, RuntimeApi, base_env  # noqa: E402
+from test_rotation_function import STEPS, start_rotation, unique  # noqa: E402
 
-STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"]
 RELEASE = ROOT / "target" / "release"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def new_secret(moto, prefix="bench", managed=False, iam=None, sm=None):
@@ -59,43 +54,27 @@ def new_secret(moto, prefix="bench", managed=False, iam=None, sm=None):
     return user, name
 
 
-def start_rotation(moto, name) -> str:
-    sm = moto.client("secretsmanager")
-    for version, labels in sm.describe_secret(SecretId=name).get("VersionIdsToStages", {}).items():
-        if "AWSPENDING" in labels and "AWSCURRENT" in labels:
-            sm.update_secret_version_stage(SecretId=name, VersionStage="AWSPENDING", RemoveFromVersionId=version)
-    return sm.rotate_secret(SecretId=name, RotationLambdaARN=moto.placeholder_function(), RotationRules={"AutomaticallyAfterDays": 30})["VersionId"]
-
-
-class Runner:
-    """One function process (keyturn's binary, or Python under awslambdaric) behind its own runtime
-    API; `started` is taken just before the process is spawned."""
+class Runner(Function):
+    """One function process, keyturn's binary or Python under awslambdaric, behind its own runtime
+    API, with the benchmark's helpers."""
 
     def __init__(self, kind: str, env: dict, log: Path):
-        self.runtime = RuntimeApi()
-        env = dict(env, AWS_LAMBDA_RUNTIME_API=self.runtime.address, AWS_LAMBDA_FUNCTION_NAME="bench",
-                   AWS_LAMBDA_FUNCTION_VERSION="$LATEST", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128",
-                   AWS_LAMBDA_LOG_GROUP_NAME="/aws/lambda/bench", AWS_LAMBDA_LOG_STREAM_NAME="local")
         if kind == "keyturn":
-            cmd, cwd = [str(RELEASE / "keyturn-rotation")], ROOT
+            command, cwd = RELEASE / "keyturn-rotation", None
         else:
             reference = ROOT / "bench" / "reference"
-            env.update(LAMBDA_TASK_ROOT=str(reference), PYTHONPATH=str(reference))
-            cmd, cwd = [sys.executable, "-m", "awslambdaric", "lambda_function.lambda_handler"], reference
-        self.log = open(log, "wb")
-        self.started = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            env = dict(env, LAMBDA_TASK_ROOT=str(reference), PYTHONPATH=str(reference))
+            command, cwd = [sys.executable, "-m", "awslambdaric", "lambda_function.lambda_handler"], reference
+        super().__init__(command, RuntimeApi(), env, log, cwd=cwd)
+
+    def step(self, step: str, name: str, token: str) -> None:
+        ok, body = super().step(step, name, token)
+        if not ok:
+            raise RuntimeError(f"{step} failed: {body}")
 
     def rotate(self, name: str, token: str) -> None:
         for step in STEPS:
-            ok, body = self.runtime.invoke({"Step": step, "SecretId": name, "ClientRequestToken": token}, timeout=120)
-            if not ok:
-                raise RuntimeError(f"{step} failed: {body}")
-
-    def step(self, step: str, name: str, token: str) -> None:
-        ok, body = self.runtime.invoke({"Step": step, "SecretId": name, "ClientRequestToken": token}, timeout=120)
-        if not ok:
-            raise RuntimeError(f"{step} failed: {body}")
+            self.step(step, name, token)
 
     def peak_rss_kib(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -104,9 +83,8 @@ class Runner:
         raise RuntimeError("no VmHWM")
 
     def close(self) -> None:
-        stop_process(self.proc)
+        super().close()
         self.runtime.close()
-        self.log.close()
 
 
 def function_bench(moto, env, rounds: int, warm: int, logs: Path) -> dict:

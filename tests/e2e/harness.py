@@ -190,9 +190,11 @@ class RuntimeApi:
 
 
 class Function:
-    """The release rotation binary as Lambda runs it: a process polling the runtime API."""
+    """A rotation function as Lambda runs it: a process polling the runtime API. `command` is the
+    release binary, or a whole command line (the benchmark's Python reference under awslambdaric);
+    `started` is taken just before the process is spawned."""
 
-    def __init__(self, binary: Path, runtime: RuntimeApi, env: dict[str, str], log_path: Path):
+    def __init__(self, command: Path | list[str], runtime: RuntimeApi, env: dict[str, str], log_path: Path, cwd: Path | None = None):
         self.runtime = runtime
         self.log_path = log_path
         self.log = open(log_path, "wb")
@@ -205,7 +207,9 @@ class Function:
             AWS_LAMBDA_LOG_GROUP_NAME="/aws/lambda/keyturn-rotation",
             AWS_LAMBDA_LOG_STREAM_NAME="local",
         )
-        self.proc = subprocess.Popen([str(binary)], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        argv = [str(command)] if isinstance(command, Path) else command
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(argv, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
     def step(self, step: str, secret_id: str, token: str) -> tuple[bool, dict]:
         if self.proc.poll() is not None:

@@ -316,13 +316,7 @@ where
             match keys_api.create(&user).await {
                 Ok(key) => Some(key),
                 Err(ApiError::LimitExceeded(_)) => None,
-                Err(ApiError::NotFound(_)) => {
-                    return Err(RotationError::NoSuchUser {
-                        secret: o.name().to_string(),
-                        user,
-                    })
-                }
-                Err(e) => return Err(aws("CreateAccessKey", o.name(), Some(&user), None, e)),
+                Err(e) => return Err(user_call_failed("CreateAccessKey", o, &user, e)),
             }
         };
         let new_key = match first_try {
@@ -776,13 +770,26 @@ async fn list_keys(
     o: &Opened<'_>,
     user: &str,
 ) -> Result<Vec<KeyInfo>, RotationError> {
-    keys_api.list(user).await.map_err(|e| match e {
+    keys_api
+        .list(user)
+        .await
+        .map_err(|e| user_call_failed("ListAccessKeys", o, user, e))
+}
+
+/// An IAM call about `user` failed: IAM's NoSuchEntity there means the user does not exist.
+fn user_call_failed(
+    action: &'static str,
+    o: &Opened<'_>,
+    user: &str,
+    e: ApiError,
+) -> RotationError {
+    match e {
         ApiError::NotFound(_) => RotationError::NoSuchUser {
             secret: o.name().to_string(),
             user: user.to_string(),
         },
-        e => aws("ListAccessKeys", o.name(), Some(user), None, e),
-    })
+        e => aws(action, o.name(), Some(user), None, e),
+    }
 }
 
 fn key_id_of<'v>(o: &Opened<'_>, value: &'v SecretValue) -> Result<&'v str, RotationError> {

@@ -28,6 +28,7 @@ use crate::ports::{
     ApiError, Clock, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef, AWSCURRENT,
     AWSPENDING,
 };
+use crate::secret::SecretText;
 
 use super::{aws, Rotator};
 
@@ -51,12 +52,17 @@ pub enum Purpose {
     Sweep,
 }
 
+/// `Claim::by` of each purpose.
+const BY_ROTATE: &str = "rotate";
+const BY_RESUME: &str = "resume";
+const BY_SWEEP: &str = "sweep";
+
 impl Purpose {
     fn by(&self) -> &'static str {
         match self {
-            Purpose::Rotate(_) => "rotate",
-            Purpose::Resume(_) => "resume",
-            Purpose::Sweep => "sweep",
+            Purpose::Rotate(_) => BY_ROTATE,
+            Purpose::Resume(_) => BY_RESUME,
+            Purpose::Sweep => BY_SWEEP,
         }
     }
 
@@ -81,6 +87,11 @@ pub struct Claim {
 }
 
 impl Claim {
+    /// A version's value as a claim, if keyturn wrote it.
+    fn parse(text: &SecretText) -> Option<Claim> {
+        serde_json::from_str(text.expose()).ok()
+    }
+
     /// Whether this claim still keeps other runs off the secret, as far as `info` tells: `None`
     /// when that depends on whether the claimed version was ever stored.
     fn live(&self, info: &SecretInfo, now: OffsetDateTime) -> Option<bool> {
@@ -139,12 +150,19 @@ where
             return Ok(live);
         }
         let token = c.token.clone().unwrap_or_default();
-        let stored = self
-            .store
+        Ok(self.read_version(info, token).await?.is_none())
+    }
+
+    /// GetSecretValue of the version `token` (a claim, or the version a claim names).
+    async fn read_version(
+        &self,
+        info: &SecretInfo,
+        token: String,
+    ) -> Result<Option<SecretText>, RotationError> {
+        self.store
             .value(&info.arn, &VersionRef::Id(token))
             .await
-            .map_err(|e| aws("GetSecretValue (claim)", &info.name, None, None, e))?;
-        Ok(stored.is_none())
+            .map_err(|e| aws("GetSecretValue (claim)", &info.name, None, None, e))
     }
 
     /// Claims the secret for `purpose` (one PutSecretValue when nobody else holds it), or fails
@@ -189,23 +207,16 @@ where
                     failed,
                 ));
             }
-            let held = self
-                .store
-                .value(&info.arn, &VersionRef::Id(token.clone()))
-                .await
-                .map_err(|e| aws("GetSecretValue (claim)", &info.name, None, None, e))?;
-            let other = held
-                .as_ref()
-                .and_then(|t| serde_json::from_str::<Claim>(t.expose()).ok());
-            let Some(other) = other else {
+            let held = self.read_version(info, token).await?;
+            let Some(other) = held.as_ref().and_then(Claim::parse) else {
                 // Not a claim keyturn wrote: skip that token rather than guess.
                 continue;
             };
             // --resume takes over the rotation whose run stopped: its own rotation claim is
             // not in the way (another resume's claim is).
-            let taken_over = matches!(purpose, Purpose::Resume(t) if other.by == "rotate" && other.token.as_deref() == Some(t));
+            let taken_over = matches!(purpose, Purpose::Resume(t) if other.by == BY_ROTATE && other.token.as_deref() == Some(t));
             // Sweeps act on the same key the same way: one holding it lets another through.
-            let shared = *purpose == Purpose::Sweep && other.by == "sweep";
+            let shared = *purpose == Purpose::Sweep && other.by == BY_SWEEP;
             if !taken_over && self.holds(info, &other, now).await? {
                 if shared {
                     return Ok(());
@@ -242,15 +253,12 @@ where
         let mut found = None;
         for generation in 1..=MAX_GENERATIONS {
             let token = claim_token(current, generation);
-            let held = self
-                .store
-                .value(&info.arn, &VersionRef::Id(token))
-                .await
-                .map_err(|e| aws("GetSecretValue (claim)", &info.name, None, None, e))?;
-            let Some(text) = held else { break };
-            if let Ok(c) = serde_json::from_str::<Claim>(text.expose()) {
+            let Some(text) = self.read_version(info, token).await? else {
+                break;
+            };
+            if let Some(c) = Claim::parse(&text) {
                 let unstored = c.token.is_some() && c.live(info, now).is_none();
-                if c.by == "rotate" && unstored && self.holds(info, &c, now).await? {
+                if c.by == BY_ROTATE && unstored && self.holds(info, &c, now).await? {
                     found = c.token;
                 }
             }
