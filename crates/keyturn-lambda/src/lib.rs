@@ -355,6 +355,17 @@ mod tests {
         assert_eq!(missing.error_type, "NotFound");
     }
 
+    /// The key AWSPREVIOUS holds in the model.
+    fn previous_key(world: &World, secret: &str) -> keyturn_core::AccessKey {
+        let previous = world
+            .value_with(secret, keyturn_core::ports::AWSPREVIOUS)
+            .expect("previous");
+        SecretValue::parse(&SecretText::new(previous))
+            .ok()
+            .and_then(|v| v.key().cloned())
+            .expect("key")
+    }
+
     #[tokio::test]
     async fn the_scheduled_event_sweeps_every_managed_secret() {
         let (world, r) = setup();
@@ -381,13 +392,7 @@ mod tests {
             .expect("sweep");
         assert_eq!(out["secrets"], 1, "only the managed secret");
         assert_eq!(out["outcomes"]["deactivated"], 1);
-        let previous = world
-            .value_with("keyturn/app2", keyturn_core::ports::AWSPREVIOUS)
-            .expect("previous");
-        let key = SecretValue::parse(&SecretText::new(previous))
-            .ok()
-            .and_then(|v| v.key().cloned())
-            .expect("key");
+        let key = previous_key(&world, "keyturn/app2");
         assert!(!world.authenticates(&key), "previous key deactivated");
         let bad = sweep_policy_from_env(|k| (k == "KEYTURN_IN_USE").then(|| "ignore".into()));
         assert!(bad.is_err());
@@ -421,13 +426,7 @@ mod tests {
             .await
             .expect("a held secret is not a failure");
         assert_eq!(out["outcomes"]["claimed"], 1);
-        let previous = world
-            .value_with("keyturn/app1", keyturn_core::ports::AWSPREVIOUS)
-            .expect("previous");
-        let key = SecretValue::parse(&SecretText::new(previous))
-            .ok()
-            .and_then(|v| v.key().cloned())
-            .expect("key");
+        let key = previous_key(&world, "keyturn/app1");
         assert!(
             world.authenticates(&key),
             "the held secret's previous key was left alone"
