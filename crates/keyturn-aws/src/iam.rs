@@ -31,54 +31,6 @@ impl IamClients {
     pub fn new(own: Client) -> Self {
         Self { own }
     }
-
-    /// The client with the process's own credentials.
-    pub fn client(&self) -> &Client {
-        &self.own
-    }
-}
-
-/// Generates the IAM credential report and waits for it: polls GenerateCredentialReport with
-/// exponential backoff (0.25 s doubling to 4 s) until the report is complete or `timeout` passes,
-/// then returns GetCredentialReport's CSV.
-pub async fn credential_report(
-    client: &Client,
-    timeout: std::time::Duration,
-) -> ApiResult<Vec<u8>> {
-    use aws_sdk_iam::types::ReportStateType;
-    let started = tokio::time::Instant::now();
-    let mut delay = std::time::Duration::from_millis(250);
-    loop {
-        let out = client
-            .generate_credential_report()
-            .send()
-            .await
-            .map_err(from_sdk)?;
-        if out.state() == Some(&ReportStateType::Complete) {
-            break;
-        }
-        if started.elapsed() + delay > timeout {
-            return Err(ApiError::Other {
-                code: "ReportTimeout".into(),
-                message: format!(
-                    "the IAM credential report was not complete after {} s (state {:?}); try again, or allow longer with --report-timeout",
-                    timeout.as_secs(),
-                    out.state().map(|s| s.as_str()).unwrap_or("unknown")
-                ),
-            });
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(std::time::Duration::from_secs(4));
-    }
-    let report = client
-        .get_credential_report()
-        .send()
-        .await
-        .map_err(from_sdk)?;
-    Ok(report
-        .content()
-        .map(|b| b.as_ref().to_vec())
-        .unwrap_or_default())
 }
 
 impl Iam for IamClients {
@@ -178,6 +130,29 @@ impl AccessKeys for IamKeys {
             .await
             .map_err(from_sdk)?;
         Ok(())
+    }
+
+    async fn generate_report(&self) -> ApiResult<bool> {
+        let out = self
+            .client
+            .generate_credential_report()
+            .send()
+            .await
+            .map_err(from_sdk)?;
+        Ok(out.state() == Some(&aws_sdk_iam::types::ReportStateType::Complete))
+    }
+
+    async fn report(&self) -> ApiResult<Vec<u8>> {
+        let out = self
+            .client
+            .get_credential_report()
+            .send()
+            .await
+            .map_err(from_sdk)?;
+        Ok(out
+            .content()
+            .map(|b| b.as_ref().to_vec())
+            .unwrap_or_default())
     }
 
     async fn set_status(&self, user: &str, key_id: &str, status: KeyStatus) -> ApiResult<()> {

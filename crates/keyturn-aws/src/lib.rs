@@ -18,7 +18,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::SdkConfig;
 use keyturn_core::{RotationSettings, Rotator};
 
-pub use iam::{credential_report, IamClients, IamKeys};
+pub use iam::{IamClients, IamKeys};
 pub use secrets::SecretsManager;
 pub use sts::Sts;
 pub use time::SystemClock;

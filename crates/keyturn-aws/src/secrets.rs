@@ -2,10 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, RotationRulesType, Tag};
 use aws_sdk_secretsmanager::Client;
-use keyturn_core::ports::{
-    ApiError, ApiResult, SecretInfo, SecretStore, VersionRef, AWSPENDING, CLAIM_LABEL,
-};
+use keyturn_core::ports::{ApiError, ApiResult, SecretInfo, SecretStore, VersionRef, AWSPENDING};
 use keyturn_core::SecretText;
 
 use crate::errors::from_sdk;
@@ -20,30 +19,6 @@ pub struct SecretsManager {
 impl SecretsManager {
     pub fn new(client: Client) -> Self {
         Self { client }
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// PutSecretValue: the version `token` with `value`, labelled `label`.
-    async fn put_version(
-        &self,
-        secret_id: &str,
-        token: &str,
-        value: &str,
-        label: &str,
-    ) -> ApiResult<()> {
-        self.client
-            .put_secret_value()
-            .secret_id(secret_id)
-            .client_request_token(token)
-            .secret_string(value)
-            .version_stages(label)
-            .send()
-            .await
-            .map_err(from_sdk)?;
-        Ok(())
     }
 }
 
@@ -86,12 +61,16 @@ impl SecretStore for SecretsManager {
     }
 
     async fn put_pending(&self, secret_id: &str, token: &str, value: &SecretText) -> ApiResult<()> {
-        self.put_version(secret_id, token, value.expose(), AWSPENDING)
+        self.client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .client_request_token(token)
+            .secret_string(value.expose())
+            .version_stages(AWSPENDING)
+            .send()
             .await
-    }
-
-    async fn put_claim(&self, secret_id: &str, token: &str, value: &str) -> ApiResult<()> {
-        self.put_version(secret_id, token, value, CLAIM_LABEL).await
+            .map_err(from_sdk)?;
+        Ok(())
     }
 
     async fn move_label(
@@ -113,16 +92,21 @@ impl SecretStore for SecretsManager {
         Ok(())
     }
 
-    async fn list_tagged(&self, tag_key: &str) -> ApiResult<Vec<SecretInfo>> {
-        let filter = aws_sdk_secretsmanager::types::Filter::builder()
-            .key(aws_sdk_secretsmanager::types::FilterNameStringType::TagKey)
-            .values(tag_key)
-            .build();
+    async fn list_tagged(
+        &self,
+        tag_key: &str,
+        tag_value: Option<&str>,
+    ) -> ApiResult<Vec<SecretInfo>> {
+        let filter = |key: FilterNameStringType, value: &str| {
+            Filter::builder().key(key).values(value).build()
+        };
+        let mut filters = vec![filter(FilterNameStringType::TagKey, tag_key)];
+        filters.extend(tag_value.map(|v| filter(FilterNameStringType::TagValue, v)));
         let mut found = Vec::new();
         let mut pages = self
             .client
             .list_secrets()
-            .filters(filter)
+            .set_filters(Some(filters))
             .max_results(100)
             .into_paginator()
             .send();
@@ -146,16 +130,43 @@ impl SecretStore for SecretsManager {
         Ok(found)
     }
 
+    async fn create(
+        &self,
+        name: &str,
+        value: &SecretText,
+        tags: &[(String, String)],
+    ) -> ApiResult<String> {
+        let out = self
+            .client
+            .create_secret()
+            .name(name)
+            .secret_string(value.expose())
+            .set_tags(Some(sdk_tags(tags)))
+            .send()
+            .await
+            .map_err(from_sdk)?;
+        Ok(out.arn().unwrap_or(name).to_string())
+    }
+
+    async fn schedule(&self, secret_id: &str, lambda_arn: &str, days: i64) -> ApiResult<()> {
+        self.client
+            .rotate_secret()
+            .secret_id(secret_id)
+            .rotation_lambda_arn(lambda_arn)
+            .rotation_rules(
+                RotationRulesType::builder()
+                    .automatically_after_days(days)
+                    .build(),
+            )
+            .rotate_immediately(false)
+            .send()
+            .await
+            .map_err(from_sdk)?;
+        Ok(())
+    }
+
     async fn tag(&self, secret_id: &str, tags: &[(String, String)]) -> ApiResult<()> {
-        let tags = tags
-            .iter()
-            .map(|(k, v)| {
-                aws_sdk_secretsmanager::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-            })
-            .collect();
+        let tags = sdk_tags(tags);
         self.client
             .tag_resource()
             .secret_id(secret_id)
@@ -167,6 +178,12 @@ impl SecretStore for SecretsManager {
     }
 }
 
+fn sdk_tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
 /// Version id → labels, as DescribeSecret and ListSecrets return them.
 fn stages(
     map: Option<&std::collections::HashMap<String, Vec<String>>>,
@@ -175,7 +192,7 @@ fn stages(
         .unwrap_or_default()
 }
 
-fn tag_map(tags: &[aws_sdk_secretsmanager::types::Tag]) -> BTreeMap<String, String> {
+fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter()
         .filter_map(|t| {
             Some((

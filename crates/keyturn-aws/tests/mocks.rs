@@ -103,7 +103,7 @@ async fn list_tagged_filters_by_tag_and_keeps_what_list_secrets_returns() {
         RuleMode::MatchAny,
         [&first, &second]
     ));
-    let found = sm.list_tagged("keyturn:managed").await.expect("list");
+    let found = sm.list_tagged("keyturn:managed", None).await.expect("list");
     let names: Vec<&str> = found.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, ["keyturn/app1", "keyturn/app2"], "every page");
     assert_eq!(found[0].version_with("AWSPREVIOUS"), Some("v0"));
@@ -450,9 +450,13 @@ async fn the_credential_report_is_polled_until_complete() {
     });
     let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate, &get]);
     let started = tokio::time::Instant::now();
-    let csv = keyturn_aws::credential_report(&client, std::time::Duration::from_secs(60))
-        .await
-        .expect("report");
+    let csv = keyturn_core::audit::fetch_report(
+        &keyturn_aws::IamKeys::new(client),
+        &keyturn_aws::SystemClock,
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .expect("report");
     assert_eq!(csv, b"user,arn\n");
     assert_eq!(generate.num_calls(), 3);
     // Backoff, not a fixed sleep: 0.25 s then 0.5 s.
@@ -469,9 +473,13 @@ async fn a_report_that_never_completes_is_a_clear_timeout() {
             .build()
     });
     let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate]);
-    let err = keyturn_aws::credential_report(&client, std::time::Duration::from_secs(10))
-        .await
-        .expect_err("times out");
+    let err = keyturn_core::audit::fetch_report(
+        &keyturn_aws::IamKeys::new(client),
+        &keyturn_aws::SystemClock,
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .expect_err("times out");
     assert!(
         matches!(&err, ApiError::Other { code, message } if code == "ReportTimeout" && message.contains("--report-timeout")),
         "{err:?}"

@@ -43,6 +43,7 @@ fn generate(n: usize) -> (Vec<u8>, Vec<ManagedKey>) {
                 next_rotation: None,
                 rotation_days: 30,
                 cutover: None,
+                grace: None,
             });
         }
     }

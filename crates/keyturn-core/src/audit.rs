@@ -8,6 +8,35 @@ use std::collections::HashMap;
 
 use time::{Duration, OffsetDateTime};
 
+use crate::ports::{AccessKeys, ApiError, ApiResult, Clock};
+
+/// Generates the IAM credential report and waits for it: GenerateCredentialReport polled with
+/// exponential backoff (0.25 s doubling to 4 s) until the report is complete or `timeout` passes,
+/// then GetCredentialReport's CSV.
+pub async fn fetch_report(
+    iam: &impl AccessKeys,
+    clock: &impl Clock,
+    timeout: std::time::Duration,
+) -> ApiResult<Vec<u8>> {
+    let mut waited = std::time::Duration::ZERO;
+    let mut delay = std::time::Duration::from_millis(250);
+    while !iam.generate_report().await? {
+        if waited + delay > timeout {
+            return Err(ApiError::Other {
+                code: "ReportTimeout".into(),
+                message: format!(
+                    "the IAM credential report was not complete after {} s; try again, or allow longer with --report-timeout",
+                    timeout.as_secs()
+                ),
+            });
+        }
+        clock.sleep(delay).await;
+        waited += delay;
+        delay = (delay * 2).min(std::time::Duration::from_secs(4));
+    }
+    iam.report().await
+}
+
 /// One access key slot of a credential report row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportKey {
@@ -193,6 +222,8 @@ pub struct ManagedKey {
     pub rotation_days: i64,
     /// When the current key took over (for a previous key's grace period).
     pub cutover: Option<OffsetDateTime>,
+    /// The secret's own grace period (`keyturn:grace-days`), if it sets one.
+    pub grace: Option<Duration>,
 }
 
 /// What the audit says about one active key, from least to most serious.
@@ -310,7 +341,8 @@ pub fn audit(rows: &[ReportRow], managed: &[ManagedKey], policy: &AuditPolicy) -
                 Some(m) => {
                     if m.label == "AWSPREVIOUS" {
                         let since = m.cutover.or(m.created);
-                        if since.is_none_or(|s| policy.as_of - s > policy.grace) {
+                        let grace = m.grace.unwrap_or(policy.grace);
+                        if since.is_none_or(|s| policy.as_of - s > grace) {
                             findings.push(Finding::StalePrevious);
                         }
                     } else if age.is_some_and(|a| a > Duration::days(m.rotation_days)) {
@@ -475,6 +507,7 @@ mod tests {
             next_rotation: None,
             rotation_days: 30,
             cutover: Some(datetime!(2026-03-01 00:00 UTC)),
+            grace: None,
         }
     }
 

@@ -13,6 +13,7 @@ pub struct KeptKey {
     /// The staging label of the version that holds it, if any.
     pub held_by: Option<String>,
     pub last_use: KeyUse,
+    pub created: OffsetDateTime,
     pub reason: KeepReason,
 }
 
@@ -24,6 +25,12 @@ pub enum KeepReason {
     UnmanagedAndUsed,
     /// Held by a version with a label keyturn does not manage.
     HeldByOtherLabel,
+    /// Held by no version, never used, made minutes ago: maybe another keyturn run's new key.
+    MaybeAnotherRun,
+    /// It signs keyturn's own IAM calls (masterarn).
+    Signer,
+    /// Its last use could not be read.
+    UseUnknown,
 }
 
 impl std::fmt::Display for KeptKey {
@@ -46,6 +53,19 @@ impl std::fmt::Display for KeptKey {
                 self.key_id,
                 self.held_by.as_deref().unwrap_or("?")
             ),
+            KeepReason::MaybeAnotherRun => write!(
+                f,
+                "{} was created at {}, is held by no version and was never used: another keyturn run may be between creating and storing it (run again after {}; if no other run is going on, keyturn rotate --resume takes it for the orphan it is)",
+                self.key_id,
+                rfc3339(self.created),
+                rfc3339(self.created + crate::rules::YOUNG_KEY)
+            ),
+            KeepReason::Signer => write!(
+                f,
+                "{} signs keyturn's own IAM calls (masterarn)",
+                self.key_id
+            ),
+            KeepReason::UseUnknown => write!(f, "{}'s last use could not be read", self.key_id),
         }
     }
 }
@@ -132,16 +152,49 @@ pub enum RotationError {
         value: String,
     },
 
-    #[error("secret {secret}: a rotation is already in flight (version {token} is AWSPENDING); finish it with --resume or undo it with --cancel")]
+    #[error("secret {secret}: a rotation is already in flight (version {token} is AWSPENDING); finish it with keyturn rotate --resume, or undo it with keyturn rotate --cancel")]
     RotationInFlight { secret: String, token: String },
 
-    #[error("secret {secret}: another keyturn run holds it (a {by}, pending version {version}, claimed at {at}, held until {until}); this run changed nothing: run it again when that one is done")]
-    Claimed {
+    #[error("secret {secret}: the value names user {value_user} but the keyturn:user tag names {tag_user}; nothing was changed: make them agree")]
+    UserConflict {
         secret: String,
-        by: String,
-        at: String,
-        until: String,
-        version: String,
+        value_user: String,
+        tag_user: String,
+    },
+
+    #[error("secret {secret}: other secrets are tagged keyturn:user={user} too ({}); one user, one managed secret: untag or delete the others, then retry; nothing was changed", others.join(", "))]
+    UserHasOtherSecret {
+        secret: String,
+        user: String,
+        others: Vec<String>,
+    },
+
+    #[error("secret {secret}: AWSCURRENT holds key {key_id}, which is not one of user {user}'s keys in IAM (another user's key, or deleted); nothing was changed: put user {user}'s working key in the secret (or fix the user name), then retry")]
+    NotUsersKey {
+        secret: String,
+        user: String,
+        key_id: String,
+    },
+
+    #[error("user {user} already has two access keys ({}); IAM allows no third: adopt the secret that holds one (keyturn enroll --adopt SECRET) or delete the key nothing uses, then enroll again; nothing was changed", keys.join(", "))]
+    UserFull { user: String, keys: Vec<String> },
+
+    #[error("secret {secret}: CreateSecret for user {user} failed ({source}); {cleanup}")]
+    CreateSecretFailed {
+        secret: String,
+        user: String,
+        key_id: String,
+        cleanup: String,
+        source: ApiError,
+    },
+
+    #[error("secret {secret}: scheduling rotation with {function} failed (RotateSecret: {source}); the secret exists and holds user {user}'s working key {key_id}: fix the function ARN or its permission, then run keyturn enroll --adopt {secret} --rotation-lambda ARN")]
+    ScheduleFailed {
+        secret: String,
+        user: String,
+        key_id: String,
+        function: String,
+        source: ApiError,
     },
 
     #[error("secret {secret}: the pending version {token} holds key {key_id}, which user {user} no longer has in IAM; cancel this rotation (remove its AWSPENDING label, or keyturn rotate --cancel) and rotate again")]
@@ -231,7 +284,12 @@ impl RotationError {
             RotationError::NoRoomForKey { .. } => "KeyInUse",
             RotationError::PendingKeyMissing { .. } => "PendingKeyMissing",
             RotationError::RotationInFlight { .. } => "RotationInFlight",
-            RotationError::Claimed { .. } => "Claimed",
+            RotationError::UserConflict { .. } => "UserConflict",
+            RotationError::UserHasOtherSecret { .. } => "UserHasOtherSecret",
+            RotationError::NotUsersKey { .. } => "NotUsersKey",
+            RotationError::UserFull { .. } => "UserFull",
+            RotationError::CreateSecretFailed { .. } => "CreateSecretFailed",
+            RotationError::ScheduleFailed { .. } => "ScheduleFailed",
             RotationError::BadPolicy { .. } => "BadPolicy",
             RotationError::PendingValueMissing { .. } => "PendingValueMissing",
             RotationError::WrongIdentity { .. } => "WrongIdentity",
@@ -244,9 +302,9 @@ impl RotationError {
     /// Whether retrying the same step later may succeed without anyone changing anything.
     pub fn is_transient(&self) -> bool {
         match self {
-            RotationError::Aws { source, .. } | RotationError::StoreFailed { source, .. } => {
-                source.is_transient()
-            }
+            RotationError::Aws { source, .. }
+            | RotationError::StoreFailed { source, .. }
+            | RotationError::CreateSecretFailed { source, .. } => source.is_transient(),
             RotationError::KeyDoesNotAuthenticate { .. } => true,
             _ => false,
         }

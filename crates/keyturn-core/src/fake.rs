@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use crate::ports::{
     AccessKeys, ApiError, ApiResult, Clock, Iam, Identity, IdentityCheck, KeyInfo, KeyStatus,
-    KeyUse, SecretInfo, SecretStore, VersionRef, AWSCURRENT, AWSPENDING, AWSPREVIOUS, CLAIM_LABEL,
+    KeyUse, SecretInfo, SecretStore, VersionRef, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
 };
 use crate::secret::{AccessKey, SecretText};
 
@@ -66,6 +66,7 @@ struct State {
     crashed: bool,
     serial: u64,
     propagation: Duration,
+    list_lag: Duration,
 }
 
 /// The model. Cloning gives another handle on the same state.
@@ -90,6 +91,7 @@ impl World {
             crashed: false,
             serial: 0,
             propagation: Duration::ZERO,
+            list_lag: Duration::ZERO,
         })))
     }
 
@@ -132,6 +134,11 @@ impl World {
     /// New keys fail authentication at STS until this long after creation.
     pub fn set_propagation_delay(&self, d: Duration) {
         self.state().propagation = d;
+    }
+
+    /// ListAccessKeys omits keys created less than this long ago (IAM's read-after-write lag).
+    pub fn set_list_lag(&self, d: Duration) {
+        self.state().list_lag = d;
     }
 
     pub fn add_user(&self, user: &str) {
@@ -440,29 +447,6 @@ impl SecretStore for World {
         })
     }
 
-    async fn put_claim(&self, secret_id: &str, token: &str, value: &str) -> ApiResult<()> {
-        self.call("secretsmanager:PutSecretValue", |s| {
-            let x = secret_mut(s, secret_id)?;
-            if let Some(v) = x.versions.iter().find(|v| v.id == token) {
-                return match &v.value {
-                    Some(old) if old == value => Ok(()),
-                    _ => Err(ApiError::AlreadyExists(format!(
-                        "version {token} already has a different value"
-                    ))),
-                };
-            }
-            for v in &mut x.versions {
-                v.labels.retain(|l| l != CLAIM_LABEL);
-            }
-            x.versions.push(FakeVersion {
-                id: token.to_string(),
-                labels: vec![CLAIM_LABEL.into()],
-                value: Some(value.to_string()),
-            });
-            Ok(())
-        })
-    }
-
     async fn put_pending(&self, secret_id: &str, token: &str, value: &SecretText) -> ApiResult<()> {
         self.call("secretsmanager:PutSecretValue", |s| {
             let x = secret_mut(s, secret_id)?;
@@ -557,13 +541,59 @@ impl SecretStore for World {
         })
     }
 
-    async fn list_tagged(&self, tag_key: &str) -> ApiResult<Vec<SecretInfo>> {
+    async fn list_tagged(
+        &self,
+        tag_key: &str,
+        tag_value: Option<&str>,
+    ) -> ApiResult<Vec<SecretInfo>> {
         self.call("secretsmanager:ListSecrets", |s| {
+            // As ListSecrets filters: a tag with this key, and a tag whose value starts with this.
             Ok(s.secrets
                 .iter()
                 .filter(|x| x.tags.contains_key(tag_key))
+                .filter(|x| tag_value.is_none_or(|p| x.tags.values().any(|v| v.starts_with(p))))
                 .map(info_of)
                 .collect())
+        })
+    }
+
+    async fn create(
+        &self,
+        name: &str,
+        value: &SecretText,
+        tags: &[(String, String)],
+    ) -> ApiResult<String> {
+        self.call("secretsmanager:CreateSecret", |s| {
+            if s.secrets.iter().any(|x| x.name == name) {
+                return Err(ApiError::AlreadyExists(format!(
+                    "the secret {name} already exists"
+                )));
+            }
+            s.serial += 1;
+            let arn = format!(
+                "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-{:06}",
+                s.serial
+            );
+            let version = next_id(s);
+            s.secrets.push(FakeSecret {
+                arn: arn.clone(),
+                name: name.to_string(),
+                rotation_enabled: false,
+                versions: vec![FakeVersion {
+                    id: version,
+                    labels: vec![AWSCURRENT.into()],
+                    value: Some(value.expose().to_string()),
+                }],
+                tags: tags.iter().cloned().collect(),
+            });
+            Ok(arn)
+        })
+    }
+
+    async fn schedule(&self, secret_id: &str, _lambda_arn: &str, _days: i64) -> ApiResult<()> {
+        self.call("secretsmanager:RotateSecret", |s| {
+            secret_mut(s, secret_id)?.rotation_enabled = true;
+            Ok(())
         })
     }
 
@@ -605,6 +635,7 @@ impl AccessKeys for FakeKeys {
             })?;
             Ok(keys
                 .iter()
+                .filter(|k| s.now >= k.created + s.list_lag)
                 .map(|k| KeyInfo {
                     id: k.id.clone(),
                     status: k.status,
@@ -655,6 +686,37 @@ impl AccessKeys for FakeKeys {
                 })?;
             key.status = status;
             Ok(())
+        })
+    }
+
+    async fn generate_report(&self) -> ApiResult<bool> {
+        self.call("iam:GenerateCredentialReport", |_| Ok(true))
+    }
+
+    async fn report(&self) -> ApiResult<Vec<u8>> {
+        self.call("iam:GetCredentialReport", |s| {
+            let when = |t: Option<OffsetDateTime>| t.map(crate::error::rfc3339).unwrap_or_else(|| "N/A".into());
+            let mut csv = String::from("user,arn,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service\n");
+            for (user, keys) in &s.users {
+                let mut keys: Vec<&FakeKey> = keys.iter().collect();
+                keys.sort_by_key(|k| k.created);
+                csv.push_str(&format!("{user},arn:aws:iam::{ACCOUNT}:user/{user}"));
+                for slot in 0..2 {
+                    match keys.get(slot) {
+                        Some(k) => csv.push_str(&format!(
+                            ",{},{},{},{},{}",
+                            k.status == KeyStatus::Active,
+                            when(Some(k.created)),
+                            when(k.last_use.last_used),
+                            k.last_use.region.as_deref().unwrap_or("N/A"),
+                            k.last_use.service.as_deref().unwrap_or("N/A")
+                        )),
+                        None => csv.push_str(",false,N/A,N/A,N/A,N/A"),
+                    }
+                }
+                csv.push('\n');
+            }
+            Ok(csv.into_bytes())
         })
     }
 }

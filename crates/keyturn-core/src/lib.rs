@@ -4,7 +4,13 @@
 //! - [`event`]: the rotation event Secrets Manager sends.
 //! - [`ports`]: the small async traits through which the core reaches Secrets Manager, IAM, STS
 //!   and the clock, and the domain view of AWS errors.
-//! - [`rotation`]: the four steps, idempotent and crash-safe, with the two-slot deletion rules.
+//! - [`tags`]: every staging label and `keyturn:*` tag, defined once.
+//! - [`state`]: the facts about one secret and its user ([`state::SecretState`]), and their one
+//!   reader.
+//! - [`rules`]: the rule book, pure: whose key it is, which key may be retired and why, policy.
+//! - [`rotation`]: the four steps, idempotent and crash-safe; the local driver (`keyturn rotate`),
+//!   the sweep, and [`rotation::retire::retire`], the one function that deletes or deactivates.
+//! - [`enroll`]: a new secret with a fresh key, or the adoption of a hand-made one.
 //! - [`error`]: domain errors that name the secret, user and key and say what to do next.
 //! - `fake` (feature `fake`): a stateful in-memory model of the ports for tests.
 //!
@@ -16,16 +22,21 @@
 #![allow(clippy::result_large_err)]
 
 pub mod audit;
+pub mod enroll;
 pub mod error;
 pub mod event;
 pub mod ports;
 pub mod rotation;
+pub mod rules;
 pub mod secret;
+pub mod state;
+pub mod tags;
 
 #[cfg(feature = "fake")]
 pub mod fake;
 
 pub use error::RotationError;
 pub use event::{RotationEvent, Step};
+pub use rotation::retire::retire;
 pub use rotation::{Action, Backoff, RotationSettings, Rotator, StepReport};
 pub use secret::{AccessKey, SecretKey, SecretText, SecretValue, Shape};

@@ -12,13 +12,7 @@ use time::OffsetDateTime;
 
 use crate::secret::{AccessKey, SecretText};
 
-/// Staging labels Secrets Manager defines.
-pub const AWSCURRENT: &str = "AWSCURRENT";
-pub const AWSPENDING: &str = "AWSPENDING";
-pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
-/// keyturn's own label, on the version that records who holds a secret's claim (see
-/// `rotation::claim`). It never holds a key.
-pub const CLAIM_LABEL: &str = "KEYTURN_CLAIM";
+pub use crate::tags::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 
 /// What an AWS call failed with, in domain terms. Messages come from AWS and never hold secrets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,16 +133,6 @@ pub trait SecretStore: Send + Sync {
         token: &str,
         value: &SecretText,
     ) -> impl Future<Output = ApiResult<()>> + Send;
-    /// PutSecretValue with `ClientRequestToken = token` and the `CLAIM_LABEL` label: creates the
-    /// version, or succeeds again for the same token and value, or fails with
-    /// `ApiError::AlreadyExists` when the token's version holds another value. That refusal is
-    /// what makes a claim exclusive.
-    fn put_claim(
-        &self,
-        secret_id: &str,
-        token: &str,
-        value: &str,
-    ) -> impl Future<Output = ApiResult<()>> + Send;
     /// UpdateSecretVersionStage: move `label` to `to` (removing it from `from`), or only remove it
     /// from `from` when `to` is `None`.
     fn move_label(
@@ -158,11 +142,29 @@ pub trait SecretStore: Send + Sync {
         to: Option<&str>,
         from: Option<&str>,
     ) -> impl Future<Output = ApiResult<()>> + Send;
-    /// ListSecrets (every page): the secrets that have the tag `tag_key`, with the metadata
-    /// ListSecrets returns (labels, tags, rotation settings), so that a read-only pass over many
-    /// secrets needs no DescribeSecret each. Anything that acts describes the secret again.
-    fn list_tagged(&self, tag_key: &str)
-        -> impl Future<Output = ApiResult<Vec<SecretInfo>>> + Send;
+    /// ListSecrets (every page): the secrets that have the tag `tag_key` (and, when given, a tag
+    /// whose value starts with `tag_value`: ListSecrets matches prefixes, callers keep exact
+    /// matches), with the metadata ListSecrets returns (labels, tags, rotation settings), so that a
+    /// read-only pass over many secrets needs no DescribeSecret each.
+    fn list_tagged(
+        &self,
+        tag_key: &str,
+        tag_value: Option<&str>,
+    ) -> impl Future<Output = ApiResult<Vec<SecretInfo>>> + Send;
+    /// CreateSecret with `value` and `tags`; returns the ARN.
+    fn create(
+        &self,
+        name: &str,
+        value: &SecretText,
+        tags: &[(String, String)],
+    ) -> impl Future<Output = ApiResult<String>> + Send;
+    /// RotateSecret with `lambda_arn` every `days` days, not rotating now (RotateImmediately=false).
+    fn schedule(
+        &self,
+        secret_id: &str,
+        lambda_arn: &str,
+        days: i64,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
     /// TagResource.
     fn tag(
         &self,
@@ -220,6 +222,10 @@ pub trait AccessKeys: Send + Sync {
         key_id: &str,
         status: KeyStatus,
     ) -> impl Future<Output = ApiResult<()>> + Send;
+    /// GenerateCredentialReport: whether the report is complete.
+    fn generate_report(&self) -> impl Future<Output = ApiResult<bool>> + Send;
+    /// GetCredentialReport: the report's CSV.
+    fn report(&self) -> impl Future<Output = ApiResult<Vec<u8>>> + Send;
 }
 
 /// Where IAM calls come from: the function's own identity, or a key held in a secret (`masterarn`).

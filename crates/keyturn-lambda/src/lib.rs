@@ -8,7 +8,8 @@
 use std::time::{Duration, Instant};
 
 use keyturn_core::ports::{Clock, Iam, IdentityCheck, SecretStore};
-use keyturn_core::rotation::{InUsePolicy, SweepPolicy, MANAGED_TAG};
+use keyturn_core::rules::{self, InUsePolicy, SweepPolicy};
+use keyturn_core::tags;
 use keyturn_core::{Backoff, RotationError, RotationEvent, RotationSettings, Rotator, StepReport};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
@@ -107,10 +108,22 @@ where
     V: IdentityCheck,
     C: Clock,
 {
-    let secrets = rotator.store().list_tagged(MANAGED_TAG).await.map_err(|e| Failure {
-        error_type: e.kind(),
-        message: format!("listing the secrets tagged {MANAGED_TAG} failed: {e}; grant secretsmanager:ListSecrets"),
-    })?;
+    let secrets = rotator
+        .store()
+        .list_tagged(tags::MANAGED, Some(tags::MANAGED_TRUE))
+        .await
+        .map_err(|e| Failure {
+            error_type: e.kind(),
+            message: format!(
+                "listing the secrets tagged {}={} failed: {e}; grant secretsmanager:ListSecrets",
+                tags::MANAGED,
+                tags::MANAGED_TRUE
+            ),
+        })?;
+    let secrets: Vec<_> = secrets
+        .into_iter()
+        .filter(|s| rules::is_managed(&s.tags))
+        .collect();
     let mut counts = std::collections::BTreeMap::<&'static str, u64>::new();
     let mut failed = Vec::new();
     for secret in secrets.iter().map(|i| i.name.as_str()) {
@@ -122,12 +135,6 @@ where
                 if r.failed {
                     failed.push(format!("{}: {}", r.secret, r.outcome.describe()));
                 }
-            }
-            // Another keyturn run (a CLI rotation) holds the secret: nothing is wrong, and the
-            // next day's sweep finds it done. Not a failure, so the alarm stays quiet.
-            Err(e @ RotationError::Claimed { .. }) => {
-                tracing::info!(request_id, step = "sweep", secret = %secret, outcome = "claimed", detail = %e, "sweep skipped");
-                *counts.entry("claimed").or_default() += 1;
             }
             Err(e) => {
                 tracing::error!(request_id, step = "sweep", secret = %secret, outcome = "failed", error_type = e.error_type(), error = %e, "sweep failed");
@@ -184,8 +191,8 @@ fn log_success(r: &StepReport, request_id: &str, duration_ms: u64) {
         outcome = r.action.as_str(),
         pending_key_id = r.pending_key_id.as_deref().unwrap_or(""),
         current_key_id = r.current_key_id.as_deref().unwrap_or(""),
-        deleted_key_id = r.deleted_key.as_ref().map(|d| d.0.as_str()).unwrap_or(""),
-        deleted_because = r.deleted_key.as_ref().map(|d| d.1.as_str()).unwrap_or(""),
+        deleted_key_id = r.retired.as_ref().map(|d| d.key_id()).unwrap_or(""),
+        deleted_because = r.retired.as_ref().map(|d| d.reason().to_string()).unwrap_or_default(),
         duration_ms,
         "rotation step done"
     );
@@ -199,7 +206,7 @@ fn response(r: &StepReport) -> Value {
         "user": r.user,
         "outcome": r.action.as_str(),
         "pendingKeyId": r.pending_key_id,
-        "deletedKeyId": r.deleted_key.as_ref().map(|d| &d.0),
+        "deletedKeyId": r.retired.as_ref().map(|d| d.key_id()),
     })
 }
 
@@ -399,37 +406,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_scheduled_sweep_skips_a_secret_another_keyturn_run_holds() {
-        use keyturn_core::ports::SecretStore;
-        use keyturn_core::rotation::claim::Purpose;
+    async fn the_scheduled_sweep_selects_only_secrets_tagged_managed_true() {
         let (world, r) = setup();
-        let token = world.start_rotation("keyturn/app1");
-        for step in Step::ALL {
-            handle(&r, &SweepPolicy::default(), invoke(json!({"Step": step.as_str(), "SecretId": "keyturn/app1", "ClientRequestToken": token})))
-                .await
-                .expect("rotation");
+        for (name, managed) in [("keyturn/no", "false"), ("keyturn/by", "true-ish")] {
+            world.add_user(name.trim_start_matches("keyturn/"));
+            let key = world.create_key(name.trim_start_matches("keyturn/"));
+            world.add_secret(
+                name,
+                SecretValue::canonical(name.trim_start_matches("keyturn/"), key)
+                    .render()
+                    .expose(),
+                &[("keyturn:managed", managed), ("keyturn:managed-by", "true")],
+            );
         }
-        world
-            .tag("keyturn/app1", &[("keyturn:managed".into(), "true".into())])
-            .await
-            .expect("tag");
-        world.advance(std::time::Duration::from_secs(8 * 86_400));
-        let info = world.describe("keyturn/app1").await.expect("describe");
-        r.claim(
-            &info,
-            &Purpose::Rotate("22222222-2222-4222-8222-222222222222".into()),
+        let out = handle(
+            &r,
+            &SweepPolicy::default(),
+            invoke(json!({"keyturn": "sweep"})),
         )
         .await
-        .expect("a CLI rotation holds it");
-        let scheduled = json!({"keyturn": "sweep"});
-        let out = handle(&r, &SweepPolicy::default(), invoke(scheduled))
-            .await
-            .expect("a held secret is not a failure");
-        assert_eq!(out["outcomes"]["claimed"], 1);
-        let key = previous_key(&world, "keyturn/app1");
-        assert!(
-            world.authenticates(&key),
-            "the held secret's previous key was left alone"
+        .expect("sweep");
+        assert_eq!(
+            out["secrets"], 0,
+            "keyturn:managed=false and look-alike tags are not managed"
         );
     }
 

@@ -1,21 +1,20 @@
 //! `keyturn audit`: the credential report joined with the managed secrets, judged, and rendered as
 //! a table, JSON, CSV or a self-contained HTML page.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::Context;
 use keyturn_aws::AwsRotator;
 use keyturn_core::audit::{
-    age_histogram, audit, parse_report, AuditEntry, AuditPolicy, Finding, ManagedKey,
+    age_histogram, audit, fetch_report, parse_report, AuditEntry, AuditPolicy, Finding, ManagedKey,
 };
 use keyturn_core::error::{parse_rfc3339, rfc3339};
-use keyturn_core::ports::{
-    AccessKeys, Iam, SecretInfo, SecretStore, VersionRef, AWSCURRENT, AWSPREVIOUS,
-};
-use keyturn_core::rotation::{recorded_cutover, MANAGED_TAG, ROTATION_DAYS_TAG, USER_TAG};
-use keyturn_core::SecretValue;
+use keyturn_core::ports::{Iam, SecretInfo, SecretStore, AWSCURRENT, AWSPREVIOUS};
+use keyturn_core::rules::{self, SweepPolicy};
+use keyturn_core::state::Needs;
+use keyturn_core::tags;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -40,7 +39,7 @@ pub async fn run(rotator: Arc<AwsRotator>, a: AuditArgs, output: Output) -> anyh
         max_age: time::Duration::days(a.max_age),
         grace: time::Duration::days(a.grace_days.into()),
     };
-    let csv = keyturn_aws::credential_report(rotator.iam().client(), std::time::Duration::from_secs(a.report_timeout))
+    let csv = fetch_report(&rotator.iam().own(), rotator.clock(), std::time::Duration::from_secs(a.report_timeout))
         .await
         .context("the IAM credential report could not be fetched (iam:GenerateCredentialReport, iam:GetCredentialReport)")?;
     let rows = parse_report(&csv).context("the IAM credential report could not be read")?;
@@ -100,8 +99,9 @@ fn parse_date(d: &str) -> Option<OffsetDateTime> {
     })
 }
 
-/// The keys managed secrets hold (AWSCURRENT and AWSPREVIOUS), with each key's report slot found
-/// from its position among the user's keys.
+/// The keys managed secrets hold (AWSCURRENT and AWSPREVIOUS), each with its report slot (its
+/// position among the user's keys by creation). A secret that cannot be read (its user gone, its
+/// value broken) is reported and its keys show as unmanaged: one must not hide the rest.
 async fn managed_keys(
     rotator: &Arc<AwsRotator>,
     default_days: i64,
@@ -109,11 +109,19 @@ async fn managed_keys(
 ) -> anyhow::Result<Vec<ManagedKey>> {
     let secrets = rotator
         .store()
-        .list_tagged(MANAGED_TAG)
+        .list_tagged(tags::MANAGED, Some(tags::MANAGED_TRUE))
         .await
         .with_context(|| {
-            format!("listing the secrets tagged {MANAGED_TAG} failed (secretsmanager:ListSecrets)")
+            format!(
+                "listing the secrets tagged {}={} failed (secretsmanager:ListSecrets)",
+                tags::MANAGED,
+                tags::MANAGED_TRUE
+            )
         })?;
+    let secrets: Vec<SecretInfo> = secrets
+        .into_iter()
+        .filter(|s| rules::is_managed(&s.tags))
+        .collect();
     let r = rotator.clone();
     let per_secret = bulk(secrets, concurrency, move |info| {
         let r = r.clone();
@@ -129,91 +137,52 @@ async fn managed_keys(
     for result in per_secret {
         match result {
             Ok(k) => keys.extend(k),
-            // One unreadable secret must not hide the rest: its keys show as unmanaged.
             Err(e) => eprintln!("keyturn: warning: {e}; its keys are reported as unmanaged"),
-        }
-    }
-    let users: BTreeSet<String> = keys.iter().map(|k| k.user.clone()).collect();
-    let r = rotator.clone();
-    let listed = bulk(users.into_iter().collect(), concurrency, move |user| {
-        let r = r.clone();
-        async move {
-            let listed = r.iam().own().list(&user).await;
-            (user, listed)
-        }
-    })
-    .await;
-    let mut slots: BTreeMap<(String, String), (u8, OffsetDateTime)> = BTreeMap::new();
-    for (user, listed) in listed {
-        let mut ks = listed.with_context(|| format!("user {user}: ListAccessKeys failed"))?;
-        ks.sort_by_key(|k| k.created);
-        for (i, k) in ks.iter().enumerate() {
-            slots.insert((user.clone(), k.id.clone()), (i as u8 + 1, k.created));
-        }
-    }
-    for k in &mut keys {
-        if let Some((slot, created)) = slots.get(&(k.user.clone(), k.key_id.clone())) {
-            k.slot = Some(*slot);
-            k.created = Some(*created);
         }
     }
     Ok(keys)
 }
 
-/// The keys one managed secret holds. `info` comes from ListSecrets, which returns the labels,
-/// tags and rotation settings: no DescribeSecret, and no read of AWSPREVIOUS when there is none.
+/// The keys one managed secret holds, read through the one state reader. `info` comes from
+/// ListSecrets (labels, tags, rotation settings): no DescribeSecret.
 async fn held_keys(
     r: &AwsRotator,
     info: SecretInfo,
     default_days: i64,
 ) -> anyhow::Result<Vec<ManagedKey>> {
-    let secret = info.name.as_str();
-    let cutover = recorded_cutover(&info);
-    let days = info
-        .tags
-        .get(ROTATION_DAYS_TAG)
-        .and_then(|d| d.parse().ok())
-        .or(info.rotation_days)
-        .unwrap_or(default_days);
+    let days = rules::rotation_days(&info, default_days);
+    let grace = SweepPolicy::default()
+        .for_secret(&info)
+        .ok()
+        .and_then(|p| info.tags.contains_key(tags::GRACE_DAYS).then_some(p.grace));
+    let needs = Needs {
+        all_versions: true,
+        tolerate_bad_values: true,
+        ..Needs::default()
+    };
+    let read = r.read_state(info, None, needs).await?;
+    let state = &read.state;
+    let mut by_age: Vec<_> = state.keys.iter().collect();
+    by_age.sort_by_key(|k| k.created);
     let mut out = Vec::new();
-    let mut user_from_current = None;
     for label in [AWSCURRENT, AWSPREVIOUS] {
-        if info.version_with(label).is_none() {
-            continue;
-        }
-        let Some(text) = r
-            .store()
-            .value(secret, &VersionRef::Label(label))
-            .await
-            .context("GetSecretValue failed")?
-        else {
+        let Some(key_id) = state.key_of(label) else {
             continue;
         };
-        let Ok(value) = SecretValue::parse(&text) else {
-            continue;
-        };
-        let user = value
-            .user_name()
-            .map(str::to_string)
-            .or_else(|| user_from_current.clone())
-            .or_else(|| info.tags.get(USER_TAG).cloned());
-        if label == AWSCURRENT {
-            user_from_current = user.clone();
-        }
-        if let (Some(user), Some(key_id)) = (user, value.access_key_id()) {
-            out.push(ManagedKey {
-                secret: info.name.clone(),
-                label: label.to_string(),
-                user,
-                key_id: key_id.to_string(),
-                slot: None,
-                created: None,
-                rotation_enabled: info.rotation_enabled,
-                next_rotation: info.next_rotation,
-                rotation_days: days,
-                cutover,
-            });
-        }
+        let position = by_age.iter().position(|k| k.id == key_id);
+        out.push(ManagedKey {
+            secret: state.info.name.clone(),
+            label: label.to_string(),
+            user: state.user.name.clone(),
+            key_id: key_id.to_string(),
+            slot: position.map(|i| i as u8 + 1),
+            created: position.map(|i| by_age[i].created),
+            rotation_enabled: state.info.rotation_enabled,
+            next_rotation: state.info.next_rotation,
+            rotation_days: days,
+            cutover: rules::recorded_cutover(&state.info),
+            grace,
+        });
     }
     Ok(out)
 }

@@ -8,14 +8,11 @@ use anyhow::{bail, Context};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use keyturn_aws::{Aws, AwsRotator};
 use keyturn_core::error::{describe_use, rfc3339};
-use keyturn_core::ports::{
-    AccessKeys, Iam, SecretStore, VersionRef, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
-};
-use keyturn_core::rotation::claim::Purpose;
-use keyturn_core::rotation::{
-    cutover_time, in_flight, is_due, used_since, InUsePolicy, SweepPolicy, MANAGED_TAG, USER_TAG,
-};
-use keyturn_core::{RotationError, RotationEvent, RotationSettings, SecretValue, Step};
+use keyturn_core::ports::{SecretStore, VersionRef, AWSCURRENT};
+use keyturn_core::rotation::{LocalMode, LocalRequest};
+use keyturn_core::rules::{self, InUsePolicy, SweepPolicy};
+use keyturn_core::state::{LastUse, Needs};
+use keyturn_core::{tags, RotationError, RotationSettings, SecretValue};
 use serde_json::{json, Value};
 
 use crate::args::{
@@ -32,6 +29,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Enroll(a) => {
             let out = crate::enroll::enroll(&rotator, &a).await?;
+            let out = serde_json::to_value(&out)?;
             match cli.output {
                 Output::Json | Output::Csv => println!("{out}"),
                 Output::Table => println!(
@@ -77,21 +75,27 @@ async fn sdk_config(a: &AwsArgs) -> anyhow::Result<SdkConfig> {
     Ok(config)
 }
 
-/// Secrets named on the command line, or every managed secret.
+/// Secrets named on the command line, or every managed secret (tag `keyturn:managed=true`).
 async fn targets(rotator: &AwsRotator, named: Vec<String>) -> anyhow::Result<Vec<String>> {
     if !named.is_empty() {
         return Ok(named);
     }
     let listed = rotator
         .store()
-        .list_tagged(MANAGED_TAG)
+        .list_tagged(tags::MANAGED, Some(tags::MANAGED_TRUE))
         .await
         .with_context(|| {
             format!(
-                "listing the secrets tagged {MANAGED_TAG} failed; check secretsmanager:ListSecrets"
+                "listing the secrets tagged {}={} failed; check secretsmanager:ListSecrets",
+                tags::MANAGED,
+                tags::MANAGED_TRUE
             )
         })?;
-    Ok(listed.into_iter().map(|i| i.name).collect())
+    Ok(listed
+        .into_iter()
+        .filter(|i| rules::is_managed(&i.tags))
+        .map(|i| i.name)
+        .collect())
 }
 
 /// Runs `work` over `items` with at most `concurrency` at once, showing progress on a terminal.
@@ -151,18 +155,29 @@ async fn rotate(rotator: Arc<AwsRotator>, a: RotateArgs, output: Output) -> anyh
         a.secrets.clone()
     };
     let secrets = targets(&rotator, named).await?;
-    let opts = RotateOpts {
-        resume: a.resume,
-        cancel: a.cancel,
-        dry_run: a.dry_run,
-        due_days: a.due.then_some(a.rotation_days),
+    let mode = if a.cancel {
+        LocalMode::Cancel
+    } else if a.resume {
+        LocalMode::Resume
+    } else {
+        LocalMode::Rotate
     };
+    let (dry_run, due_days) = (a.dry_run, a.due.then_some(a.rotation_days));
     let results = bulk(secrets, a.concurrency, move |secret| {
         let rotator = rotator.clone();
         async move {
-            rotate_one(&rotator, &secret, opts)
-                .await
-                .unwrap_or_else(|e| failure(&secret, &e))
+            let request = LocalRequest {
+                mode,
+                dry_run,
+                due_days,
+                new_token: uuid::Uuid::new_v4().to_string(),
+            };
+            match rotator.rotate_local(&secret, &request).await {
+                Ok(r) => json!({"secret": r.secret, "outcome": r.outcome.as_str(), "user": r.user,
+                    "newKeyId": r.new_key_id, "deletedKeyId": r.retired.as_ref().map(|d| d.key_id()),
+                    "deletedBecause": r.retired.as_ref().map(|d| d.reason().to_string()), "detail": r.detail}),
+                Err(e) => failure(&secret, &e),
+            }
         }
     })
     .await;
@@ -181,104 +196,6 @@ async fn rotate(rotator: Arc<AwsRotator>, a: RotateArgs, output: Output) -> anyh
     Ok(results.iter().all(|r| r["outcome"] != "failed"))
 }
 
-#[derive(Debug, Clone, Copy)]
-struct RotateOpts {
-    resume: bool,
-    cancel: bool,
-    dry_run: bool,
-    /// `--due`: rotate only when due, with this default period in days.
-    due_days: Option<i64>,
-}
-
-async fn rotate_one(
-    r: &AwsRotator,
-    secret: &str,
-    opts: RotateOpts,
-) -> Result<Value, RotationError> {
-    let RotateOpts {
-        resume,
-        cancel,
-        dry_run,
-        due_days,
-    } = opts;
-    let info = r.describe(secret).await?;
-    let pending = in_flight(&info).map(str::to_string);
-    let name = info.name.clone();
-    if let Some(days) = due_days {
-        if pending.is_none() && !is_due(&info, time::OffsetDateTime::now_utc(), days) {
-            return Ok(json!({"secret": name, "outcome": "not-due"}));
-        }
-    }
-    if dry_run {
-        let detail = match (&pending, resume, cancel) {
-            (Some(t), _, true) => format!("would delete the key of version {t} and remove its AWSPENDING label"),
-            (Some(t), true, _) => format!("would finish the rotation in flight (version {t})"),
-            (Some(t), false, false) => format!("would refuse: version {t} is in flight (use --resume or --cancel)"),
-            (None, _, true) => "nothing in flight to cancel".to_string(),
-            (None, true, false) => "would resume a rotation that stopped before storing its key, if any; otherwise nothing".to_string(),
-            (None, false, false) => "would create a key, store it as AWSPENDING of a new version, test it, and make it AWSCURRENT".to_string(),
-        };
-        return Ok(json!({"secret": name, "outcome": "planned", "detail": detail}));
-    }
-    if cancel {
-        let c = r.cancel(secret).await?;
-        return Ok(
-            json!({"secret": name, "outcome": if c.token.is_some() { "cancelled" } else { "nothing-in-flight" },
-            "deletedKeyId": c.deleted_key_id, "detail": c.token.map(|t| format!("removed AWSPENDING from {t}"))}),
-        );
-    }
-    let (token, outcome, purpose) = match pending {
-        Some(t) if resume => (t.clone(), "resumed", Purpose::Resume(t)),
-        Some(t) => {
-            return Err(RotationError::RotationInFlight {
-                secret: name,
-                token: t,
-            })
-        }
-        // A run that stopped after its claim but before storing its key left nothing in flight;
-        // --resume carries on under that run's token.
-        None if resume => match r.stopped_rotation(&info).await? {
-            Some(t) => (t.clone(), "resumed", Purpose::Resume(t)),
-            None => {
-                return Ok(json!({"secret": name, "outcome": "nothing-in-flight",
-                    "detail": "no rotation is in flight or stopped before storing its key; keyturn rotate starts one"}))
-            }
-        },
-        None => {
-            let t = uuid::Uuid::new_v4().to_string();
-            (t.clone(), "rotated", Purpose::Rotate(t))
-        }
-    };
-    // Keeps other keyturn runs (a second rotate, a sweep) off this secret until it is done.
-    r.claim(&info, &purpose).await?;
-    let mut new_key = None;
-    let mut deleted = None;
-    for step in Step::ALL {
-        let ev = RotationEvent {
-            step,
-            secret_id: secret.to_string(),
-            token: token.clone(),
-        };
-        let report = r.run_local(&ev).await?;
-        if step == Step::Create {
-            new_key = report.pending_key_id.clone();
-            deleted = report.deleted_key.map(|d| d.0);
-        }
-    }
-    // Rotation succeeded: as Secrets Manager may, leave AWSPENDING on no version (AWS documents
-    // both this and AWSPENDING on the AWSCURRENT version as a finished rotation).
-    if let Err(e) = r
-        .store()
-        .move_label(secret, AWSPENDING, None, Some(&token))
-        .await
-    {
-        tracing::warn!(secret = %name, token = %token, error = %e, "could not remove AWSPENDING after the rotation; it is harmless on the AWSCURRENT version");
-    }
-    Ok(
-        json!({"secret": name, "outcome": outcome, "newKeyId": new_key, "deletedKeyId": deleted, "detail": format!("version {token}")}),
-    )
-}
-
 async fn sweep(rotator: Arc<AwsRotator>, a: SweepArgs, output: Output) -> anyhow::Result<bool> {
     let in_use = InUsePolicy::parse(&a.in_use)
         .with_context(|| format!("--in-use {:?}: expected report or fail", a.in_use))?;
@@ -294,7 +211,7 @@ async fn sweep(rotator: Arc<AwsRotator>, a: SweepArgs, output: Output) -> anyhow
         async move {
             match rotator.sweep(&secret, &policy, dry_run).await {
                 Ok(r) => json!({"secret": r.secret, "user": r.user, "outcome": if r.failed { "failed" } else { r.outcome.as_str() },
-                    "action": r.outcome.as_str(), "detail": if r.dry_run { format!("dry run, would do: {}", r.outcome.describe()) } else { r.outcome.describe() }, "dryRun": r.dry_run}),
+                    "action": r.outcome.as_str(), "keyId": r.outcome.key_id(), "detail": if r.dry_run { format!("dry run, would do: {}", r.outcome.describe()) } else { r.outcome.describe() }, "dryRun": r.dry_run}),
                 Err(e) => failure(&secret, &e),
             }
         }
@@ -305,110 +222,40 @@ async fn sweep(rotator: Arc<AwsRotator>, a: SweepArgs, output: Output) -> anyhow
 }
 
 async fn status(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Result<bool> {
-    let store = r.store();
-    let info = store
-        .describe(&a.secret)
-        .await
-        .with_context(|| format!("secret {}: DescribeSecret failed", a.secret))?;
-    let mut versions = Vec::new();
-    let mut current = None;
-    for (id, labels) in &info.versions {
-        let value = store
-            .value(&a.secret, &VersionRef::Id(id.clone()))
-            .await
-            .with_context(|| format!("secret {}: reading version {id} failed", info.name))?
-            .map(|t| SecretValue::parse(&t));
-        let key_id = match &value {
-            Some(Ok(v)) => v.access_key_id().map(str::to_string),
-            _ => None,
-        };
-        if labels.iter().any(|l| l == AWSCURRENT) {
-            current = value.and_then(Result::ok);
-        }
-        versions.push((id.clone(), labels.clone(), key_id));
-    }
-    let user = current
-        .as_ref()
-        .and_then(|v| v.user_name().map(str::to_string))
-        .or_else(|| info.tags.get(USER_TAG).cloned());
-    let mut problems = Vec::new();
-    let mut keys = Vec::new();
-    if let Some(t) = in_flight(&info) {
-        problems.push(format!("a rotation is in flight (version {t} is AWSPENDING): keyturn rotate --resume or --cancel"));
-    }
-    let current_key = current
-        .as_ref()
-        .and_then(|v| v.access_key_id().map(str::to_string));
-    match &user {
-        None => problems.push(format!(
-            "no user name: the value has none and the secret has no {USER_TAG} tag"
-        )),
-        Some(user) => {
-            let iam = r.iam().own();
-            let listed = iam
-                .list(user)
-                .await
-                .with_context(|| format!("user {user}: ListAccessKeys failed"))?;
-            let cutover = cutover_time(&info, &listed, current_key.as_deref());
-            for k in &listed {
-                let last = iam
-                    .last_used(&k.id)
-                    .await
-                    .with_context(|| format!("key {}: GetAccessKeyLastUsed failed", k.id))?;
-                let held: Vec<&str> = versions
-                    .iter()
-                    .filter(|(_, _, id)| id.as_deref() == Some(k.id.as_str()))
-                    .flat_map(|(_, l, _)| l.iter().map(String::as_str))
-                    .collect();
-                if held.is_empty() {
-                    problems.push(format!(
-                        "key {} is held by no version of the secret (unmanaged)",
-                        k.id
-                    ));
-                }
-                if held.contains(&AWSPREVIOUS)
-                    && !held.contains(&AWSCURRENT)
-                    && used_since(&last, cutover)
-                {
-                    problems.push(format!(
-                        "previous key {} is still in use ({})",
-                        k.id,
-                        describe_use(&last)
-                    ));
-                }
-                keys.push(json!({"keyId": k.id, "status": k.status.as_str(), "created": rfc3339(k.created),
-                    "lastUsed": describe_use(&last), "heldBy": held}));
-            }
-            for (id, labels, key_id) in &versions {
-                if let Some(key_id) = key_id {
-                    let relevant = labels
-                        .iter()
-                        .any(|l| l == AWSCURRENT || l == AWSPREVIOUS || l == AWSPENDING);
-                    if relevant && !listed.iter().any(|k| &k.id == key_id) {
-                        problems.push(format!(
-                            "{} (version {id}) holds key {key_id}, which no longer exists",
-                            labels.join(",")
-                        ));
-                    }
-                }
-            }
-        }
-    }
+    let info = r.describe(&a.secret).await?;
+    let needs = Needs {
+        all_versions: true,
+        last_use: LastUse::Every,
+        who_else: true,
+        tolerate_bad_values: true,
+    };
+    let read = r.read_state(info, None, needs).await?;
+    let state = &read.state;
+    let info = &state.info;
+    let problems = rules::problems(state);
+    let versions: Vec<Value> = state
+        .holdings
+        .iter()
+        .map(|h| json!({"versionId": h.version, "labels": h.labels, "keyId": h.key_id()}))
+        .collect();
+    let keys: Vec<Value> = state
+        .keys
+        .iter()
+        .map(|k| {
+            json!({"keyId": k.id, "status": k.status.as_str(), "created": rfc3339(k.created),
+                "lastUsed": k.last_use.as_ref().map(describe_use), "heldBy": state.labels_holding(&k.id)})
+        })
+        .collect();
     let report = json!({
-        "secret": info.name, "user": user, "rotationEnabled": info.rotation_enabled,
+        "secret": info.name, "user": state.user.name, "rotationEnabled": info.rotation_enabled,
         "lastRotated": info.last_rotated.map(rfc3339), "nextRotation": info.next_rotation.map(rfc3339),
-        "cutover": info.tags.get(keyturn_core::rotation::CUTOVER_AT_TAG),
-        "versions": versions.iter().map(|(id, l, k)| json!({"versionId": id, "labels": l, "keyId": k})).collect::<Vec<_>>(),
-        "keys": keys, "problems": problems,
+        "cutover": rules::recorded_cutover(info).map(rfc3339),
+        "versions": versions, "keys": keys, "problems": problems,
     });
     match output {
         Output::Json | Output::Csv => println!("{report:#}"),
         Output::Table => {
-            println!(
-                "secret   {}\nuser     {}",
-                info.name,
-                user.as_deref().unwrap_or("?")
-            );
+            println!("secret   {}\nuser     {}", info.name, state.user.name);
             println!(
                 "rotation {} (last {}, next {}, cut-over {})",
                 if info.rotation_enabled {
@@ -421,11 +268,12 @@ async fn status(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Result
                 text(&report["cutover"])
             );
             println!("versions");
-            for (id, l, k) in &versions {
+            for h in &state.holdings {
                 println!(
-                    "  {id}  {:<24} {}",
-                    l.join(","),
-                    k.as_deref().unwrap_or("-")
+                    "  {}  {:<24} {}",
+                    h.version,
+                    h.labels.join(","),
+                    h.key_id().unwrap_or("-")
                 );
             }
             println!("keys");

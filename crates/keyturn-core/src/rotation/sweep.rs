@@ -1,98 +1,27 @@
-//! Retiring previous keys after the rotation: deactivate the AWSPREVIOUS key once the grace period
-//! has passed and nothing used it since the cut-over; delete it once it has been inactive for a
-//! further period; report (never deactivate) one still in use.
+//! Retiring previous keys after the rotation, as `rules::sweep_plan` decides: deactivate the
+//! AWSPREVIOUS key once the grace period has passed, nothing used it since the cut-over and
+//! AWSCURRENT's key exists and is active; delete it once it has been inactive for a further period;
+//! report (never deactivate) one still in use. The sweep writes tags and labels, never a value.
 
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
-use crate::error::{describe_use, parse_rfc3339, rfc3339, RotationError};
-use crate::ports::{
-    AccessKeys, Clock, Iam, IdentityCheck, KeyStatus, KeyUse, SecretInfo, SecretStore, VersionRef,
-    AWSCURRENT, AWSPREVIOUS,
-};
+use crate::error::{describe_use, rfc3339, RotationError};
+use crate::ports::{Clock, Iam, IdentityCheck, KeyUse, SecretStore};
+use crate::rules::{RetireAction, SweepDecision, SweepPolicy};
+use crate::state::{in_flight, LastUse, Needs};
+use crate::tags::{self, AWSPREVIOUS};
 
-use super::claim::Purpose;
-use super::{already_gone, aws, cutover_time, in_flight, list_keys, used_since, Opened, Rotator};
-
-pub const GRACE_DAYS_TAG: &str = "keyturn:grace-days";
-pub const DELETE_AFTER_DAYS_TAG: &str = "keyturn:delete-after-days";
-pub const IN_USE_TAG: &str = "keyturn:in-use";
-pub const DEACTIVATED_KEY_TAG: &str = "keyturn:deactivated-key";
-pub const DEACTIVATED_AT_TAG: &str = "keyturn:deactivated-at";
-
-/// What to do about a previous key still in use after its grace period. It is never deactivated:
-/// `Report` lists it, `Fail` also makes the sweep fail (an alarm, a non-zero exit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InUsePolicy {
-    Report,
-    Fail,
-}
-
-impl InUsePolicy {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "report" | "warn" => Some(Self::Report),
-            "fail" => Some(Self::Fail),
-            _ => None,
-        }
-    }
-}
-
-/// The sweep's policy: the deployment's defaults, overridden per secret by tags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SweepPolicy {
-    pub grace: Duration,
-    pub delete_after: Duration,
-    pub in_use: InUsePolicy,
-}
-
-impl Default for SweepPolicy {
-    fn default() -> Self {
-        Self {
-            grace: Duration::days(7),
-            delete_after: Duration::days(7),
-            in_use: InUsePolicy::Report,
-        }
-    }
-}
-
-impl SweepPolicy {
-    /// These defaults with the secret's tags applied. A malformed tag is an error naming it.
-    pub fn for_secret(&self, info: &SecretInfo) -> Result<Self, RotationError> {
-        let days = |tag: &str, default: Duration| -> Result<Duration, RotationError> {
-            match info.tags.get(tag) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<u16>()
-                    .map(|d| Duration::days(d.into()))
-                    .map_err(|_| RotationError::BadPolicy {
-                        secret: info.name.clone(),
-                        tag: tag.to_string(),
-                        value: v.clone(),
-                    }),
-            }
-        };
-        let in_use = match info.tags.get(IN_USE_TAG) {
-            None => self.in_use,
-            Some(v) => InUsePolicy::parse(v).ok_or_else(|| RotationError::BadPolicy {
-                secret: info.name.clone(),
-                tag: IN_USE_TAG.to_string(),
-                value: v.clone(),
-            })?,
-        };
-        Ok(Self {
-            grace: days(GRACE_DAYS_TAG, self.grace)?,
-            delete_after: days(DELETE_AFTER_DAYS_TAG, self.delete_after)?,
-            in_use,
-        })
-    }
-}
+use super::{aws, Rotator};
 
 /// What the sweep did (or, in a dry run, would do) for one secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SweepOutcome {
-    /// No previous key to retire (none, the same as current, or already deleted).
+    /// No previous key to retire (none, the same as current, or a rotation in flight).
     Nothing(String),
+    /// The previous key is already deleted: the AWSPREVIOUS label was removed from its version.
+    Cleared {
+        key_id: String,
+    },
     /// The previous key waits for its grace (or delete-after) period to end.
     Waiting {
         key_id: String,
@@ -103,6 +32,11 @@ pub enum SweepOutcome {
     InUse {
         key_id: String,
         last_use: KeyUse,
+    },
+    /// Retiring it would not be safe (for example AWSCURRENT's key is missing or inactive).
+    Blocked {
+        key_id: String,
+        why: String,
     },
     Deactivated {
         key_id: String,
@@ -116,34 +50,49 @@ impl SweepOutcome {
     pub fn as_str(&self) -> &'static str {
         match self {
             SweepOutcome::Nothing(_) => "nothing",
+            SweepOutcome::Cleared { .. } => "cleared",
             SweepOutcome::Waiting { .. } => "waiting",
             SweepOutcome::InUse { .. } => "in-use",
+            SweepOutcome::Blocked { .. } => "blocked",
             SweepOutcome::Deactivated { .. } => "deactivated",
             SweepOutcome::Deleted { .. } => "deleted",
+        }
+    }
+
+    /// The key the outcome is about, if any.
+    pub fn key_id(&self) -> Option<&str> {
+        match self {
+            SweepOutcome::Nothing(_) => None,
+            SweepOutcome::Cleared { key_id }
+            | SweepOutcome::Waiting { key_id, .. }
+            | SweepOutcome::InUse { key_id, .. }
+            | SweepOutcome::Blocked { key_id, .. }
+            | SweepOutcome::Deactivated { key_id }
+            | SweepOutcome::Deleted { key_id } => Some(key_id),
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             SweepOutcome::Nothing(why) => why.clone(),
+            SweepOutcome::Cleared { key_id } => {
+                format!("{key_id} is already deleted; AWSPREVIOUS no longer points at it")
+            }
             SweepOutcome::Waiting {
                 key_id,
                 until,
                 inactive: false,
-            } => {
-                format!("{key_id} stays active until {}", rfc3339(*until))
-            }
+            } => format!("{key_id} stays active until {}", rfc3339(*until)),
             SweepOutcome::Waiting {
                 key_id,
                 until,
                 inactive: true,
-            } => {
-                format!("{key_id} is inactive; deleted after {}", rfc3339(*until))
-            }
+            } => format!("{key_id} is inactive; deleted after {}", rfc3339(*until)),
             SweepOutcome::InUse { key_id, last_use } => format!(
                 "{key_id} is still in use ({}); move its consumers to the current key",
                 describe_use(last_use)
             ),
+            SweepOutcome::Blocked { key_id, why } => format!("{key_id} kept: {why}"),
             SweepOutcome::Deactivated { key_id } => format!("{key_id} deactivated"),
             SweepOutcome::Deleted { key_id } => format!("{key_id} deleted"),
         }
@@ -156,7 +105,7 @@ pub struct SweepReport {
     pub user: Option<String>,
     pub outcome: SweepOutcome,
     pub dry_run: bool,
-    /// The in-use policy says this secret's outcome is a failure.
+    /// The outcome is a failure: a key in use under the `fail` policy, or a blocked retirement.
     pub failed: bool,
 }
 
@@ -183,16 +132,13 @@ where
             dry_run,
             failed,
         };
-        let (Some(previous_version), Some(current_version)) = (
-            info.version_with(AWSPREVIOUS).map(str::to_string),
-            info.version_with(AWSCURRENT).map(str::to_string),
-        ) else {
+        if info.version_with(AWSPREVIOUS).is_none() {
             return Ok(report(
                 None,
                 SweepOutcome::Nothing("no AWSPREVIOUS version".into()),
                 false,
             ));
-        };
+        }
         if let Some(token) = in_flight(&info) {
             return Ok(report(
                 None,
@@ -202,155 +148,127 @@ where
                 false,
             ));
         }
-        let o = Opened {
-            secret_id,
-            token: "",
-            info: info.clone(),
+        let needs = Needs {
+            all_versions: true,
+            last_use: LastUse::OfVersion(AWSPREVIOUS),
+            who_else: false,
+            tolerate_bad_values: false,
         };
-        let current = self
-            .read(&o, VersionRef::Id(current_version.clone()), AWSCURRENT)
-            .await?
-            .ok_or_else(|| RotationError::NoCurrentVersion {
-                secret: o.name().to_string(),
-            })?;
-        let Some(previous) = self
-            .read(&o, VersionRef::Id(previous_version.clone()), AWSPREVIOUS)
-            .await?
-        else {
-            return Ok(report(
-                None,
-                SweepOutcome::Nothing("AWSPREVIOUS has no value".into()),
+        let read = self.read_state(info.clone(), None, needs).await?;
+        let name = info.name.as_str();
+        let user = read.state.user.name.clone();
+        let now = read.state.now;
+        let (outcome, failed) = match crate::rules::sweep_plan(&read.state, &policy) {
+            SweepDecision::Nothing(why) => (SweepOutcome::Nothing(why), false),
+            SweepDecision::Waiting {
+                key_id,
+                until,
+                inactive,
+            } => (
+                SweepOutcome::Waiting {
+                    key_id,
+                    until,
+                    inactive,
+                },
                 false,
-            ));
-        };
-        let user = self.user_of(&o, &current)?;
-        let Some(key_id) = previous.access_key_id().map(str::to_string) else {
-            return Ok(report(
-                Some(user),
-                SweepOutcome::Nothing("AWSPREVIOUS holds no key".into()),
-                false,
-            ));
-        };
-        if Some(key_id.as_str()) == current.access_key_id() {
-            return Ok(report(
-                Some(user),
-                SweepOutcome::Nothing("AWSPREVIOUS holds the current key".into()),
-                false,
-            ));
-        }
-        let keys_api = self.keys_for(&o, &current).await?;
-        let keys = list_keys(&keys_api, &o, &user).await?;
-        let Some(key) = keys.iter().find(|k| k.id == key_id) else {
-            return Ok(report(
-                Some(user),
-                SweepOutcome::Nothing(format!("{key_id} is already deleted")),
-                false,
-            ));
-        };
-        let now = self.clock.now();
-        let outcome = match key.status {
-            KeyStatus::Active => {
-                let last_use = keys_api.last_used(&key_id).await.map_err(|e| {
-                    aws(
-                        "GetAccessKeyLastUsed",
-                        o.name(),
-                        Some(&user),
-                        Some(&key_id),
-                        e,
-                    )
-                })?;
-                let cutover = cutover_time(&info, &keys, current.access_key_id());
-                if used_since(&last_use, cutover) {
-                    SweepOutcome::InUse { key_id, last_use }
-                } else {
-                    let until = cutover.unwrap_or(now) + policy.grace;
-                    if now < until {
-                        SweepOutcome::Waiting {
-                            key_id,
-                            until,
-                            inactive: false,
-                        }
-                    } else {
-                        if !dry_run {
-                            self.claim(&info, &Purpose::Sweep).await?;
-                            keys_api
-                                .set_status(&user, &key_id, KeyStatus::Inactive)
-                                .await
-                                .map_err(|e| {
-                                    aws("UpdateAccessKey", o.name(), Some(&user), Some(&key_id), e)
-                                })?;
-                            self.record_deactivation(&o, &key_id, now).await?;
-                        }
-                        SweepOutcome::Deactivated { key_id }
-                    }
+            ),
+            SweepDecision::InUse {
+                key_id,
+                last_use,
+                fail,
+            } => (SweepOutcome::InUse { key_id, last_use }, fail),
+            SweepDecision::Blocked { key_id, why } => (SweepOutcome::Blocked { key_id, why }, true),
+            SweepDecision::DropLabel { key_id, version } => {
+                if !dry_run {
+                    self.drop_previous(&info.arn, name, &version, &key_id)
+                        .await?;
                 }
+                (SweepOutcome::Cleared { key_id }, false)
             }
-            KeyStatus::Inactive => {
-                let recorded = (info.tags.get(DEACTIVATED_KEY_TAG) == Some(&key_id))
-                    .then(|| info.tags.get(DEACTIVATED_AT_TAG))
-                    .flatten()
-                    .and_then(|t| parse_rfc3339(t));
-                match recorded {
-                    // Deactivated by someone else: the wait starts now.
-                    None => {
-                        if !dry_run {
-                            self.record_deactivation(&o, &key_id, now).await?;
-                        }
-                        SweepOutcome::Waiting {
-                            key_id,
-                            until: now + policy.delete_after,
-                            inactive: true,
-                        }
-                    }
-                    Some(at) if now < at + policy.delete_after => SweepOutcome::Waiting {
+            SweepDecision::RecordDeactivation { key_id, until } => {
+                if !dry_run {
+                    self.record_deactivation(&info.arn, name, &key_id, now)
+                        .await?;
+                }
+                (
+                    SweepOutcome::Waiting {
                         key_id,
-                        until: at + policy.delete_after,
+                        until,
                         inactive: true,
                     },
-                    Some(_) => {
+                    false,
+                )
+            }
+            SweepDecision::Retire(r) => {
+                let key_id = r.key_id().to_string();
+                if !dry_run {
+                    self.retire_key(&read.keys_api, name, &r).await?;
+                }
+                match r.action() {
+                    RetireAction::Deactivate => {
                         if !dry_run {
-                            self.claim(&info, &Purpose::Sweep).await?;
-                            already_gone(keys_api.delete(&user, &key_id).await).map_err(|e| {
-                                aws("DeleteAccessKey", o.name(), Some(&user), Some(&key_id), e)
-                            })?;
-                            // No label is left on a deleted key; and the next createSecret,
-                            // seeing no AWSPREVIOUS, expects a free slot and creates at once.
-                            self.store
-                                .move_label(secret_id, AWSPREVIOUS, None, Some(&previous_version))
-                                .await
-                                .map_err(|e| {
-                                    aws(
-                                        "UpdateSecretVersionStage",
-                                        o.name(),
-                                        Some(&user),
-                                        Some(&key_id),
-                                        e,
-                                    )
-                                })?;
+                            self.record_deactivation(&info.arn, name, &key_id, now)
+                                .await?;
                         }
-                        SweepOutcome::Deleted { key_id }
+                        (SweepOutcome::Deactivated { key_id }, false)
+                    }
+                    RetireAction::Delete => {
+                        if !dry_run {
+                            let version = info.version_with(AWSPREVIOUS).unwrap_or_default();
+                            self.drop_previous(&info.arn, name, version, &key_id)
+                                .await?;
+                        }
+                        (SweepOutcome::Deleted { key_id }, false)
                     }
                 }
             }
         };
-        let failed =
-            matches!(outcome, SweepOutcome::InUse { .. }) && policy.in_use == InUsePolicy::Fail;
         Ok(report(Some(user), outcome, failed))
+    }
+
+    /// Removes AWSPREVIOUS from the version whose key is gone (no label is left on a deleted key;
+    /// and the next createSecret, seeing no AWSPREVIOUS, expects a free slot). A label that moved
+    /// meanwhile (a rotation finished) has left that version anyway.
+    async fn drop_previous(
+        &self,
+        arn: &str,
+        name: &str,
+        version: &str,
+        key_id: &str,
+    ) -> Result<(), RotationError> {
+        let Err(e) = self
+            .store()
+            .move_label(arn, AWSPREVIOUS, None, Some(version))
+            .await
+        else {
+            return Ok(());
+        };
+        let moved = self
+            .store()
+            .describe(arn)
+            .await
+            .ok()
+            .is_some_and(|i| !i.labels_of(version).iter().any(|l| l == AWSPREVIOUS));
+        if moved {
+            return Ok(());
+        }
+        Err(aws("UpdateSecretVersionStage", name, None, Some(key_id), e))
     }
 
     async fn record_deactivation(
         &self,
-        o: &Opened<'_>,
+        arn: &str,
+        name: &str,
         key_id: &str,
         at: OffsetDateTime,
     ) -> Result<(), RotationError> {
         let tags = [
-            (DEACTIVATED_KEY_TAG.to_string(), key_id.to_string()),
-            (DEACTIVATED_AT_TAG.to_string(), rfc3339(at)),
+            (tags::DEACTIVATED_KEY.to_string(), key_id.to_string()),
+            (tags::DEACTIVATED_AT.to_string(), rfc3339(at)),
         ];
-        self.store
-            .tag(o.secret_id, &tags)
+        self.store()
+            .tag(arn, &tags)
             .await
-            .map_err(|e| aws("TagResource", o.name(), None, Some(key_id), e))
+            .map_err(|e| aws("TagResource", name, None, Some(key_id), e))
     }
 }

@@ -1,23 +1,50 @@
-//! Driving rotations without Secrets Manager (the CLI), cancelling them, and the sweep.
+//! Driving rotations without Secrets Manager (the CLI's local driver), cancelling them, the
+//! sweep, and the defects a rule book had to fix (each as the user met it).
 
 use std::time::Duration;
 
 use keyturn_core::fake::World;
-use keyturn_core::ports::{KeyStatus, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
-use keyturn_core::rotation::{in_flight, InUsePolicy, SweepOutcome, SweepPolicy};
-use keyturn_core::{RotationError, Step};
+use keyturn_core::ports::{KeyStatus, AWSCURRENT, AWSPREVIOUS};
+use keyturn_core::rotation::{LocalMode, LocalOutcome, LocalRequest, SweepOutcome};
+use keyturn_core::rules::{InUsePolicy, SweepPolicy};
+use keyturn_core::state::in_flight;
+use keyturn_core::RotationError;
 
 use super::*;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
+fn local_rotator(world: &World) -> FakeRotator {
+    rotator_with(
+        world,
+        RotationSettings {
+            require_rotation_enabled: false,
+            ..settings()
+        },
+    )
+}
+
+fn request(mode: LocalMode, dry_run: bool) -> LocalRequest {
+    LocalRequest {
+        mode,
+        dry_run,
+        due_days: None,
+        new_token: format!("{:08x}-2222-4333-8444-555555555555", rand_ish()),
+    }
+}
+
+fn rand_ish() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(1);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
 async fn local(
     r: &FakeRotator,
-    s: Step,
     secret: &str,
-    token: &str,
-) -> Result<keyturn_core::StepReport, RotationError> {
-    r.run_local(&event(s, secret, token)).await
+    mode: LocalMode,
+) -> Result<keyturn_core::rotation::LocalReport, RotationError> {
+    r.rotate_local(secret, &request(mode, false)).await
 }
 
 async fn describe(world: &World, secret: &str) -> keyturn_core::ports::SecretInfo {
@@ -25,48 +52,73 @@ async fn describe(world: &World, secret: &str) -> keyturn_core::ports::SecretInf
     world.describe(secret).await.expect("describe")
 }
 
+fn writes(world: &World) -> Vec<String> {
+    world
+        .calls()
+        .into_iter()
+        .filter(|c| {
+            [
+                "PutSecretValue",
+                "UpdateSecret",
+                "CreateAccessKey",
+                "DeleteAccessKey",
+                "UpdateAccessKey",
+                "TagResource",
+                "UpdateSecretVersionStage",
+                "CreateSecret",
+            ]
+            .iter()
+            .any(|w| c.ends_with(&format!(":{w}")))
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn a_local_rotation_creates_its_own_version_and_refuses_a_second_in_flight() {
+async fn a_local_rotation_runs_the_four_steps_and_refuses_a_second_in_flight() {
     let world = World::new();
     let old = enrolled(&world);
-    let r = rotator_with(
-        &world,
-        RotationSettings {
-            require_rotation_enabled: false,
-            ..settings()
-        },
-    );
-    let token = "11111111-2222-4333-8444-555555555555";
-    local(&r, Step::Create, "keyturn/app1", token)
+    let r = local_rotator(&world);
+    world.clear_calls();
+    let done = local(&r, "keyturn/app1", LocalMode::Rotate)
         .await
-        .expect("create makes the version");
-    assert_eq!(
-        label_of(&world, "keyturn/app1", token),
-        vec![AWSPENDING.to_string()]
-    );
-    let err = local(
-        &r,
-        Step::Create,
-        "keyturn/app1",
-        "99999999-2222-4333-8444-555555555555",
-    )
-    .await
-    .expect_err("in flight");
-    assert!(
-        matches!(err, RotationError::RotationInFlight { ref token, .. } if token == "11111111-2222-4333-8444-555555555555"),
-        "{err}"
-    );
-    // Resume: the remaining steps with the token in flight.
-    let info = describe(&world, "keyturn/app1").await;
-    let resumed = in_flight(&info).expect("in flight").to_string();
-    for s in Step::ALL {
-        local(&r, s, "keyturn/app1", &resumed)
-            .await
-            .expect("resume");
-    }
+        .expect("rotate");
+    assert_eq!(done.outcome, LocalOutcome::Rotated);
+    // The function's 15, less the pending version's read (the driver makes the version), plus the
+    // driver's own DescribeSecret and the removal of AWSPENDING at the end.
+    assert_eq!(world.calls().len(), 16, "{:?}", world.calls());
     assert_eq!(key_at(&world, "keyturn/app1", AWSPREVIOUS), Some(old));
+    let current = key_at(&world, "keyturn/app1", AWSCURRENT).expect("current");
+    assert_eq!(done.new_key_id.as_deref(), Some(current.id.as_str()));
     assert!(in_flight(&describe(&world, "keyturn/app1").await).is_none());
     assert_safe(&world, "keyturn/app1", "app1");
+
+    // A rotation Secrets Manager started and left: refused, then resumed.
+    let token = world.start_rotation("keyturn/app1");
+    let fn_rotator = rotator(&world);
+    step(&fn_rotator, Step::Create, "keyturn/app1", &token)
+        .await
+        .expect("create");
+    let err = local(&r, "keyturn/app1", LocalMode::Rotate)
+        .await
+        .expect_err("in flight");
+    assert!(
+        matches!(err, RotationError::RotationInFlight { token: ref t, .. } if *t == token),
+        "{err}"
+    );
+    assert!(err.to_string().contains("keyturn rotate --resume"), "{err}");
+    let resumed = local(&r, "keyturn/app1", LocalMode::Resume)
+        .await
+        .expect("resume");
+    assert_eq!(resumed.outcome, LocalOutcome::Resumed);
+    assert!(label_of(&world, "keyturn/app1", &token).contains(&AWSCURRENT.to_string()));
+    assert_safe(&world, "keyturn/app1", "app1");
+    assert_eq!(
+        local(&r, "keyturn/app1", LocalMode::Resume)
+            .await
+            .expect("nothing")
+            .outcome,
+        LocalOutcome::NothingInFlight
+    );
 }
 
 #[tokio::test]
@@ -80,24 +132,79 @@ async fn cancel_deletes_the_key_the_rotation_made_and_removes_awspending() {
         .expect("create")
         .pending_key_id
         .expect("key");
-    step(&r, Step::Set, "keyturn/app1", &token)
+    let report = local(&r, "keyturn/app1", LocalMode::Cancel)
         .await
-        .expect("set");
-    let report = r.cancel("keyturn/app1").await.expect("cancel");
-    assert_eq!(report.token.as_deref(), Some(token.as_str()));
-    assert_eq!(report.deleted_key_id.as_deref(), Some(made.as_str()));
+        .expect("cancel");
+    assert_eq!(report.outcome, LocalOutcome::Cancelled);
+    assert_eq!(
+        report.retired.as_ref().map(|x| x.key_id()),
+        Some(made.as_str())
+    );
     assert_eq!(
         world.keys_of("app1"),
         vec![(old.id.clone(), KeyStatus::Active)]
     );
     assert!(label_of(&world, "keyturn/app1", &token).is_empty());
     assert_eq!(key_at(&world, "keyturn/app1", AWSCURRENT), Some(old));
-    // Nothing left in flight: cancelling again does nothing, and a new rotation runs.
-    assert_eq!(r.cancel("keyturn/app1").await.expect("again").token, None);
+    assert_eq!(
+        local(&r, "keyturn/app1", LocalMode::Cancel)
+            .await
+            .expect("again")
+            .outcome,
+        LocalOutcome::NothingInFlight
+    );
     rotate(&r, &world, "keyturn/app1")
         .await
         .expect("fresh rotation");
     assert_no_orphans(&world, "keyturn/app1", "app1");
+}
+
+#[tokio::test]
+async fn cancel_takes_the_user_from_the_secret_and_never_deletes_a_key_the_rotation_did_not_make() {
+    let world = World::new();
+    enrolled(&world);
+    world.add_user("victim");
+    let victims = world.create_key("victim");
+    let r = rotator(&world);
+    // A pending version naming another user and holding that user's only key.
+    let token = world.start_rotation("keyturn/app1");
+    {
+        use keyturn_core::ports::SecretStore;
+        let forged = keyturn_core::SecretText::new(canonical("victim", &victims));
+        world
+            .put_pending("keyturn/app1", &token, &forged)
+            .await
+            .expect("forge");
+    }
+    let report = local(&r, "keyturn/app1", LocalMode::Cancel)
+        .await
+        .expect("cancel");
+    assert!(report.retired.is_none(), "{report:?}");
+    assert!(
+        report.detail.contains("not one of user app1's keys"),
+        "{}",
+        report.detail
+    );
+    assert!(
+        world.authenticates(&victims),
+        "the other user's only key is untouched"
+    );
+    // A pending key of the user that something already uses is kept too.
+    let token = world.start_rotation("keyturn/app1");
+    let made = step(&r, Step::Create, "keyturn/app1", &token)
+        .await
+        .expect("create")
+        .pending_key_id
+        .expect("key");
+    world.use_key(&made, "s3");
+    let kept = local(&r, "keyturn/app1", LocalMode::Cancel)
+        .await
+        .expect("cancel");
+    assert!(
+        kept.retired.is_none() && kept.detail.contains("something relies on it"),
+        "{kept:?}"
+    );
+    assert!(world.key_exists(&made));
 }
 
 #[tokio::test]
@@ -106,9 +213,207 @@ async fn cancel_before_create_only_removes_the_label() {
     enrolled(&world);
     let r = rotator(&world);
     let token = world.start_rotation("keyturn/app1");
-    let report = r.cancel("keyturn/app1").await.expect("cancel");
-    assert_eq!((report.token, report.deleted_key_id), (Some(token), None));
+    let report = local(&r, "keyturn/app1", LocalMode::Cancel)
+        .await
+        .expect("cancel");
+    assert_eq!((report.token, report.retired), (Some(token), None));
     assert_eq!(world.keys_of("app1").len(), 1);
+}
+
+#[tokio::test]
+async fn a_dry_run_checks_everything_a_real_run_does_and_writes_nothing() {
+    let world = World::new();
+    enrolled(&world);
+    let r = local_rotator(&world);
+    local(&r, "keyturn/app1", LocalMode::Rotate)
+        .await
+        .expect("rotate");
+    let previous = key_at(&world, "keyturn/app1", AWSPREVIOUS).expect("previous");
+    world.clear_calls();
+    let plan = r
+        .rotate_local("keyturn/app1", &request(LocalMode::Rotate, true))
+        .await
+        .expect("plan");
+    assert_eq!(plan.outcome, LocalOutcome::Planned);
+    assert_eq!(
+        plan.retired.as_ref().map(|x| x.key_id()),
+        Some(previous.id.as_str())
+    );
+    assert!(
+        plan.detail.contains(&previous.id) && plan.detail.contains("would delete"),
+        "{}",
+        plan.detail
+    );
+    assert_eq!(writes(&world), Vec::<String>::new());
+    // The failure a real run would meet, named.
+    world.use_key(&previous.id, "s3");
+    world.advance(DAY);
+    world.use_key(&previous.id, "s3");
+    let err = r
+        .rotate_local("keyturn/app1", &request(LocalMode::Rotate, true))
+        .await
+        .expect_err("in use");
+    assert_eq!(err.error_type(), "KeyInUse");
+    world.add_user("broken");
+    world.add_secret("keyturn/broken", "not json", &[("keyturn:user", "broken")]);
+    let err = r
+        .rotate_local("keyturn/broken", &request(LocalMode::Rotate, true))
+        .await
+        .expect_err("bad value");
+    assert_eq!(err.error_type(), "BadSecretValue");
+    assert_eq!(writes(&world), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_failed_rotate_leaves_nothing_that_blocks_its_retry() {
+    let world = World::new();
+    enrolled(&world);
+    let r = local_rotator(&world);
+    local(&r, "keyturn/app1", LocalMode::Rotate)
+        .await
+        .expect("rotate");
+    let previous = key_at(&world, "keyturn/app1", AWSPREVIOUS).expect("previous");
+    world.advance(DAY);
+    world.use_key(&previous.id, "s3");
+    world.clear_calls();
+    let err = local(&r, "keyturn/app1", LocalMode::Rotate)
+        .await
+        .expect_err("in use");
+    assert_eq!(err.error_type(), "KeyInUse");
+    assert_eq!(
+        writes(&world),
+        Vec::<String>::new(),
+        "a refused run writes nothing"
+    );
+    // The user retires the stray key as told, and retries at once.
+    {
+        use keyturn_core::ports::{AccessKeys, Iam};
+        world
+            .own()
+            .delete("app1", &previous.id)
+            .await
+            .expect("by hand");
+    }
+    let again = local(&r, "keyturn/app1", LocalMode::Rotate)
+        .await
+        .expect("retry");
+    assert_eq!(again.outcome, LocalOutcome::Rotated);
+    assert_safe(&world, "keyturn/app1", "app1");
+}
+
+#[tokio::test]
+async fn a_second_secret_for_the_same_user_is_refused_and_its_key_never_deleted() {
+    let world = World::new();
+    world.add_user("app4");
+    let first = world.create_key("app4");
+    world.add_secret(
+        "keyturn/app4",
+        &canonical("app4", &first),
+        &[("keyturn:user", "app4"), ("keyturn:managed", "true")],
+    );
+    let second = world.create_key("app4");
+    world.add_secret(
+        "other/app4",
+        &canonical("app4", &second),
+        &[("keyturn:user", "app4"), ("keyturn:managed", "true")],
+    );
+    let r = local_rotator(&world);
+    world.clear_calls();
+    let err = local(&r, "other/app4", LocalMode::Rotate)
+        .await
+        .expect_err("two secrets");
+    assert_eq!(err.error_type(), "UserHasOtherSecret");
+    assert!(err.to_string().contains("keyturn/app4"), "{err}");
+    assert!(world.authenticates(&first) && world.authenticates(&second));
+    assert_eq!(writes(&world), Vec::<String>::new());
+    // The same through Secrets Manager's steps.
+    let fr = rotator(&world);
+    let token = world.start_rotation("keyturn/app4");
+    let err = step(&fr, Step::Create, "keyturn/app4", &token)
+        .await
+        .expect_err("two secrets");
+    assert_eq!(err.error_type(), "UserHasOtherSecret");
+    assert_eq!(world.keys_of("app4").len(), 2);
+}
+
+#[tokio::test]
+async fn a_secret_holding_another_users_key_is_refused_before_anything_is_created() {
+    let world = World::new();
+    world.add_user("app1");
+    world.add_user("app2");
+    let app1s = world.create_key("app1");
+    world.add_secret("keyturn/app2", &canonical("app2", &app1s), &[]);
+    let r = local_rotator(&world);
+    let err = local(&r, "keyturn/app2", LocalMode::Rotate)
+        .await
+        .expect_err("wrong user");
+    assert_eq!(err.error_type(), "NotUsersKey");
+    assert!(world.keys_of("app2").is_empty(), "no key was made for app2");
+    assert_eq!(key_at(&world, "keyturn/app2", AWSCURRENT), Some(app1s));
+}
+
+#[tokio::test]
+async fn a_young_unheld_key_is_another_runs_until_resume_says_the_run_stopped() {
+    let world = World::new();
+    enrolled(&world);
+    // A keyturn rotate that stopped between CreateAccessKey and PutSecretValue.
+    let stray = world.create_key("app1");
+    let r = local_rotator(&world);
+    let err = local(&r, "keyturn/app1", LocalMode::Rotate)
+        .await
+        .expect_err("maybe another run");
+    assert_eq!(err.error_type(), "KeyInUse");
+    assert!(err.to_string().contains("keyturn rotate --resume"), "{err}");
+    assert!(world.key_exists(&stray.id));
+    let resumed = local(&r, "keyturn/app1", LocalMode::Resume)
+        .await
+        .expect("resume");
+    assert_eq!(resumed.outcome, LocalOutcome::Resumed);
+    assert!(!world.key_exists(&stray.id));
+    assert_safe(&world, "keyturn/app1", "app1");
+    assert_no_orphans(&world, "keyturn/app1", "app1");
+}
+
+#[tokio::test]
+async fn iam_lists_that_lag_do_not_fail_a_rotation() {
+    // ListAccessKeys omits a key for 5 s after it is created; STS refuses it for 3 s.
+    let world = World::new();
+    world.set_list_lag(Duration::from_secs(5));
+    world.set_propagation_delay(Duration::from_secs(3));
+    enrolled(&world);
+    world.advance(Duration::from_secs(60));
+    let r = rotator(&world);
+    // Secrets Manager's four steps back to back, a first and a second rotation.
+    rotate(&r, &world, "keyturn/app1")
+        .await
+        .expect("first rotation under lag");
+    rotate(&r, &world, "keyturn/app1")
+        .await
+        .expect("second rotation right after, under lag");
+    assert_safe(&world, "keyturn/app1", "app1");
+    // A retried createSecret whose key the list does not show yet.
+    let token = world.start_rotation("keyturn/app1");
+    world.advance(8 * DAY);
+    step(&r, Step::Create, "keyturn/app1", &token)
+        .await
+        .expect("create");
+    step(&r, Step::Create, "keyturn/app1", &token)
+        .await
+        .expect("retried create: not missing, lagging");
+    for s in [Step::Set, Step::Test, Step::Finish] {
+        step(&r, s, "keyturn/app1", &token).await.expect("the rest");
+    }
+    // keyturn rotate, twice in a row.
+    let local_r = local_rotator(&world);
+    world.advance(8 * DAY);
+    local(&local_r, "keyturn/app1", LocalMode::Rotate)
+        .await
+        .expect("local rotation under lag");
+    local(&local_r, "keyturn/app1", LocalMode::Rotate)
+        .await
+        .expect("and again at once");
+    assert_safe(&world, "keyturn/app1", "app1");
+    assert_no_orphans(&world, "keyturn/app1", "app1");
 }
 
 fn policy() -> SweepPolicy {
@@ -278,125 +583,146 @@ async fn sweep_policy_tags_override_the_defaults() {
     assert!(world.authenticates(&key2));
 }
 
-mod claims {
-    use keyturn_core::rotation::claim::{Purpose, ROTATION_LEASE, SWEEP_LEASE};
-
-    use super::*;
-
-    const T1: &str = "11111111-2222-4333-8444-000000000001";
-    const T2: &str = "11111111-2222-4333-8444-000000000002";
-
-    fn local_rotator(world: &World) -> FakeRotator {
-        rotator_with(
-            world,
-            RotationSettings {
-                require_rotation_enabled: false,
-                ..settings()
-            },
-        )
+#[tokio::test]
+async fn the_sweep_never_retires_the_previous_key_while_the_current_one_is_broken() {
+    let world = World::new();
+    let old = enrolled(&world);
+    let r = rotator(&world);
+    rotate(&r, &world, "keyturn/app1").await.expect("rotation");
+    let current = key_at(&world, "keyturn/app1", AWSCURRENT).expect("current");
+    world.advance(30 * DAY);
+    {
+        use keyturn_core::ports::{AccessKeys, Iam};
+        world
+            .own()
+            .set_status("app1", &current.id, KeyStatus::Inactive)
+            .await
+            .expect("by hand");
     }
-
-    #[tokio::test]
-    async fn of_two_runs_deciding_on_the_same_state_exactly_one_claims() {
-        let world = World::new();
-        enrolled(&world);
-        let (a, b) = (local_rotator(&world), local_rotator(&world));
-        let seen = describe(&world, "keyturn/app1").await;
-        a.claim(&seen, &Purpose::Rotate(T1.into()))
+    for _ in 0..2 {
+        let report = r
+            .sweep("keyturn/app1", &policy(), false)
             .await
-            .expect("first claim");
-        let err = b
-            .claim(&seen, &Purpose::Rotate(T2.into()))
-            .await
-            .expect_err("second claim");
+            .expect("sweep");
         assert!(
-            matches!(err, RotationError::Claimed { ref by, ref version, .. } if by == "rotate" && version == T1),
-            "{err}"
+            matches!(report.outcome, SweepOutcome::Blocked { .. }),
+            "{report:?}"
         );
-        assert!(err.to_string().contains("changed nothing"), "{err}");
-        let sweeper = b
-            .claim(&seen, &Purpose::Sweep)
-            .await
-            .expect_err("a sweep is kept off too");
-        assert_eq!(sweeper.error_type(), "Claimed");
-        // The winner rotates; AWSCURRENT moves, so the next run claims afresh.
-        for s in Step::ALL {
-            local(&a, s, "keyturn/app1", T1).await.expect("step");
-        }
-        let after = describe(&world, "keyturn/app1").await;
-        b.claim(&after, &Purpose::Rotate(T2.into()))
-            .await
-            .expect("the next rotation claims the new current version");
-        // A claim version never holds a key and is not mistaken for one.
-        assert_safe(&world, "keyturn/app1", "app1");
-    }
-
-    #[tokio::test]
-    async fn a_cancelled_rotation_or_an_ended_sweep_stops_holding_the_secret() {
-        let world = World::new();
-        enrolled(&world);
-        let r = local_rotator(&world);
-        let seen = describe(&world, "keyturn/app1").await;
-        r.claim(&seen, &Purpose::Rotate(T1.into()))
-            .await
-            .expect("claim");
-        local(&r, Step::Create, "keyturn/app1", T1)
-            .await
-            .expect("create");
-        r.cancel("keyturn/app1").await.expect("cancel");
-        let seen = describe(&world, "keyturn/app1").await;
-        r.claim(&seen, &Purpose::Sweep)
-            .await
-            .expect("the cancelled rotation no longer holds it");
-        let err = r
-            .claim(&seen, &Purpose::Rotate(T2.into()))
-            .await
-            .expect_err("the sweep holds it for its lease");
-        assert!(matches!(err, RotationError::Claimed { ref by, .. } if by == "sweep"));
-        r.claim(&seen, &Purpose::Sweep)
-            .await
-            .expect("another sweep is let through: it would act the same way");
-        world.advance(SWEEP_LEASE.unsigned_abs());
-        r.claim(&seen, &Purpose::Rotate(T2.into()))
-            .await
-            .expect("after the sweep's lease");
-    }
-
-    #[tokio::test]
-    async fn resume_takes_over_a_run_that_stopped_between_its_claim_and_its_key() {
-        let world = World::new();
-        let old = enrolled(&world);
-        let r = local_rotator(&world);
-        let seen = describe(&world, "keyturn/app1").await;
-        r.claim(&seen, &Purpose::Rotate(T1.into()))
-            .await
-            .expect("claim");
-        // ... and the process stopped: nothing is in flight.
-        assert_eq!(in_flight(&describe(&world, "keyturn/app1").await), None);
-        let again = local_rotator(&world);
-        assert!(again
-            .claim(&seen, &Purpose::Rotate(T2.into()))
-            .await
-            .is_err());
-        assert_eq!(
-            again
-                .stopped_rotation(&seen)
-                .await
-                .expect("read")
-                .as_deref(),
-            Some(T1)
+        assert!(
+            report.failed,
+            "a blocked retirement is reported as a failure"
         );
-        again
-            .claim(&seen, &Purpose::Resume(T1.into()))
-            .await
-            .expect("resume takes over");
-        for s in Step::ALL {
-            local(&again, s, "keyturn/app1", T1).await.expect("step");
-        }
-        assert_eq!(key_at(&world, "keyturn/app1", AWSPREVIOUS), Some(old));
-        // A second resume of the same run is kept off while the first holds it.
-        let stale = local_rotator(&world);
-        world.advance(ROTATION_LEASE.unsigned_abs());
-        assert_eq!(stale.stopped_rotation(&seen).await.expect("read"), None);
     }
+    assert!(
+        world.authenticates(&old),
+        "the user's last working key is kept"
+    );
+    {
+        use keyturn_core::ports::{AccessKeys, Iam};
+        world
+            .own()
+            .delete("app1", &current.id)
+            .await
+            .expect("by hand");
+    }
+    let report = r
+        .sweep("keyturn/app1", &policy(), false)
+        .await
+        .expect("sweep");
+    assert!(
+        matches!(report.outcome, SweepOutcome::Blocked { ref why, .. } if why.contains("does not exist")),
+        "{report:?}"
+    );
+    assert!(world.authenticates(&old));
+}
+
+#[tokio::test]
+async fn a_stale_deactivation_record_restarts_the_wait_and_a_gone_key_loses_its_label() {
+    let world = World::new();
+    let old = enrolled(&world);
+    let r = rotator(&world);
+    rotate(&r, &world, "keyturn/app1").await.expect("rotation");
+    world.advance(8 * DAY);
+    let done = r
+        .sweep("keyturn/app1", &policy(), false)
+        .await
+        .expect("deactivate");
+    assert!(matches!(done.outcome, SweepOutcome::Deactivated { .. }));
+    // Someone reactivates it, a program uses it, and it is deactivated again by hand.
+    world.advance(8 * DAY);
+    {
+        use keyturn_core::ports::{AccessKeys, Iam};
+        world
+            .own()
+            .set_status("app1", &old.id, KeyStatus::Active)
+            .await
+            .expect("reactivate");
+        world.use_key(&old.id, "s3");
+        world.advance(Duration::from_secs(1));
+        world
+            .own()
+            .set_status("app1", &old.id, KeyStatus::Inactive)
+            .await
+            .expect("deactivate");
+    }
+    let report = r
+        .sweep("keyturn/app1", &policy(), false)
+        .await
+        .expect("sweep");
+    assert!(
+        matches!(report.outcome, SweepOutcome::Waiting { inactive: true, .. }),
+        "{report:?}"
+    );
+    assert!(
+        world.key_exists(&old.id),
+        "not deleted on the strength of a stale record"
+    );
+    // The previous key deleted by hand: the sweep removes the label that points at nothing.
+    {
+        use keyturn_core::ports::{AccessKeys, Iam};
+        world.own().delete("app1", &old.id).await.expect("by hand");
+    }
+    let cleared = r
+        .sweep("keyturn/app1", &policy(), false)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        cleared.outcome,
+        SweepOutcome::Cleared {
+            key_id: old.id.clone()
+        }
+    );
+    assert!(!world
+        .labels("keyturn/app1")
+        .values()
+        .any(|l| l.iter().any(|x| x == AWSPREVIOUS)));
+}
+
+#[tokio::test]
+async fn a_full_sweep_cycle_writes_no_secret_value() {
+    let world = World::new();
+    enrolled(&world);
+    let r = rotator(&world);
+    rotate(&r, &world, "keyturn/app1").await.expect("rotation");
+    world.clear_calls();
+    world.advance(8 * DAY);
+    let d = r
+        .sweep("keyturn/app1", &policy(), false)
+        .await
+        .expect("deactivate");
+    assert!(matches!(d.outcome, SweepOutcome::Deactivated { .. }));
+    world.advance(8 * DAY);
+    let x = r
+        .sweep("keyturn/app1", &policy(), false)
+        .await
+        .expect("delete");
+    assert!(matches!(x.outcome, SweepOutcome::Deleted { .. }));
+    let calls = world.calls();
+    assert_eq!(calls.len(), 14, "7 calls each: {calls:?}");
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.ends_with(":PutSecretValue") || c.ends_with(":UpdateSecret")),
+        "{calls:?}"
+    );
 }

@@ -26,8 +26,9 @@ async fn an_unused_previous_key_is_deleted_to_make_room() {
     let report = step(&r, Step::Create, "keyturn/app1", &token)
         .await
         .expect("create");
-    let (deleted, why) = report.deleted_key.expect("made room");
-    assert_eq!(deleted, first.id);
+    let retired = report.retired.expect("made room");
+    assert_eq!(retired.key_id(), first.id);
+    let why = retired.reason().to_string();
     assert!(why.contains("AWSPREVIOUS"), "{why}");
     assert!(!world.key_exists(&first.id));
     assert!(world.key_exists(&second.id));
@@ -87,7 +88,10 @@ async fn a_previous_key_used_only_before_the_cutover_is_deleted() {
     let report = step(&r, Step::Create, "keyturn/app1", &token)
         .await
         .expect("create");
-    assert_eq!(report.deleted_key.map(|d| d.0), Some(first.id));
+    assert_eq!(
+        report.retired.map(|d| d.key_id().to_string()),
+        Some(first.id)
+    );
 }
 
 #[tokio::test]
@@ -100,7 +104,10 @@ async fn an_unused_orphan_key_is_deleted() {
     let report = step(&r, Step::Create, "keyturn/app1", &token)
         .await
         .expect("create");
-    assert_eq!(report.deleted_key.map(|d| d.0), Some(orphan.id.clone()));
+    assert_eq!(
+        report.retired.map(|d| d.key_id().to_string()),
+        Some(orphan.id.clone())
+    );
     assert!(!world.key_exists(&orphan.id));
 }
 
@@ -152,9 +159,10 @@ async fn a_failed_store_deletes_the_new_key() {
     let old = enrolled(&world);
     let r = rotator(&world);
     let token = world.start_rotation("keyturn/app1");
-    // createSecret's calls on a first rotation: Describe, Get current, Get pending, Create, Put (5th).
+    // createSecret's calls on a first rotation: Describe, Get current, Get pending, ListSecrets,
+    // ListAccessKeys, Create, Put (7th).
     world.arm(Fault::FailAt {
-        call: 5,
+        call: 7,
         error: ApiError::AccessDenied("not allowed to PutSecretValue".into()),
     });
     let err = step(&r, Step::Create, "keyturn/app1", &token)

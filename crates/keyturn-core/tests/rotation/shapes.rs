@@ -15,36 +15,33 @@ fn current_json(world: &World, secret: &str) -> Value {
 #[tokio::test]
 async fn each_shape_is_written_back_in_its_own_shape_with_other_fields_kept() {
     let world = World::new();
-    world.add_user("app1");
     let r = rotator(&world);
-    type Make = fn(&keyturn_core::AccessKey) -> Value;
+    type Make = fn(&keyturn_core::AccessKey, &str) -> Value;
     let cases: [(&str, Make, &[&str]); 3] = [
         (
             "canonical",
-            |k| json!({"UserName": "app1", "AccessKeyId": k.id, "SecretAccessKey": k.secret.expose(), "owner": "team-a"}),
+            |k, u| json!({"UserName": u, "AccessKeyId": k.id, "SecretAccessKey": k.secret.expose(), "owner": "team-a"}),
             &["UserName", "AccessKeyId", "SecretAccessKey", "owner"],
         ),
         (
             "camel",
-            |k| json!({"accessKey": k.id, "secretKey": k.secret.expose(), "region": "eu-west-1"}),
+            |k, _| json!({"accessKey": k.id, "secretKey": k.secret.expose(), "region": "eu-west-1"}),
             &["accessKey", "secretKey", "region"],
         ),
         (
             "lower",
-            |k| json!({"username": "app1", "accesskey": k.id, "secretkey": k.secret.expose(), "note": {"nested": [1, 2]}}),
+            |k, u| json!({"username": u, "accesskey": k.id, "secretkey": k.secret.expose(), "note": {"nested": [1, 2]}}),
             &["username", "accesskey", "secretkey", "note"],
         ),
     ];
     for (name, make, fields) in cases {
-        // One key per case: retire the previous case's keys first.
-        for (id, _) in world.keys_of("app1") {
-            use keyturn_core::ports::{AccessKeys, Iam};
-            world.own().delete("app1", &id).await.expect("cleanup");
-        }
-        let key = world.create_key("app1");
-        let before = make(&key);
+        // One user per case: one user, one secret.
+        let user = format!("app-{name}");
+        world.add_user(&user);
+        let key = world.create_key(&user);
+        let before = make(&key, &user);
         let secret = format!("legacy/{name}");
-        world.add_secret(&secret, &before.to_string(), &[("keyturn:user", "app1")]);
+        world.add_secret(&secret, &before.to_string(), &[("keyturn:user", &user)]);
         rotate(&r, &world, &secret)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));

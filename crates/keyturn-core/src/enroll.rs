@@ -1,0 +1,319 @@
+//! Enrollment: a new secret holding a fresh key for a user (`keyturn enroll USER`), or the
+//! adoption of a hand-made secret (`--adopt`). Both refuse a user another secret is tagged for,
+//! tag the secret `keyturn:user`, and schedule rotation when asked. Enroll is crash-safe: when
+//! CreateSecret's outcome is unknown it looks before deleting the new key.
+
+use crate::error::{rfc3339, RotationError};
+use crate::ports::{AccessKeys, Clock, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef};
+use crate::rotation::aws;
+use crate::rules::{self, AfterFailedStore, StoreCheck};
+use crate::secret::SecretValue;
+use crate::tags::{self, AWSCURRENT};
+use crate::Rotator;
+
+/// A rotation schedule to attach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub function_arn: String,
+    pub days: i64,
+}
+
+/// `keyturn enroll USER`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollRequest {
+    pub user: String,
+    pub secret_name: String,
+    pub extra_tags: Vec<(String, String)>,
+    pub schedule: Option<Schedule>,
+}
+
+/// `keyturn enroll --adopt SECRET`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdoptRequest {
+    pub secret: String,
+    /// The user for a value that names none (recorded as the `keyturn:user` tag).
+    pub user: Option<String>,
+    pub extra_tags: Vec<(String, String)>,
+    pub schedule: Option<Schedule>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnrollOutcome {
+    Enrolled,
+    Adopted,
+}
+
+impl EnrollOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnrollOutcome::Enrolled => "enrolled",
+            EnrollOutcome::Adopted => "adopted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollReport {
+    pub secret: String,
+    pub arn: String,
+    pub user: String,
+    pub outcome: EnrollOutcome,
+    pub key_id: Option<String>,
+    /// The value's shape (adopt).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shape: Option<&'static str>,
+    pub scheduled: bool,
+}
+
+impl<S, I, V, C> Rotator<S, I, V, C>
+where
+    S: SecretStore,
+    I: Iam,
+    V: IdentityCheck,
+    C: Clock,
+{
+    /// A new secret `secret_name` holding a fresh key of `user`.
+    pub async fn enroll(&self, req: &EnrollRequest) -> Result<EnrollReport, RotationError> {
+        let (name, user) = (req.secret_name.as_str(), req.user.as_str());
+        let probe = SecretInfo {
+            arn: String::new(),
+            name: name.to_string(),
+            rotation_enabled: false,
+            versions: Default::default(),
+            tags: Default::default(),
+            last_rotated: None,
+            next_rotation: None,
+            rotation_days: None,
+        };
+        let others = self.secrets_of_user(&probe, user).await?;
+        if !others.is_empty() {
+            return Err(RotationError::UserHasOtherSecret {
+                secret: name.to_string(),
+                user: user.to_string(),
+                others,
+            });
+        }
+        let iam = self.iam().own();
+        let keys = iam
+            .list(user)
+            .await
+            .map_err(|e| crate::rotation::user_call_failed("ListAccessKeys", name, user, e))?;
+        if keys.len() >= 2 {
+            return Err(RotationError::UserFull {
+                user: user.to_string(),
+                keys: keys.into_iter().map(|k| k.id).collect(),
+            });
+        }
+        let key = iam
+            .create(user)
+            .await
+            .map_err(|e| crate::rotation::user_call_failed("CreateAccessKey", name, user, e))?;
+        let key_id = key.id.clone();
+        let value = SecretValue::canonical(user, key).render();
+        let mut tag_list = vec![
+            (tags::MANAGED.to_string(), tags::MANAGED_TRUE.to_string()),
+            (tags::USER.to_string(), user.to_string()),
+            (tags::ENROLLED_AT.to_string(), rfc3339(self.clock().now())),
+        ];
+        tag_list.extend(req.extra_tags.iter().cloned());
+        let arn = match self.store().create(name, &value, &tag_list).await {
+            Ok(arn) => arn,
+            Err(error) => {
+                // The secret may have been created with the answer lost: look before deleting.
+                let (check, arn) = self.holds_key(name, &key_id).await;
+                match rules::after_failed_store(user, &key_id, &check) {
+                    AfterFailedStore::Stored => {
+                        tracing::warn!(secret = name, user, key_id = %key_id, error = %error, "CreateSecret reported a failure but the secret holds the new key");
+                        arn.unwrap_or_else(|| name.to_string())
+                    }
+                    AfterFailedStore::Retire(r) => {
+                        let cleanup = match crate::retire(&iam, &r).await {
+                            Ok(()) => format!("no secret holds key {key_id}, so it was deleted again; nothing is left behind"),
+                            Err(d) => format!("no secret holds key {key_id} and deleting it failed too ({d}): delete it by hand (aws iam delete-access-key --user-name {user} --access-key-id {key_id})"),
+                        };
+                        return Err(RotationError::CreateSecretFailed {
+                            secret: name.to_string(),
+                            user: user.to_string(),
+                            key_id,
+                            cleanup,
+                            source: error,
+                        });
+                    }
+                    AfterFailedStore::Keep => {
+                        return Err(RotationError::CreateSecretFailed {
+                            secret: name.to_string(),
+                            user: user.to_string(),
+                            cleanup: format!(
+                                "whether secret {name} exists could not be checked ({}), so key {key_id} was kept: run keyturn status {name}; if the secret holds it, enrollment succeeded, otherwise delete the key",
+                                match &check { StoreCheck::Unknown(w) => w.as_str(), _ => "unknown" }
+                            ),
+                            key_id,
+                            source: error,
+                        });
+                    }
+                }
+            }
+        };
+        let scheduled = self
+            .attach_schedule(&arn, name, user, Some(&key_id), req.schedule.as_ref())
+            .await?;
+        Ok(EnrollReport {
+            secret: name.to_string(),
+            arn,
+            user: user.to_string(),
+            outcome: EnrollOutcome::Enrolled,
+            key_id: Some(key_id),
+            shape: None,
+            scheduled,
+        })
+    }
+
+    /// Whether secret `name` exists and its AWSCURRENT holds `key_id` (with its ARN).
+    async fn holds_key(&self, name: &str, key_id: &str) -> (StoreCheck, Option<String>) {
+        let info = match self.store().describe(name).await {
+            Ok(info) => info,
+            Err(crate::ports::ApiError::NotFound(_)) => return (StoreCheck::DoesNotHold, None),
+            Err(e) => return (StoreCheck::Unknown(e.to_string()), None),
+        };
+        match self
+            .store()
+            .value(&info.arn, &VersionRef::Label(AWSCURRENT))
+            .await
+        {
+            Ok(Some(text)) => {
+                let holds = SecretValue::parse(&text)
+                    .ok()
+                    .is_some_and(|v| v.access_key_id() == Some(key_id));
+                let check = if holds {
+                    StoreCheck::Holds
+                } else {
+                    StoreCheck::DoesNotHold
+                };
+                (check, Some(info.arn))
+            }
+            Ok(None) => (StoreCheck::DoesNotHold, Some(info.arn)),
+            Err(e) => (StoreCheck::Unknown(e.to_string()), Some(info.arn)),
+        }
+    }
+
+    /// Takes over a hand-made secret: its key must be its user's and must work.
+    pub async fn adopt(&self, req: &AdoptRequest) -> Result<EnrollReport, RotationError> {
+        let info = self.describe(&req.secret).await?;
+        let name = info.name.clone();
+        let tag_user = info.tags.get(tags::USER).cloned();
+        let tag_user = match (&req.user, tag_user) {
+            (Some(given), Some(tagged)) if given.trim() != tagged.trim() => {
+                return Err(RotationError::UserConflict {
+                    secret: name,
+                    value_user: given.clone(),
+                    tag_user: tagged,
+                })
+            }
+            (given, tagged) => given.clone().or(tagged),
+        };
+        let text = self
+            .store()
+            .value(&info.arn, &VersionRef::Label(AWSCURRENT))
+            .await
+            .map_err(|e| aws("GetSecretValue", &name, None, None, e))?
+            .ok_or_else(|| RotationError::NoCurrentVersion {
+                secret: name.clone(),
+            })?;
+        let value = SecretValue::parse(&text).map_err(|reason| RotationError::BadValue {
+            secret: name.clone(),
+            version: AWSCURRENT.into(),
+            reason,
+        })?;
+        let user = rules::resolve_user(&name, value.user_name(), tag_user.as_deref(), None)?.name;
+        let others = self.secrets_of_user(&info, &user).await?;
+        if !others.is_empty() {
+            return Err(RotationError::UserHasOtherSecret {
+                secret: name,
+                user,
+                others,
+            });
+        }
+        if let Some(key) = value.key() {
+            // The key must be the user's and must work: rotating a broken secret would only hide it.
+            let keys = self.iam().own().list(&user).await.map_err(|e| {
+                crate::rotation::user_call_failed("ListAccessKeys", &name, &user, e)
+            })?;
+            if !keys.iter().any(|k| k.id == key.id) {
+                return Err(RotationError::NotUsersKey {
+                    secret: name,
+                    user,
+                    key_id: key.id.clone(),
+                });
+            }
+            let identity = self
+                .verifier()
+                .whoami(key)
+                .await
+                .map_err(|e| aws("GetCallerIdentity", &name, Some(&user), Some(&key.id), e))?;
+            if !rules::identity_is_user(&identity, &user, info.account_id()) {
+                return Err(RotationError::WrongIdentity {
+                    secret: name,
+                    user,
+                    key_id: key.id.clone(),
+                    expected_account: info.account_id().unwrap_or_default().to_string(),
+                    actual: identity.arn,
+                });
+            }
+        }
+        let mut tag_list = vec![
+            (tags::MANAGED.to_string(), tags::MANAGED_TRUE.to_string()),
+            (tags::USER.to_string(), user.clone()),
+            (tags::ENROLLED_AT.to_string(), rfc3339(self.clock().now())),
+        ];
+        tag_list.extend(req.extra_tags.iter().cloned());
+        self.store()
+            .tag(&info.arn, &tag_list)
+            .await
+            .map_err(|e| aws("TagResource", &name, Some(&user), None, e))?;
+        let scheduled = self
+            .attach_schedule(
+                &info.arn,
+                &name,
+                &user,
+                value.access_key_id(),
+                req.schedule.as_ref(),
+            )
+            .await?;
+        Ok(EnrollReport {
+            secret: name,
+            arn: info.arn.clone(),
+            user,
+            outcome: EnrollOutcome::Adopted,
+            key_id: value.access_key_id().map(str::to_string),
+            shape: Some(value.shape().name()),
+            scheduled,
+        })
+    }
+
+    /// RotateSecret with the function, not rotating now. `Ok(false)` without a schedule.
+    async fn attach_schedule(
+        &self,
+        arn: &str,
+        name: &str,
+        user: &str,
+        key_id: Option<&str>,
+        schedule: Option<&Schedule>,
+    ) -> Result<bool, RotationError> {
+        let Some(s) = schedule else {
+            return Ok(false);
+        };
+        self.store()
+            .schedule(arn, &s.function_arn, s.days)
+            .await
+            .map_err(|source| RotationError::ScheduleFailed {
+                secret: name.to_string(),
+                user: user.to_string(),
+                key_id: key_id.unwrap_or("-").to_string(),
+                function: s.function_arn.clone(),
+                source,
+            })?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,293 @@
+//! The local driver: keyturn playing Secrets Manager's part (`keyturn rotate` from cron or CI).
+//! It runs the same four steps as the function, refuses a secret whose rotation is in flight
+//! unless told to resume or cancel it, and has a dry run that reads and checks what a real run
+//! would and writes nothing.
+//!
+//! Coordination with other keyturn runs writes nothing to the secret: IAM's two-key limit lets
+//! only one run at a time hold a new key next to AWSCURRENT's, and a key that no version holds,
+//! nobody used and that was created in the last few minutes (`rules::YOUNG_KEY`) is taken for
+//! another run's and left alone. A run that fails before storing its key deletes it again, so it
+//! leaves nothing that blocks its retry.
+
+use crate::error::RotationError;
+use crate::event::{RotationEvent, Step};
+use crate::ports::{Clock, Iam, IdentityCheck, SecretInfo, SecretStore};
+use crate::rules::{self, CancelPlan, OrphanPolicy, RetireReason, Retirement, YOUNG_KEY};
+use crate::state::{in_flight, LastUse, Needs};
+use crate::tags::AWSPENDING;
+
+use super::create::CreatePlan;
+use super::{Driver, Rotator};
+
+/// What to do with a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalMode {
+    /// A new rotation; refused while one is in flight.
+    Rotate,
+    /// Finish the rotation in flight, or one that stopped after making its key but before
+    /// storing it (a key no version holds, never used, made in the last few minutes).
+    Resume,
+    /// Undo the rotation in flight: delete the key it made, remove its AWSPENDING label.
+    Cancel,
+}
+
+/// One secret's request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalRequest {
+    pub mode: LocalMode,
+    pub dry_run: bool,
+    /// `--due`: act only when the rotation is due, with this default period in days.
+    pub due_days: Option<i64>,
+    /// The token for a new rotation's version (the caller brings the randomness).
+    pub new_token: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalOutcome {
+    Rotated,
+    Resumed,
+    Cancelled,
+    NothingInFlight,
+    NotDue,
+    /// A dry run: what would happen, nothing written.
+    Planned,
+}
+
+impl LocalOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocalOutcome::Rotated => "rotated",
+            LocalOutcome::Resumed => "resumed",
+            LocalOutcome::Cancelled => "cancelled",
+            LocalOutcome::NothingInFlight => "nothing-in-flight",
+            LocalOutcome::NotDue => "not-due",
+            LocalOutcome::Planned => "planned",
+        }
+    }
+}
+
+/// What the driver did (or, for a dry run, would do) for one secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReport {
+    pub secret: String,
+    pub outcome: LocalOutcome,
+    /// The rotation's version.
+    pub token: Option<String>,
+    pub user: Option<String>,
+    /// The key AWSCURRENT holds now (a dry run: before).
+    pub new_key_id: Option<String>,
+    /// The key deleted (a dry run: that would be), with the rule that allows it.
+    pub retired: Option<Retirement>,
+    /// A sentence on what was done or would be.
+    pub detail: String,
+}
+
+impl LocalReport {
+    fn new(secret: &str, outcome: LocalOutcome, detail: impl Into<String>) -> Self {
+        Self {
+            secret: secret.to_string(),
+            outcome,
+            token: None,
+            user: None,
+            new_key_id: None,
+            retired: None,
+            detail: detail.into(),
+        }
+    }
+}
+
+fn retire_text(r: &Retirement) -> String {
+    format!(
+        "{} key {} ({})",
+        r.action().as_str(),
+        r.key_id(),
+        r.reason()
+    )
+}
+
+impl<S, I, V, C> Rotator<S, I, V, C>
+where
+    S: SecretStore,
+    I: Iam,
+    V: IdentityCheck,
+    C: Clock,
+{
+    /// Rotates, resumes or cancels one secret as `request` says.
+    pub async fn rotate_local(
+        &self,
+        secret_id: &str,
+        request: &LocalRequest,
+    ) -> Result<LocalReport, RotationError> {
+        let info = self.describe(secret_id).await?;
+        let pending = in_flight(&info).map(str::to_string);
+        if let Some(days) = request.due_days {
+            if pending.is_none() && !rules::is_due(&info, self.clock().now(), days) {
+                return Ok(LocalReport::new(
+                    &info.name,
+                    LocalOutcome::NotDue,
+                    "not due yet",
+                ));
+            }
+        }
+        match (request.mode, pending) {
+            (LocalMode::Cancel, Some(token)) => self.cancel(info, &token, request.dry_run).await,
+            (LocalMode::Rotate, Some(token)) => Err(RotationError::RotationInFlight {
+                secret: info.name,
+                token,
+            }),
+            (LocalMode::Resume, Some(token)) => {
+                self.drive(
+                    info,
+                    &token,
+                    OrphanPolicy::AnyAge,
+                    LocalOutcome::Resumed,
+                    request.dry_run,
+                )
+                .await
+            }
+            (LocalMode::Resume, None) => {
+                // A run that stopped between making its key and storing it left a young unheld
+                // key: resuming is rotating with that key taken for the orphan it is.
+                let (_, plan) = self
+                    .plan_create(info.clone(), &request.new_token, OrphanPolicy::AnyAge)
+                    .await?;
+                let young_orphan = matches!(&plan, CreatePlan::Create { retire: Some(r) }
+                    if matches!(r.reason(), RetireReason::Orphan { created } if self.clock().now() - *created < YOUNG_KEY));
+                if !young_orphan {
+                    return Ok(LocalReport::new(
+                        &info.name,
+                        LocalOutcome::NothingInFlight,
+                        "no rotation is in flight or stopped before storing its key; keyturn rotate starts one",
+                    ));
+                }
+                self.drive(
+                    info,
+                    &request.new_token,
+                    OrphanPolicy::AnyAge,
+                    LocalOutcome::Resumed,
+                    request.dry_run,
+                )
+                .await
+            }
+            (LocalMode::Rotate, None) => {
+                self.drive(
+                    info,
+                    &request.new_token,
+                    OrphanPolicy::SpareYoungKeys,
+                    LocalOutcome::Rotated,
+                    request.dry_run,
+                )
+                .await
+            }
+            (LocalMode::Cancel, None) => Ok(LocalReport::new(
+                &info.name,
+                LocalOutcome::NothingInFlight,
+                "no rotation is in flight",
+            )),
+        }
+    }
+
+    /// The four steps with `token`, or (dry run) createSecret's plan.
+    async fn drive(
+        &self,
+        info: SecretInfo,
+        token: &str,
+        orphans: OrphanPolicy,
+        outcome: LocalOutcome,
+        dry_run: bool,
+    ) -> Result<LocalReport, RotationError> {
+        let name = info.name.clone();
+        if dry_run {
+            let (read, plan) = self.plan_create(info, token, orphans).await?;
+            let user = read.state.user.name.clone();
+            let mut report = LocalReport::new(&name, LocalOutcome::Planned, "");
+            report.user = Some(user.clone());
+            report.detail = match plan {
+                CreatePlan::AlreadyCreated { key_id } => format!(
+                    "would test key {key_id} of the rotation in flight (version {token}) and make it AWSCURRENT"
+                ),
+                CreatePlan::Create { retire } => {
+                    let first = retire
+                        .as_ref()
+                        .map(|r| format!("would {}, then ", retire_text(r)))
+                        .unwrap_or_else(|| "would ".into());
+                    report.retired = retire;
+                    format!("{first}create a key for user {user}, store it as AWSPENDING, test it and make it AWSCURRENT")
+                }
+            };
+            return Ok(report);
+        }
+        let mut report = LocalReport::new(&name, outcome, format!("version {token}"));
+        report.token = Some(token.to_string());
+        for step in Step::ALL {
+            let event = RotationEvent {
+                step,
+                secret_id: info.arn.clone(),
+                token: token.to_string(),
+            };
+            let done = self.run_step(&event, Driver::Local(orphans)).await?;
+            if step == Step::Create {
+                report.retired = done.retired;
+                report.user = done.user;
+            }
+            report.new_key_id = done.pending_key_id.or(report.new_key_id);
+        }
+        // Rotation succeeded: as Secrets Manager may, leave AWSPENDING on no version (AWS documents
+        // both this and AWSPENDING on the AWSCURRENT version as a finished rotation).
+        if let Err(e) = self
+            .store()
+            .move_label(&info.arn, AWSPENDING, None, Some(token))
+            .await
+        {
+            tracing::warn!(secret = %name, token, error = %e, "could not remove AWSPENDING after the rotation; it is harmless on the AWSCURRENT version");
+        }
+        Ok(report)
+    }
+
+    /// Removes the AWSPENDING version of the rotation in flight, deleting the key it made when the
+    /// rules say it is that rotation's own (see `rules::cancel_plan`). The key goes first: if the
+    /// process stops in between, a second cancel finds the key gone and removes the label.
+    async fn cancel(
+        &self,
+        info: SecretInfo,
+        token: &str,
+        dry_run: bool,
+    ) -> Result<LocalReport, RotationError> {
+        let name = info.name.clone();
+        let needs = Needs {
+            all_versions: true,
+            last_use: LastUse::OfVersion(AWSPENDING),
+            who_else: false,
+            tolerate_bad_values: false,
+        };
+        let read = self.read_state(info, Some(token), needs).await?;
+        let plan = rules::cancel_plan(&read.state, token);
+        let (outcome, verb) = if dry_run {
+            (LocalOutcome::Planned, "would ")
+        } else {
+            (LocalOutcome::Cancelled, "")
+        };
+        let mut report = LocalReport::new(&name, outcome, "");
+        report.token = Some(token.to_string());
+        report.user = Some(read.state.user.name.clone());
+        let key_part = match &plan {
+            CancelPlan::NoKey => String::new(),
+            CancelPlan::Retire(r) => format!("{verb}{}; ", retire_text(r)),
+            CancelPlan::Keep { key_id, why } => format!("kept key {key_id} ({why}); "),
+        };
+        report.detail = format!("{key_part}{verb}remove AWSPENDING from version {token}");
+        if let CancelPlan::Retire(r) = plan {
+            if !dry_run {
+                self.retire_key(&read.keys_api, &name, &r).await?;
+            }
+            report.retired = Some(r);
+        }
+        if !dry_run {
+            self.store()
+                .move_label(&read.state.info.arn, AWSPENDING, None, Some(token))
+                .await
+                .map_err(|e| super::aws("UpdateSecretVersionStage", &name, None, None, e))?;
+        }
+        Ok(report)
+    }
+}

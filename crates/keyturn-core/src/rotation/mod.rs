@@ -1,0 +1,295 @@
+//! The four steps of Secrets Manager's rotation protocol for IAM user access keys, and the local
+//! driver that plays Secrets Manager's part for `keyturn rotate`.
+//!
+//! Each step starts with the checks AWS's own rotation functions make (rotation enabled, the token
+//! is a version, already AWSCURRENT means done, otherwise it must be AWSPENDING) and is idempotent:
+//! running it again after a failure or a crash at any point never creates a second new key, loses
+//! a key, or changes what AWSCURRENT holds. What a step decides, the rules (`rules`) decide.
+
+use std::time::Duration;
+
+use crate::error::RotationError;
+use crate::event::{RotationEvent, Step};
+use crate::ports::{ApiError, Clock, Iam, IdentityCheck, SecretInfo, SecretStore};
+use crate::rules::{OrphanPolicy, Retirement};
+use crate::state::in_flight;
+use crate::tags::{AWSCURRENT, AWSPENDING};
+
+mod create;
+pub mod local;
+pub mod retire;
+mod steps;
+mod sweep;
+
+pub use local::{LocalMode, LocalOutcome, LocalReport, LocalRequest};
+pub use sweep::{SweepOutcome, SweepReport};
+
+/// How long to keep trying a new key (or re-reading a list that lags) before concluding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub attempts: u32,
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    /// 1 + 2 + 4 + 8 + 8 + 8 = 31 s of waiting over 7 attempts: IAM keys usually become valid
+    /// everywhere within a few seconds.
+    fn default() -> Self {
+        Self {
+            attempts: 7,
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(8),
+        }
+    }
+}
+
+/// Settings of a rotation, fixed for the life of the process.
+#[derive(Debug, Clone, Default)]
+pub struct RotationSettings {
+    /// Refuse to run when rotation is not enabled on the secret (true when Secrets Manager calls
+    /// the function; the CLI plays Secrets Manager's part and does not need it).
+    pub require_rotation_enabled: bool,
+    /// The user for values that name none and secrets without a `keyturn:user` tag
+    /// (`IAM_USER_NAME`).
+    pub default_user: Option<String>,
+    /// The new key's test, and re-reads of lists that lag IAM's writes.
+    pub test_backoff: Backoff,
+}
+
+/// What a step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The token's version is already AWSCURRENT: nothing to do.
+    AlreadyCurrent,
+    /// createSecret found the pending version already holding a live key.
+    AlreadyCreated,
+    /// createSecret made a key and stored it as AWSPENDING.
+    Created,
+    /// setSecret: nothing to change in IAM.
+    Confirmed,
+    /// testSecret: the key authenticated as the user after this many attempts.
+    Tested { attempts: u32 },
+    /// finishSecret moved AWSCURRENT to the token's version.
+    Promoted,
+}
+
+impl Action {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Action::AlreadyCurrent => "already-current",
+            Action::AlreadyCreated => "already-created",
+            Action::Created => "created",
+            Action::Confirmed => "confirmed",
+            Action::Tested { .. } => "tested",
+            Action::Promoted => "promoted",
+        }
+    }
+}
+
+/// The outcome of one step, for logs and the CLI. Holds key ids only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepReport {
+    pub step: Step,
+    pub secret: String,
+    pub user: Option<String>,
+    pub action: Action,
+    /// The key the token's version holds (or now holds).
+    pub pending_key_id: Option<String>,
+    /// The key AWSCURRENT held when the step started.
+    pub current_key_id: Option<String>,
+    /// A key deleted to make room, with the rule that allowed it.
+    pub retired: Option<Retirement>,
+}
+
+impl StepReport {
+    fn new(step: Step, secret: &str, action: Action) -> Self {
+        Self {
+            step,
+            secret: secret.to_string(),
+            user: None,
+            action,
+            pending_key_id: None,
+            current_key_id: None,
+            retired: None,
+        }
+    }
+}
+
+/// Runs rotation steps against the ports.
+pub struct Rotator<S, I, V, C> {
+    store: S,
+    iam: I,
+    verifier: V,
+    clock: C,
+    settings: RotationSettings,
+}
+
+/// What every step knows after its opening checks.
+struct Opened<'a> {
+    token: &'a str,
+    info: SecretInfo,
+}
+
+impl Opened<'_> {
+    fn name(&self) -> &str {
+        &self.info.name
+    }
+}
+
+/// Who is driving the steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    /// Secrets Manager (the rotation function).
+    SecretsManager,
+    /// keyturn's own local driver: createSecret may create the token's version itself.
+    Local(OrphanPolicy),
+}
+
+impl<S, I, V, C> Rotator<S, I, V, C>
+where
+    S: SecretStore,
+    I: Iam,
+    V: IdentityCheck,
+    C: Clock,
+{
+    pub fn new(store: S, iam: I, verifier: V, clock: C, settings: RotationSettings) -> Self {
+        Self {
+            store,
+            iam,
+            verifier,
+            clock,
+            settings,
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn iam(&self) -> &I {
+        &self.iam
+    }
+
+    pub fn verifier(&self) -> &V {
+        &self.verifier
+    }
+
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    pub fn settings(&self) -> &RotationSettings {
+        &self.settings
+    }
+
+    /// DescribeSecret, its failure named as a rotation error.
+    pub async fn describe(&self, secret_id: &str) -> Result<SecretInfo, RotationError> {
+        self.store
+            .describe(secret_id)
+            .await
+            .map_err(|e| aws("DescribeSecret", secret_id, None, None, e))
+    }
+
+    /// Runs one step, as Secrets Manager invokes it.
+    pub async fn run(&self, event: &RotationEvent) -> Result<StepReport, RotationError> {
+        self.run_step(event, Driver::SecretsManager).await
+    }
+
+    async fn run_step(
+        &self,
+        event: &RotationEvent,
+        driver: Driver,
+    ) -> Result<StepReport, RotationError> {
+        let info = self.describe(&event.secret_id).await?;
+        if driver == Driver::SecretsManager
+            && self.settings.require_rotation_enabled
+            && !info.rotation_enabled
+        {
+            return Err(RotationError::RotationDisabled { secret: info.name });
+        }
+        let new_version = [AWSPENDING.to_string()];
+        let labels: &[String] = match info.versions.get(&event.token) {
+            Some(labels) => labels,
+            None if driver != Driver::SecretsManager && event.step == Step::Create => {
+                if let Some(other) = in_flight(&info) {
+                    return Err(RotationError::RotationInFlight {
+                        secret: info.name.clone(),
+                        token: other.to_string(),
+                    });
+                }
+                &new_version
+            }
+            None => {
+                return Err(RotationError::UnknownVersion {
+                    secret: info.name,
+                    token: event.token.clone(),
+                })
+            }
+        };
+        if labels.iter().any(|l| l == AWSCURRENT) {
+            return Ok(StepReport::new(
+                event.step,
+                &info.name,
+                Action::AlreadyCurrent,
+            ));
+        }
+        if !labels.iter().any(|l| l == AWSPENDING) {
+            return Err(RotationError::NotPending {
+                secret: info.name.clone(),
+                token: event.token.clone(),
+                labels: if labels.is_empty() {
+                    "none".into()
+                } else {
+                    labels.join(", ")
+                },
+            });
+        }
+        let opened = Opened {
+            token: &event.token,
+            info,
+        };
+        let orphans = match driver {
+            Driver::SecretsManager => OrphanPolicy::AnyAge,
+            Driver::Local(policy) => policy,
+        };
+        match event.step {
+            Step::Create => self.create(&opened, orphans).await,
+            Step::Set => Ok(self.set(&opened)),
+            Step::Test => self.test(&opened).await,
+            Step::Finish => self.finish(&opened).await,
+        }
+    }
+}
+
+/// An IAM call about `user` failed: IAM's NoSuchEntity there means the user does not exist.
+pub(crate) fn user_call_failed(
+    action: &'static str,
+    secret: &str,
+    user: &str,
+    e: ApiError,
+) -> RotationError {
+    match e {
+        ApiError::NotFound(_) => RotationError::NoSuchUser {
+            secret: secret.to_string(),
+            user: user.to_string(),
+        },
+        e => aws(action, secret, Some(user), None, e),
+    }
+}
+
+pub(crate) fn aws(
+    action: &'static str,
+    secret: &str,
+    user: Option<&str>,
+    key_id: Option<&str>,
+    source: ApiError,
+) -> RotationError {
+    RotationError::Aws {
+        action,
+        secret: secret.to_string(),
+        user: user.map(str::to_string),
+        key_id: key_id.map(str::to_string),
+        source,
+    }
+}

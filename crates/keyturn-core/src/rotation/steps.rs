@@ -1,0 +1,185 @@
+//! setSecret, testSecret and finishSecret.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{rfc3339, RotationError};
+use crate::event::Step;
+use crate::ports::{ApiError, Clock, Iam, IdentityCheck, SecretStore, VersionRef};
+use crate::rules::{self, SecretUser};
+use crate::secret::SecretValue;
+use crate::tags::{self, AWSCURRENT, AWSPENDING};
+
+use super::{aws, Action, Opened, Rotator, StepReport};
+
+/// New keys are rejected until IAM has propagated them; transient faults are retried too.
+fn retry_test(e: &ApiError) -> bool {
+    matches!(e, ApiError::InvalidCredentials(_)) || e.is_transient()
+}
+
+impl<S, I, V, C> Rotator<S, I, V, C>
+where
+    S: SecretStore,
+    I: Iam,
+    V: IdentityCheck,
+    C: Clock,
+{
+    /// setSecret: nothing to change in IAM. A key is live once created and testSecret proves it;
+    /// listing keys here would cost a call and, under IAM's read-after-write lag, raise false alarms.
+    pub(super) fn set(&self, o: &Opened<'_>) -> StepReport {
+        StepReport::new(Step::Set, o.name(), Action::Confirmed)
+    }
+
+    /// testSecret: the pending key must authenticate as the user, in the secret's account, within
+    /// a bounded backoff (new keys take seconds to be valid everywhere).
+    pub(super) async fn test(&self, o: &Opened<'_>) -> Result<StepReport, RotationError> {
+        let pending = self.pending_value(o).await?;
+        let user = self.user_of(o, &pending)?.name;
+        let key = pending.key().ok_or_else(|| RotationError::NoKeyInValue {
+            secret: o.name().to_string(),
+            version: AWSPENDING.into(),
+        })?;
+        let backoff = self.settings().test_backoff;
+        let started = Instant::now();
+        let mut delay = backoff.initial;
+        let mut waited = Duration::ZERO;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.verifier().whoami(key).await {
+                Ok(identity) => {
+                    let account = o.info.account_id();
+                    if !rules::identity_is_user(&identity, &user, account) {
+                        return Err(RotationError::WrongIdentity {
+                            secret: o.name().to_string(),
+                            user,
+                            key_id: key.id.clone(),
+                            expected_account: account.unwrap_or_default().to_string(),
+                            actual: identity.arn,
+                        });
+                    }
+                    tracing::debug!(secret = o.name(), key_id = %key.id, attempt, elapsed_ms = started.elapsed().as_millis() as u64, "new key authenticated");
+                    let mut report =
+                        StepReport::new(Step::Test, o.name(), Action::Tested { attempts: attempt });
+                    report.user = Some(user);
+                    report.pending_key_id = Some(key.id.clone());
+                    return Ok(report);
+                }
+                Err(e) if retry_test(&e) && attempt < backoff.attempts => {
+                    tracing::info!(secret = o.name(), key_id = %key.id, attempt, delay_ms = delay.as_millis() as u64, error = %e, "new key not valid yet; retrying");
+                    self.clock().sleep(delay).await;
+                    waited += delay;
+                    delay = (delay * 2).min(backoff.max);
+                }
+                Err(e) if retry_test(&e) => {
+                    return Err(RotationError::KeyDoesNotAuthenticate {
+                        secret: o.name().to_string(),
+                        user,
+                        key_id: key.id.clone(),
+                        attempts: attempt,
+                        waited_secs: waited.as_secs(),
+                        last_error: e,
+                    })
+                }
+                Err(e) => {
+                    return Err(aws(
+                        "GetCallerIdentity",
+                        o.name(),
+                        Some(&user),
+                        Some(&key.id),
+                        e,
+                    ))
+                }
+            }
+        }
+    }
+
+    /// finishSecret: record the cut-over (and the secret's user, so that "one user, one secret"
+    /// finds it), then move AWSCURRENT to the token's version (Secrets Manager moves AWSPREVIOUS).
+    pub(super) async fn finish(&self, o: &Opened<'_>) -> Result<StepReport, RotationError> {
+        // Never promote a version that holds no key: consumers would lose access.
+        let pending = self.pending_value(o).await?;
+        let key_id = pending
+            .access_key_id()
+            .ok_or_else(|| RotationError::NoKeyInValue {
+                secret: o.name().to_string(),
+                version: AWSPENDING.into(),
+            })?
+            .to_string();
+        let user = self.user_of(o, &pending)?.name;
+        let current_version = o.info.version_with(AWSCURRENT).map(str::to_string);
+        // Recorded before the move: if the move then fails, the retry records it again; a time a
+        // little early only makes "used since the cut-over" more cautious.
+        let tags = [
+            (tags::CUTOVER_VERSION.to_string(), o.token.to_string()),
+            (tags::CUTOVER_AT.to_string(), rfc3339(self.clock().now())),
+            (tags::USER.to_string(), user.clone()),
+        ];
+        self.store()
+            .tag(&o.info.arn, &tags)
+            .await
+            .map_err(|e| aws("TagResource", o.name(), None, Some(&key_id), e))?;
+        if let Err(e) = self
+            .store()
+            .move_label(
+                &o.info.arn,
+                AWSCURRENT,
+                Some(o.token),
+                current_version.as_deref(),
+            )
+            .await
+        {
+            // The move may have happened with its answer lost (a reset connection, a timeout),
+            // so that the SDK's retry is refused: look before reporting a failure.
+            let moved = self
+                .store()
+                .describe(&o.info.arn)
+                .await
+                .ok()
+                .is_some_and(|i| i.labels_of(o.token).iter().any(|l| l == AWSCURRENT));
+            if !moved {
+                return Err(aws(
+                    "UpdateSecretVersionStage",
+                    o.name(),
+                    None,
+                    Some(&key_id),
+                    e,
+                ));
+            }
+            tracing::warn!(secret = o.name(), token = o.token, error = %e, "UpdateSecretVersionStage reported a failure but AWSCURRENT had moved");
+        }
+        let mut report = StepReport::new(Step::Finish, o.name(), Action::Promoted);
+        report.user = Some(user);
+        report.pending_key_id = Some(key_id);
+        Ok(report)
+    }
+
+    async fn pending_value(&self, o: &Opened<'_>) -> Result<SecretValue, RotationError> {
+        let text = self
+            .store()
+            .value(
+                &o.info.arn,
+                &VersionRef::IdWithLabel(o.token.to_string(), AWSPENDING),
+            )
+            .await
+            .map_err(|e| aws("GetSecretValue", o.name(), None, None, e))?
+            .ok_or_else(|| RotationError::PendingValueMissing {
+                secret: o.name().to_string(),
+                token: o.token.to_string(),
+            })?;
+        SecretValue::parse(&text).map_err(|reason| RotationError::BadValue {
+            secret: o.name().to_string(),
+            version: AWSPENDING.into(),
+            reason,
+        })
+    }
+
+    /// The user a value of this secret belongs to, by the rules.
+    fn user_of(&self, o: &Opened<'_>, value: &SecretValue) -> Result<SecretUser, RotationError> {
+        rules::resolve_user(
+            o.name(),
+            value.user_name(),
+            o.info.tags.get(tags::USER).map(String::as_str),
+            self.settings().default_user.as_deref(),
+        )
+    }
+}

@@ -1,0 +1,133 @@
+//! The rule book: every decision keyturn makes about keys, as pure functions over facts read once
+//! ([`SecretState`], built by one reader in `state`). No async, no I/O, no clock: "now" is a fact
+//! of the state.
+//!
+//! - this file: whose secret and whose key it is (the user, "managed", one user one secret, the
+//!   identity a key authenticates as);
+//! - [`retire`]: which key keyturn may delete or deactivate, and why: the only place a
+//!   [`Retirement`] is issued;
+//! - [`policy`]: rotation and sweep periods, due dates, the cut-over and "used since".
+
+pub mod policy;
+pub mod retire;
+
+use std::collections::BTreeMap;
+
+use crate::error::RotationError;
+use crate::ports::Identity;
+use crate::state::SecretState;
+use crate::tags;
+
+pub use policy::{
+    cutover_time, is_due, recorded_cutover, rotation_days, used_since, InUsePolicy, SweepPolicy,
+};
+pub use retire::{
+    after_failed_store, cancel_plan, free_slot, problems, sweep_plan, AfterFailedStore, CancelPlan,
+    OrphanPolicy, RetireAction, RetireReason, Retirement, StoreCheck, SweepDecision, YOUNG_KEY,
+};
+
+/// Where the secret's user name came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSource {
+    /// The value's own user field (`UserName`, `username`).
+    Value,
+    /// The secret's `keyturn:user` tag (or, for `enroll --adopt`, `--user`).
+    Tag,
+    /// The deployment's default (`IAM_USER_NAME`).
+    Default,
+}
+
+/// The IAM user a secret's key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretUser {
+    pub name: String,
+    pub source: UserSource,
+}
+
+/// The user of a secret: the value's user field, else the `keyturn:user` tag, else the default.
+/// A value and a tag that name different users are an error: which one is meant cannot be told,
+/// and guessing would mint a key for the wrong user.
+pub fn resolve_user(
+    secret: &str,
+    value_user: Option<&str>,
+    tag_user: Option<&str>,
+    default_user: Option<&str>,
+) -> Result<SecretUser, RotationError> {
+    fn clean(u: Option<&str>) -> Option<&str> {
+        u.map(str::trim).filter(|u| !u.is_empty())
+    }
+    let (value_user, tag_user, default_user) =
+        (clean(value_user), clean(tag_user), clean(default_user));
+    if let (Some(v), Some(t)) = (value_user, tag_user) {
+        if v != t {
+            return Err(RotationError::UserConflict {
+                secret: secret.to_string(),
+                value_user: v.to_string(),
+                tag_user: t.to_string(),
+            });
+        }
+    }
+    let found = [
+        (value_user, UserSource::Value),
+        (tag_user, UserSource::Tag),
+        (default_user, UserSource::Default),
+    ]
+    .into_iter()
+    .find_map(|(name, source)| name.map(|n| (n, source)));
+    match found {
+        Some((name, source)) => Ok(SecretUser {
+            name: name.to_string(),
+            source,
+        }),
+        None => Err(RotationError::NoUserName {
+            secret: secret.to_string(),
+        }),
+    }
+}
+
+/// Whether a secret is managed by keyturn: the tag `keyturn:managed` with the value `true`.
+pub fn is_managed(tags: &BTreeMap<String, String>) -> bool {
+    tags.get(tags::MANAGED).map(|v| v.trim()) == Some(tags::MANAGED_TRUE)
+}
+
+/// Whether `identity` is IAM user `user` (any path) in `account` (when the account is known).
+/// An assumed role, a federated user or a user of the same name elsewhere is not.
+pub fn identity_is_user(identity: &Identity, user: &str, account: Option<&str>) -> bool {
+    let mut parts = identity.arn.splitn(6, ':');
+    let (arn, service, resource_account, resource) =
+        (parts.next(), parts.nth(1), parts.nth(1), parts.next());
+    let named = arn == Some("arn")
+        && service == Some("iam")
+        && resource.is_some_and(|r| r.starts_with("user/") && r.rsplit('/').next() == Some(user));
+    let in_account = match account.filter(|a| !a.is_empty()) {
+        Some(expected) => identity.account == expected && resource_account == Some(expected),
+        None => true,
+    };
+    named && in_account
+}
+
+/// Before anything is created or retired: no other secret is tagged for the same user (one user,
+/// one managed secret), and the key AWSCURRENT holds is one of the user's keys in IAM (a secret
+/// that names one user but holds another's key would silently change a program's identity).
+pub fn check_whose_key(state: &SecretState) -> Result<(), RotationError> {
+    if !state.other_secrets.is_empty() {
+        return Err(RotationError::UserHasOtherSecret {
+            secret: state.info.name.clone(),
+            user: state.user.name.clone(),
+            others: state.other_secrets.clone(),
+        });
+    }
+    if let Some(current) = state.current_key() {
+        if state.key(current).is_none() {
+            return Err(RotationError::NotUsersKey {
+                secret: state.info.name.clone(),
+                user: state.user.name.clone(),
+                key_id: current.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

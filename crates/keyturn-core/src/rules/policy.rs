@@ -1,0 +1,156 @@
+//! Periods and dates: when a rotation is due, when the current key took over, whether a key was
+//! used since, and the sweep's policy (the deployment's defaults, overridden per secret by tags).
+
+use time::{Duration, OffsetDateTime};
+
+use crate::error::{parse_rfc3339, RotationError};
+use crate::ports::{KeyInfo, KeyUse, SecretInfo};
+use crate::tags::{self, AWSCURRENT};
+
+/// The cut-over finishSecret recorded, if it names the version that is AWSCURRENT now.
+pub fn recorded_cutover(info: &SecretInfo) -> Option<OffsetDateTime> {
+    let current = info.version_with(AWSCURRENT)?;
+    (info.tags.get(tags::CUTOVER_VERSION).map(String::as_str) == Some(current))
+        .then(|| info.tags.get(tags::CUTOVER_AT))
+        .flatten()
+        .and_then(|t| parse_rfc3339(t))
+}
+
+/// When AWSCURRENT took over: the recorded cut-over; otherwise the current key's creation (always
+/// earlier, so "used since" errs towards keeping a key).
+pub fn cutover_time(
+    info: &SecretInfo,
+    keys: &[KeyInfo],
+    current_key_id: Option<&str>,
+) -> Option<OffsetDateTime> {
+    recorded_cutover(info).or_else(|| {
+        keys.iter()
+            .find(|k| Some(k.id.as_str()) == current_key_id)
+            .map(|k| k.created)
+    })
+}
+
+/// Whether a key was used after the cut-over. Unknown cut-over: any use counts.
+pub fn used_since(last_use: &KeyUse, cutover: Option<OffsetDateTime>) -> bool {
+    match (last_use.last_used, cutover) {
+        (None, _) => false,
+        (Some(used), Some(cut)) => used > cut,
+        (Some(_), None) => true,
+    }
+}
+
+/// The secret's rotation period in days: the `keyturn:rotation-days` tag (a whole number of days
+/// from 1 to 1000, spaces ignored), else its rotation schedule, else `default_days`.
+pub fn rotation_days(info: &SecretInfo, default_days: i64) -> i64 {
+    info.tags
+        .get(tags::ROTATION_DAYS)
+        .and_then(|d| d.trim().parse::<i64>().ok())
+        .filter(|d| (1..=1000).contains(d))
+        .or(info.rotation_days)
+        .unwrap_or(default_days)
+}
+
+/// Whether a secret's rotation is due at `now`: Secrets Manager's next rotation date if it has one;
+/// otherwise the period ([`rotation_days`]) counted from the latest of the recorded cut-over, the
+/// last rotation and the enrollment. A secret with none of these has never been rotated: due.
+pub fn is_due(info: &SecretInfo, now: OffsetDateTime, default_days: i64) -> bool {
+    if let Some(next) = info.next_rotation {
+        return next <= now;
+    }
+    let days = rotation_days(info, default_days);
+    let enrolled = info
+        .tags
+        .get(tags::ENROLLED_AT)
+        .and_then(|t| parse_rfc3339(t));
+    let since = [recorded_cutover(info), info.last_rotated, enrolled]
+        .into_iter()
+        .flatten()
+        .max();
+    match since {
+        Some(t) => t + Duration::days(days) <= now,
+        None => true,
+    }
+}
+
+/// How long after a change keyturn made (a cut-over or an enrollment) IAM's lists may still lag
+/// behind it; a key missing from a list within this window is re-read before anything is concluded.
+pub const LAG_WINDOW: Duration = Duration::minutes(10);
+
+/// Whether the secret's AWSCURRENT key was put there within [`LAG_WINDOW`] of `now` (a recorded
+/// cut-over or the enrollment), so that IAM may not list it yet.
+pub fn current_is_recent(info: &SecretInfo, now: OffsetDateTime) -> bool {
+    let enrolled = info
+        .tags
+        .get(tags::ENROLLED_AT)
+        .and_then(|t| parse_rfc3339(t));
+    [recorded_cutover(info), enrolled]
+        .into_iter()
+        .flatten()
+        .any(|t| now - t < LAG_WINDOW)
+}
+
+/// What to do about a previous key still in use after its grace period. It is never deactivated:
+/// `Report` lists it, `Fail` also makes the sweep fail (an alarm, a non-zero exit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InUsePolicy {
+    Report,
+    Fail,
+}
+
+impl InUsePolicy {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "report" | "warn" => Some(Self::Report),
+            "fail" => Some(Self::Fail),
+            _ => None,
+        }
+    }
+}
+
+/// The sweep's policy: the deployment's defaults, overridden per secret by tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepPolicy {
+    pub grace: Duration,
+    pub delete_after: Duration,
+    pub in_use: InUsePolicy,
+}
+
+impl Default for SweepPolicy {
+    fn default() -> Self {
+        Self {
+            grace: Duration::days(7),
+            delete_after: Duration::days(7),
+            in_use: InUsePolicy::Report,
+        }
+    }
+}
+
+impl SweepPolicy {
+    /// These defaults with the secret's tags applied. A malformed tag is an error naming it.
+    pub fn for_secret(&self, info: &SecretInfo) -> Result<Self, RotationError> {
+        let bad = |tag: &str, value: &String| RotationError::BadPolicy {
+            secret: info.name.clone(),
+            tag: tag.to_string(),
+            value: value.clone(),
+        };
+        let days = |tag: &str, default: Duration| -> Result<Duration, RotationError> {
+            match info.tags.get(tag) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<u16>()
+                    .map(|d| Duration::days(d.into()))
+                    .map_err(|_| bad(tag, v)),
+            }
+        };
+        let in_use = match info.tags.get(tags::IN_USE) {
+            None => self.in_use,
+            Some(v) => InUsePolicy::parse(v).ok_or_else(|| bad(tags::IN_USE, v))?,
+        };
+        Ok(Self {
+            grace: days(tags::GRACE_DAYS, self.grace)?,
+            delete_after: days(tags::DELETE_AFTER_DAYS, self.delete_after)?,
+            in_use,
+        })
+    }
+}

@@ -1,0 +1,509 @@
+//! Which key may keyturn delete or deactivate? This file answers it, and nothing else issues a
+//! [`Retirement`]: every DeleteAccessKey and UpdateAccessKey keyturn makes carries one, applied by
+//! `rotation::retire::retire`, the one function that makes those calls.
+//!
+//! - createSecret frees a slot ([`free_slot`]): the AWSPREVIOUS key not used since the cut-over,
+//!   or an orphan of an interrupted rotation (held by no version, never used);
+//! - a new key that could not be stored, or enrolled, and surely is held by no secret
+//!   ([`after_failed_store`]);
+//! - cancel deletes only the key the cancelled rotation made ([`cancel_plan`]);
+//! - the sweep retires the AWSPREVIOUS key ([`sweep_plan`]), only while AWSCURRENT's key exists
+//!   and is active.
+//!
+//! Never: AWSCURRENT's key, a key any other version holds, a used key no version holds, the key
+//! that signs keyturn's own IAM calls, a key of another user.
+
+use std::fmt;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::error::{describe_use, parse_rfc3339, rfc3339, KeepReason, KeptKey, RotationError};
+use crate::ports::{KeyStatus, KeyUse};
+use crate::rules::policy::{used_since, InUsePolicy, SweepPolicy};
+use crate::state::{KeyFacts, SecretState};
+use crate::tags::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+
+/// A key held by no version and never used, created less than this long ago, may be another
+/// keyturn run's new key between CreateAccessKey and PutSecretValue: `keyturn rotate` leaves it
+/// alone (IAM's two-key limit then keeps two runs from both making a key).
+pub const YOUNG_KEY: Duration = Duration::minutes(5);
+
+/// What happens to the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireAction {
+    Delete,
+    Deactivate,
+}
+
+impl RetireAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetireAction::Delete => "delete",
+            RetireAction::Deactivate => "deactivate",
+        }
+    }
+}
+
+/// Why the rules allow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetireReason {
+    /// createSecret: the AWSPREVIOUS key, not used since the current key took over.
+    UnusedPrevious {
+        last_use: KeyUse,
+        cutover: Option<OffsetDateTime>,
+    },
+    /// createSecret: held by no version and never used (left by an interrupted rotation).
+    Orphan { created: OffsetDateTime },
+    /// The new key could not be stored (createSecret) or enrolled, and surely is held by no secret.
+    NotStored,
+    /// `rotate --cancel`: the key the cancelled rotation made, held by AWSPENDING alone, unused.
+    Cancelled { token: String },
+    /// The sweep: the grace period is over and the key was not used since the cut-over.
+    GraceOver { cutover: Option<OffsetDateTime> },
+    /// The sweep: inactive since `since` (and unused since) for the delete-after period.
+    InactiveLongEnough { since: OffsetDateTime },
+}
+
+impl fmt::Display for RetireReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = |t: &Option<OffsetDateTime>| t.map(rfc3339).unwrap_or_else(|| "unknown".into());
+        match self {
+            RetireReason::UnusedPrevious { last_use, cutover } => write!(
+                f,
+                "AWSPREVIOUS key {}, not used since the cut-over at {}",
+                describe_use(last_use),
+                at(cutover)
+            ),
+            RetireReason::Orphan { created } => write!(
+                f,
+                "held by no version and never used (left by an interrupted rotation, created {})",
+                rfc3339(*created)
+            ),
+            RetireReason::NotStored => {
+                f.write_str("the new key could not be stored and no secret holds it")
+            }
+            RetireReason::Cancelled { token } => write!(
+                f,
+                "made by the cancelled rotation {token}, held by AWSPENDING alone and never used"
+            ),
+            RetireReason::GraceOver { cutover } => write!(
+                f,
+                "AWSPREVIOUS key not used since the cut-over at {}, grace period over, current key active",
+                at(cutover)
+            ),
+            RetireReason::InactiveLongEnough { since } => write!(
+                f,
+                "inactive since {} and not used since, delete-after period over",
+                rfc3339(*since)
+            ),
+        }
+    }
+}
+
+/// Permission, issued by these rules only, to delete or deactivate one key of one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retirement {
+    user: String,
+    key_id: String,
+    action: RetireAction,
+    reason: RetireReason,
+}
+
+impl Retirement {
+    fn new(user: &str, key_id: &str, action: RetireAction, reason: RetireReason) -> Self {
+        Self {
+            user: user.to_string(),
+            key_id: key_id.to_string(),
+            action,
+            reason,
+        }
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    pub fn action(&self) -> RetireAction {
+        self.action
+    }
+
+    pub fn reason(&self) -> &RetireReason {
+        &self.reason
+    }
+}
+
+/// Whether keyturn's own `rotate` may take a young unheld key for an orphan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrphanPolicy {
+    /// A key younger than [`YOUNG_KEY`] may be another run's: keep it (`keyturn rotate`).
+    SpareYoungKeys,
+    /// Any unheld unused key is an orphan: Secrets Manager serialises the rotations it drives,
+    /// and `--resume` is the operator saying the earlier run stopped.
+    AnyAge,
+}
+
+fn kept(key: &KeyFacts, held_by: Option<String>, reason: KeepReason) -> KeptKey {
+    KeptKey {
+        key_id: key.id.clone(),
+        held_by,
+        last_use: key.last_use.clone().unwrap_or_default(),
+        created: key.created,
+        reason,
+    }
+}
+
+/// The user has two keys and createSecret needs one slot: the key that may go, or why none may.
+/// `Ok(None)` when the user has a free slot. Needs every labelled version's key and the last use
+/// of every key but AWSCURRENT's.
+pub fn free_slot(
+    state: &SecretState,
+    orphans: OrphanPolicy,
+) -> Result<Option<Retirement>, RotationError> {
+    if state.keys.len() < 2 {
+        return Ok(None);
+    }
+    if let Some((version, reason)) = state.unreadable().next() {
+        // An unreadable version cannot be shown to hold nothing: refuse to guess.
+        return Err(RotationError::BadValue {
+            secret: state.info.name.clone(),
+            version: version.to_string(),
+            reason: reason.clone(),
+        });
+    }
+    let current = state.current_key();
+    let cutover = state.cutover();
+    let user = state.user.name.as_str();
+    let (mut orphan, mut previous, mut keep) = (None, None, Vec::new());
+    for key in state.keys.iter().filter(|k| Some(k.id.as_str()) != current) {
+        let labels = state.labels_holding(&key.id);
+        let held_by = (!labels.is_empty()).then(|| labels.join(","));
+        let Some(last_use) = &key.last_use else {
+            keep.push(kept(key, held_by, KeepReason::UseUnknown));
+            continue;
+        };
+        if state.signer.as_deref() == Some(key.id.as_str()) {
+            keep.push(kept(key, held_by, KeepReason::Signer));
+        } else if labels == [AWSPREVIOUS] {
+            if used_since(last_use, cutover) {
+                keep.push(kept(key, held_by, KeepReason::UsedSinceCutover));
+            } else {
+                let reason = RetireReason::UnusedPrevious {
+                    last_use: last_use.clone(),
+                    cutover,
+                };
+                previous.get_or_insert(Retirement::new(
+                    user,
+                    &key.id,
+                    RetireAction::Delete,
+                    reason,
+                ));
+            }
+        } else if !labels.is_empty() {
+            keep.push(kept(key, held_by, KeepReason::HeldByOtherLabel));
+        } else if last_use.last_used.is_some() {
+            keep.push(kept(key, None, KeepReason::UnmanagedAndUsed));
+        } else if orphans == OrphanPolicy::SpareYoungKeys && state.now - key.created < YOUNG_KEY {
+            keep.push(kept(key, None, KeepReason::MaybeAnotherRun));
+        } else {
+            let reason = RetireReason::Orphan {
+                created: key.created,
+            };
+            orphan.get_or_insert(Retirement::new(user, &key.id, RetireAction::Delete, reason));
+        }
+    }
+    match orphan.or(previous) {
+        Some(r) => Ok(Some(r)),
+        None => Err(RotationError::NoRoomForKey {
+            secret: state.info.name.clone(),
+            user: user.to_string(),
+            kept: keep,
+        }),
+    }
+}
+
+/// What a failed PutSecretValue (or CreateSecret) left, as found by reading back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreCheck {
+    /// The secret holds the new key after all (the write landed, its answer was lost).
+    Holds,
+    /// The secret surely does not hold it (it does not exist, or holds another key).
+    DoesNotHold,
+    /// The read-back failed too: whether it holds the key cannot be told.
+    Unknown(String),
+}
+
+/// What to do with the new key after a failed store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterFailedStore {
+    /// It was stored: the write succeeded.
+    Stored,
+    /// Delete it: nothing holds it.
+    Retire(Retirement),
+    /// Keep it: it may be held. Deleting it could leave a secret holding a deleted key.
+    Keep,
+}
+
+/// A new key whose store failed is deleted only when the read-back shows no secret holds it.
+pub fn after_failed_store(user: &str, key_id: &str, check: &StoreCheck) -> AfterFailedStore {
+    match check {
+        StoreCheck::Holds => AfterFailedStore::Stored,
+        StoreCheck::Unknown(_) => AfterFailedStore::Keep,
+        StoreCheck::DoesNotHold => AfterFailedStore::Retire(Retirement::new(
+            user,
+            key_id,
+            RetireAction::Delete,
+            RetireReason::NotStored,
+        )),
+    }
+}
+
+/// What `rotate --cancel` does with the key of the rotation in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelPlan {
+    /// The pending version holds no key: only its label goes.
+    NoKey,
+    /// Delete the key the rotation made.
+    Retire(Retirement),
+    /// Leave the key and say why (the label still goes).
+    Keep { key_id: String, why: String },
+}
+
+/// Cancel deletes only a key the rotation made: the secret's own user's key (listed for that user),
+/// held by AWSPENDING alone, never used, and not the key signing keyturn's calls.
+pub fn cancel_plan(state: &SecretState, token: &str) -> CancelPlan {
+    let Some(key_id) = state.key_of_version(token) else {
+        return CancelPlan::NoKey;
+    };
+    let keep = |why: String| CancelPlan::Keep {
+        key_id: key_id.to_string(),
+        why,
+    };
+    let user = state.user.name.as_str();
+    let others: Vec<&str> = state
+        .holders_of(key_id)
+        .filter(|(version, _)| *version != token)
+        .flat_map(|(_, labels)| labels.iter().map(String::as_str))
+        .collect();
+    if !others.is_empty() {
+        return keep(format!("it is also held by {}", others.join(",")));
+    }
+    if state.signer.as_deref() == Some(key_id) {
+        return keep("it signs keyturn's own IAM calls".into());
+    }
+    let Some(key) = state.key(key_id) else {
+        return keep(format!("it is not one of user {user}'s keys"));
+    };
+    match &key.last_use {
+        Some(u) if u.last_used.is_none() => CancelPlan::Retire(Retirement::new(
+            user,
+            key_id,
+            RetireAction::Delete,
+            RetireReason::Cancelled {
+                token: token.to_string(),
+            },
+        )),
+        Some(u) => keep(format!(
+            "it was {}: something relies on it",
+            describe_use(u)
+        )),
+        None => keep("its last use could not be read".into()),
+    }
+}
+
+/// The sweep's decision for one secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SweepDecision {
+    /// No previous key to retire.
+    Nothing(String),
+    /// The previous key is already gone: remove AWSPREVIOUS from its version.
+    DropLabel { key_id: String, version: String },
+    /// The previous key waits for its grace (or delete-after) period to end.
+    Waiting {
+        key_id: String,
+        until: OffsetDateTime,
+        inactive: bool,
+    },
+    /// Found inactive without a (valid) record of keyturn deactivating it: the wait starts now.
+    RecordDeactivation {
+        key_id: String,
+        until: OffsetDateTime,
+    },
+    /// Used after the cut-over: reported, left active. `fail` when the policy says so.
+    InUse {
+        key_id: String,
+        last_use: KeyUse,
+        fail: bool,
+    },
+    /// Retiring it would leave the user without a working key, or is otherwise not safe.
+    Blocked { key_id: String, why: String },
+    /// Deactivate or delete it.
+    Retire(Retirement),
+}
+
+/// The sweep of one secret: deactivate the AWSPREVIOUS key once the grace period has passed, it
+/// was not used since the cut-over and AWSCURRENT's key exists and is active; delete it once it has
+/// been inactive (and unused) for the delete-after period; report one still in use.
+pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
+    let Some(version) = state.info.version_with(AWSPREVIOUS) else {
+        return SweepDecision::Nothing("no AWSPREVIOUS version".into());
+    };
+    let Some(key_id) = state.key_of_version(version).map(str::to_string) else {
+        return SweepDecision::Nothing("AWSPREVIOUS holds no key".into());
+    };
+    let current = state.current_key();
+    if current == Some(key_id.as_str()) {
+        return SweepDecision::Nothing("AWSPREVIOUS holds the current key".into());
+    }
+    let Some(key) = state.key(&key_id) else {
+        return SweepDecision::DropLabel {
+            key_id,
+            version: version.to_string(),
+        };
+    };
+    let blocked = |why: String| SweepDecision::Blocked {
+        key_id: key_id.clone(),
+        why,
+    };
+    match current.map(|c| (c, state.key(c))) {
+        None => return blocked("AWSCURRENT holds no key".into()),
+        Some((c, None)) => {
+            return blocked(format!(
+                "AWSCURRENT's key {c} does not exist in IAM: the previous key may be the user's last working one; put a working key in AWSCURRENT first"
+            ))
+        }
+        Some((c, Some(k))) if k.status != KeyStatus::Active => {
+            return blocked(format!(
+                "AWSCURRENT's key {c} is inactive: the previous key may be the user's last working one; reactivate the current key first"
+            ))
+        }
+        _ => {}
+    }
+    if state.signer.as_deref() == Some(key_id.as_str()) {
+        return blocked("it signs keyturn's own IAM calls".into());
+    }
+    let Some(last_use) = key.last_use.clone() else {
+        return blocked("its last use could not be read".into());
+    };
+    let now = state.now;
+    let cutover = state.cutover();
+    let user = state.user.name.as_str();
+    match key.status {
+        KeyStatus::Active if used_since(&last_use, cutover) => SweepDecision::InUse {
+            key_id,
+            last_use,
+            fail: policy.in_use == InUsePolicy::Fail,
+        },
+        KeyStatus::Active => {
+            let until = cutover.unwrap_or(now) + policy.grace;
+            if now < until {
+                SweepDecision::Waiting {
+                    key_id,
+                    until,
+                    inactive: false,
+                }
+            } else {
+                SweepDecision::Retire(Retirement::new(
+                    user,
+                    &key_id,
+                    RetireAction::Deactivate,
+                    RetireReason::GraceOver { cutover },
+                ))
+            }
+        }
+        KeyStatus::Inactive => {
+            let recorded = (state.info.tags.get(tags::DEACTIVATED_KEY) == Some(&key_id))
+                .then(|| state.info.tags.get(tags::DEACTIVATED_AT))
+                .flatten()
+                .and_then(|t| parse_rfc3339(t))
+                // A record older than the key's last use is stale: the key was reactivated and
+                // used since, then deactivated again (by someone else).
+                .filter(|at| last_use.last_used.is_none_or(|used| used <= *at));
+            match recorded {
+                None => SweepDecision::RecordDeactivation {
+                    key_id,
+                    until: now + policy.delete_after,
+                },
+                Some(at) if now < at + policy.delete_after => SweepDecision::Waiting {
+                    key_id,
+                    until: at + policy.delete_after,
+                    inactive: true,
+                },
+                Some(at) => SweepDecision::Retire(Retirement::new(
+                    user,
+                    &key_id,
+                    RetireAction::Delete,
+                    RetireReason::InactiveLongEnough { since: at },
+                )),
+            }
+        }
+    }
+}
+
+/// What is wrong with a secret, for `keyturn status`, most serious first.
+pub fn problems(state: &SecretState) -> Vec<String> {
+    let mut out = Vec::new();
+    for (version, reason) in state.unreadable() {
+        out.push(format!(
+            "the {version} value cannot be read: {reason}; no rotation can run until it is fixed"
+        ));
+    }
+    if !state.other_secrets.is_empty() {
+        out.push(format!(
+            "other secrets are tagged for user {} too ({}): one user, one managed secret; rotations refuse until one is untagged",
+            state.user.name,
+            state.other_secrets.join(", ")
+        ));
+    }
+    for holding in &state.holdings {
+        let Some(key_id) = holding.key_id() else {
+            continue;
+        };
+        let relevant = holding
+            .labels
+            .iter()
+            .any(|l| l == AWSCURRENT || l == AWSPREVIOUS || l == AWSPENDING);
+        match state.key(key_id) {
+            None if relevant => out.push(format!(
+                "{} (version {}) holds key {key_id}, which is not one of user {}'s keys (deleted, or another user's)",
+                holding.labels.join(","),
+                holding.version,
+                state.user.name
+            )),
+            Some(k) if holding.labels.iter().any(|l| l == AWSCURRENT) && k.status != KeyStatus::Active => {
+                out.push(format!(
+                    "AWSCURRENT's key {key_id} is inactive: programs reading the secret cannot authenticate"
+                ))
+            }
+            _ => {}
+        }
+    }
+    if let Some(token) = crate::state::in_flight(&state.info) {
+        out.push(format!(
+            "a rotation is in flight (version {token} is AWSPENDING): keyturn rotate --resume or --cancel"
+        ));
+    }
+    let cutover = state.cutover();
+    for key in &state.keys {
+        let labels = state.labels_holding(&key.id);
+        if labels.is_empty() {
+            out.push(format!(
+                "key {} is held by no version of the secret (unmanaged)",
+                key.id
+            ));
+        }
+        if labels.contains(&AWSPREVIOUS) && !labels.contains(&AWSCURRENT) {
+            if let Some(u) = key.last_use.as_ref().filter(|u| used_since(u, cutover)) {
+                out.push(format!(
+                    "previous key {} is still in use ({})",
+                    key.id,
+                    describe_use(u)
+                ));
+            }
+        }
+    }
+    out
+}

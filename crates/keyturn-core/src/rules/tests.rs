@@ -1,0 +1,636 @@
+//! The rule book, table by table, over hand-built states: every rule of SPEC.md that decides
+//! whose key it is and which key may go.
+
+use std::collections::BTreeMap;
+
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use super::*;
+use crate::ports::{Identity, KeyStatus, KeyUse, SecretInfo};
+use crate::secret::ShapeError;
+use crate::state::{Held, Holding, KeyFacts, SecretState};
+use crate::tags::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+
+const NOW: OffsetDateTime = datetime!(2026-10-01 12:00 UTC);
+const CUTOVER: OffsetDateTime = datetime!(2026-09-01 12:00 UTC);
+
+fn used(at: OffsetDateTime) -> Option<KeyUse> {
+    Some(KeyUse {
+        last_used: Some(at),
+        service: Some("s3".into()),
+        region: Some("us-east-1".into()),
+    })
+}
+
+fn never() -> Option<KeyUse> {
+    Some(KeyUse::default())
+}
+
+fn key(id: &str, created: OffsetDateTime, last_use: Option<KeyUse>) -> KeyFacts {
+    KeyFacts {
+        id: id.into(),
+        status: KeyStatus::Active,
+        created,
+        last_use,
+    }
+}
+
+/// A secret of user app1: AWSCURRENT (v2) holds CUR, AWSPREVIOUS (v1) holds `previous` if any;
+/// the cut-over of v2 is recorded at CUTOVER.
+fn state(previous: Option<&str>, keys: Vec<KeyFacts>) -> SecretState {
+    let mut versions = BTreeMap::from([("v2".to_string(), vec![AWSCURRENT.to_string()])]);
+    let mut holdings = vec![Holding {
+        version: "v2".into(),
+        labels: vec![AWSCURRENT.into()],
+        held: Held::Key("CUR".into()),
+    }];
+    if let Some(p) = previous {
+        versions.insert("v1".into(), vec![AWSPREVIOUS.into()]);
+        holdings.push(Holding {
+            version: "v1".into(),
+            labels: vec![AWSPREVIOUS.into()],
+            held: Held::Key(p.into()),
+        });
+    }
+    SecretState {
+        info: SecretInfo {
+            arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:keyturn/app1-AbCdEf".into(),
+            name: "keyturn/app1".into(),
+            rotation_enabled: true,
+            versions,
+            tags: BTreeMap::from([
+                (tags::CUTOVER_VERSION.to_string(), "v2".to_string()),
+                (tags::CUTOVER_AT.to_string(), crate::error::rfc3339(CUTOVER)),
+            ]),
+            last_rotated: None,
+            next_rotation: None,
+            rotation_days: None,
+        },
+        user: SecretUser {
+            name: "app1".into(),
+            source: UserSource::Value,
+        },
+        holdings,
+        keys,
+        other_secrets: Vec::new(),
+        signer: None,
+        now: NOW,
+    }
+}
+
+fn current() -> KeyFacts {
+    key("CUR", CUTOVER - Duration::minutes(1), never())
+}
+
+type UserCase<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Result<(&'a str, UserSource), &'a str>,
+);
+type Decision = Result<Option<String>, Vec<crate::error::KeepReason>>;
+
+#[test]
+fn the_user_comes_from_the_value_then_the_tag_then_the_default() {
+    let cases: [UserCase; 7] = [
+        (Some("a"), None, Some("d"), Ok(("a", UserSource::Value))),
+        (None, Some("t"), Some("d"), Ok(("t", UserSource::Tag))),
+        (None, None, Some("d"), Ok(("d", UserSource::Default))),
+        (Some("a"), Some("a"), None, Ok(("a", UserSource::Value))),
+        (Some(" "), Some("t"), None, Ok(("t", UserSource::Tag))),
+        (Some("a"), Some("b"), None, Err("UserConflict")),
+        (None, Some(""), None, Err("NoUserName")),
+    ];
+    for (value, tag, default, expected) in cases {
+        let got = resolve_user("s", value, tag, default);
+        match (got, expected) {
+            (Ok(u), Ok((name, source))) => assert_eq!((u.name.as_str(), u.source), (name, source)),
+            (Err(e), Err(kind)) => assert_eq!(e.error_type(), kind),
+            (got, expected) => panic!("{value:?} {tag:?} {default:?}: {got:?} vs {expected:?}"),
+        }
+    }
+}
+
+#[test]
+fn managed_means_the_tag_with_the_value_true() {
+    let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert!(is_managed(&tags(&[("keyturn:managed", "true")])));
+    assert!(is_managed(&tags(&[("keyturn:managed", " true ")])));
+    for not in [
+        tags(&[("keyturn:managed", "false")]),
+        tags(&[("keyturn:managed", "TRUE-ish")]),
+        tags(&[("keyturn:managed-by", "true")]),
+        tags(&[]),
+    ] {
+        assert!(!is_managed(&not), "{not:?}");
+    }
+}
+
+#[test]
+fn an_identity_is_the_user_only_as_an_iam_user_in_the_account() {
+    let id = |arn: &str, account: &str| Identity {
+        arn: arn.into(),
+        account: account.into(),
+    };
+    let acct = Some("123456789012");
+    let cases = [
+        (
+            id("arn:aws:iam::123456789012:user/app1", "123456789012"),
+            true,
+        ),
+        (
+            id("arn:aws:iam::123456789012:user/ci/app1", "123456789012"),
+            true,
+        ),
+        (
+            id("arn:aws:iam::123456789012:user/app10", "123456789012"),
+            false,
+        ),
+        (
+            id(
+                "arn:aws:sts::123456789012:assumed-role/x/app1",
+                "123456789012",
+            ),
+            false,
+        ),
+        (
+            id("arn:aws:iam::210987654321:user/app1", "210987654321"),
+            false,
+        ),
+        (
+            id("arn:aws:iam::123456789012:role/app1", "123456789012"),
+            false,
+        ),
+        (id("garbage/app1", "123456789012"), false),
+    ];
+    for (identity, ok) in cases {
+        assert_eq!(
+            identity_is_user(&identity, "app1", acct),
+            ok,
+            "{}",
+            identity.arn
+        );
+    }
+}
+
+#[test]
+fn whose_key_one_user_one_secret_and_the_current_key_is_the_users() {
+    let ok = state(None, vec![current()]);
+    assert!(check_whose_key(&ok).is_ok());
+    let mut two = ok.clone();
+    two.other_secrets = vec!["other/app1".into()];
+    assert_eq!(
+        check_whose_key(&two).map_err(|e| e.error_type()),
+        Err("UserHasOtherSecret")
+    );
+    let foreign = state(None, vec![key("MINE", CUTOVER, never())]);
+    let err = check_whose_key(&foreign).expect_err("another user's key");
+    assert_eq!(err.error_type(), "NotUsersKey");
+    assert!(
+        err.to_string().contains("CUR") && err.to_string().contains("app1"),
+        "{err}"
+    );
+}
+
+/// What free_slot decides: a deleted key id, or the reasons every candidate was kept.
+fn decide(
+    s: &SecretState,
+    orphans: OrphanPolicy,
+) -> Result<Option<String>, Vec<crate::error::KeepReason>> {
+    match free_slot(s, orphans) {
+        Ok(r) => Ok(r.map(|r| {
+            assert_eq!(r.action(), RetireAction::Delete);
+            assert_eq!(r.user(), "app1");
+            r.key_id().to_string()
+        })),
+        Err(crate::RotationError::NoRoomForKey { kept, .. }) => {
+            Err(kept.iter().map(|k| k.reason).collect())
+        }
+        Err(e) => panic!("unexpected {e}"),
+    }
+}
+
+#[test]
+fn making_room_deletes_only_an_unused_previous_key_or_an_old_unused_orphan() {
+    use crate::error::KeepReason::*;
+    let old = CUTOVER - Duration::days(40);
+    let young = NOW - Duration::minutes(1);
+    let spare = OrphanPolicy::SpareYoungKeys;
+    let any = OrphanPolicy::AnyAge;
+    let cases: Vec<(&str, SecretState, OrphanPolicy, Decision)> = vec![
+        (
+            "one key: a free slot",
+            state(None, vec![current()]),
+            spare,
+            Ok(None),
+        ),
+        (
+            "previous never used",
+            state(Some("PREV"), vec![key("PREV", old, never()), current()]),
+            spare,
+            Ok(Some("PREV".into())),
+        ),
+        (
+            "previous used before the cut-over",
+            state(
+                Some("PREV"),
+                vec![
+                    key("PREV", old, used(CUTOVER - Duration::hours(1))),
+                    current(),
+                ],
+            ),
+            spare,
+            Ok(Some("PREV".into())),
+        ),
+        (
+            "previous used at the cut-over exactly",
+            state(
+                Some("PREV"),
+                vec![key("PREV", old, used(CUTOVER)), current()],
+            ),
+            spare,
+            Ok(Some("PREV".into())),
+        ),
+        (
+            "previous used since the cut-over",
+            state(
+                Some("PREV"),
+                vec![
+                    key("PREV", old, used(CUTOVER + Duration::seconds(1))),
+                    current(),
+                ],
+            ),
+            spare,
+            Err(vec![UsedSinceCutover]),
+        ),
+        (
+            "old orphan, never used",
+            state(None, vec![key("ORPH", old, never()), current()]),
+            spare,
+            Ok(Some("ORPH".into())),
+        ),
+        (
+            "young orphan, a keyturn rotate",
+            state(None, vec![key("ORPH", young, never()), current()]),
+            spare,
+            Err(vec![MaybeAnotherRun]),
+        ),
+        (
+            "young orphan, Secrets Manager's retry or --resume",
+            state(None, vec![key("ORPH", young, never()), current()]),
+            any,
+            Ok(Some("ORPH".into())),
+        ),
+        (
+            "unheld but used",
+            state(None, vec![key("USED", old, used(NOW)), current()]),
+            any,
+            Err(vec![UnmanagedAndUsed]),
+        ),
+        (
+            "last use not read",
+            state(Some("PREV"), vec![key("PREV", old, None), current()]),
+            any,
+            Err(vec![UseUnknown]),
+        ),
+    ];
+    for (label, s, orphans, expected) in cases {
+        assert_eq!(decide(&s, orphans), expected, "{label}");
+    }
+}
+
+#[test]
+fn making_room_never_takes_a_key_held_by_another_label_the_signer_or_an_unreadable_version() {
+    use crate::error::KeepReason::*;
+    let old = CUTOVER - Duration::days(40);
+    let mut other_label = state(None, vec![key("HELD", old, never()), current()]);
+    other_label.holdings.push(Holding {
+        version: "v0".into(),
+        labels: vec!["BLUE".into()],
+        held: Held::Key("HELD".into()),
+    });
+    assert_eq!(
+        decide(&other_label, OrphanPolicy::AnyAge),
+        Err(vec![HeldByOtherLabel])
+    );
+    // A self-rotating user's keyturn calls are signed with its own key: that key is never taken.
+    let mut signer = state(Some("PREV"), vec![key("PREV", old, used(NOW)), current()]);
+    signer.signer = Some("PREV".into());
+    assert_eq!(decide(&signer, OrphanPolicy::AnyAge), Err(vec![Signer]));
+    let mut unreadable = state(Some("PREV"), vec![key("PREV", old, never()), current()]);
+    unreadable.holdings[1].held = Held::Unreadable(ShapeError::NotJson);
+    assert_eq!(
+        free_slot(&unreadable, OrphanPolicy::AnyAge).map_err(|e| e.error_type()),
+        Err("BadSecretValue")
+    );
+}
+
+#[test]
+fn a_failed_store_deletes_the_key_only_when_surely_unstored() {
+    assert_eq!(
+        after_failed_store("app1", "NEW", &StoreCheck::Holds),
+        AfterFailedStore::Stored
+    );
+    assert_eq!(
+        after_failed_store("app1", "NEW", &StoreCheck::Unknown("reset".into())),
+        AfterFailedStore::Keep
+    );
+    match after_failed_store("app1", "NEW", &StoreCheck::DoesNotHold) {
+        AfterFailedStore::Retire(r) => {
+            assert_eq!(
+                (r.user(), r.key_id(), r.action()),
+                ("app1", "NEW", RetireAction::Delete)
+            );
+            assert_eq!(r.reason(), &RetireReason::NotStored);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn pending(mut s: SecretState, key_id: &str) -> SecretState {
+    s.info
+        .versions
+        .insert("tok".into(), vec![AWSPENDING.into()]);
+    s.holdings.push(Holding {
+        version: "tok".into(),
+        labels: vec![AWSPENDING.into()],
+        held: Held::Key(key_id.into()),
+    });
+    s
+}
+
+#[test]
+fn cancel_deletes_only_the_unused_key_of_the_secrets_own_user_held_by_awspending_alone() {
+    let fresh = NOW - Duration::minutes(2);
+    let ok = pending(
+        state(None, vec![current(), key("NEW", fresh, never())]),
+        "NEW",
+    );
+    assert!(matches!(cancel_plan(&ok, "tok"), CancelPlan::Retire(r) if r.key_id() == "NEW"));
+    let used_key = pending(
+        state(None, vec![current(), key("NEW", fresh, used(NOW))]),
+        "NEW",
+    );
+    assert!(matches!(
+        cancel_plan(&used_key, "tok"),
+        CancelPlan::Keep { .. }
+    ));
+    let foreign = pending(state(None, vec![current()]), "OTHERS");
+    assert!(
+        matches!(cancel_plan(&foreign, "tok"), CancelPlan::Keep { why, .. } if why.contains("not one of user app1"))
+    );
+    let current_too = pending(state(None, vec![current()]), "CUR");
+    assert!(
+        matches!(cancel_plan(&current_too, "tok"), CancelPlan::Keep { why, .. } if why.contains("AWSCURRENT"))
+    );
+    let mut no_key = state(None, vec![current()]);
+    no_key.holdings.push(Holding {
+        version: "tok".into(),
+        labels: vec![AWSPENDING.into()],
+        held: Held::NoValue,
+    });
+    assert_eq!(cancel_plan(&no_key, "tok"), CancelPlan::NoKey);
+}
+
+fn inactive(mut k: KeyFacts) -> KeyFacts {
+    k.status = KeyStatus::Inactive;
+    k
+}
+
+#[test]
+fn the_sweep_retires_the_previous_key_only_while_the_current_key_works() {
+    let policy = SweepPolicy::default();
+    let old = CUTOVER - Duration::days(40);
+    let kind = |d: SweepDecision| match d {
+        SweepDecision::Nothing(_) => "nothing".to_string(),
+        SweepDecision::DropLabel { .. } => "drop-label".into(),
+        SweepDecision::Waiting { inactive, .. } => {
+            format!("waiting{}", if inactive { "-inactive" } else { "" })
+        }
+        SweepDecision::RecordDeactivation { .. } => "record".into(),
+        SweepDecision::InUse { fail, .. } => format!("in-use{}", if fail { "-fail" } else { "" }),
+        SweepDecision::Blocked { .. } => "blocked".into(),
+        SweepDecision::Retire(r) => r.action().as_str().to_string(),
+    };
+    let with_tags = |mut s: SecretState, tags: &[(&str, String)]| {
+        for (k, v) in tags {
+            s.info.tags.insert(k.to_string(), v.clone());
+        }
+        s
+    };
+    let deactivated = |at: OffsetDateTime| {
+        [
+            (tags::DEACTIVATED_KEY, "PREV".to_string()),
+            (tags::DEACTIVATED_AT, crate::error::rfc3339(at)),
+        ]
+    };
+    let cases: Vec<(&str, SecretState, &str)> = vec![
+        ("no previous", state(None, vec![current()]), "nothing"),
+        (
+            "previous is current",
+            state(Some("CUR"), vec![current()]),
+            "nothing",
+        ),
+        (
+            "previous already deleted",
+            state(Some("PREV"), vec![current()]),
+            "drop-label",
+        ),
+        (
+            "current key missing",
+            state(Some("PREV"), vec![key("PREV", old, never())]),
+            "blocked",
+        ),
+        (
+            "current key inactive",
+            state(
+                Some("PREV"),
+                vec![key("PREV", old, never()), inactive(current())],
+            ),
+            "blocked",
+        ),
+        (
+            "used since the cut-over",
+            state(Some("PREV"), vec![key("PREV", old, used(NOW)), current()]),
+            "in-use",
+        ),
+        (
+            "unused, grace over",
+            state(Some("PREV"), vec![key("PREV", old, never()), current()]),
+            "deactivate",
+        ),
+        (
+            "inactive, no record",
+            state(
+                Some("PREV"),
+                vec![inactive(key("PREV", old, never())), current()],
+            ),
+            "record",
+        ),
+        (
+            "inactive, recorded recently",
+            with_tags(
+                state(
+                    Some("PREV"),
+                    vec![inactive(key("PREV", old, never())), current()],
+                ),
+                &deactivated(NOW - Duration::days(2)),
+            ),
+            "waiting-inactive",
+        ),
+        (
+            "inactive long enough",
+            with_tags(
+                state(
+                    Some("PREV"),
+                    vec![inactive(key("PREV", old, never())), current()],
+                ),
+                &deactivated(NOW - Duration::days(8)),
+            ),
+            "delete",
+        ),
+        (
+            "stale record: used after it",
+            with_tags(
+                state(
+                    Some("PREV"),
+                    vec![
+                        inactive(key("PREV", old, used(NOW - Duration::days(1)))),
+                        current(),
+                    ],
+                ),
+                &deactivated(NOW - Duration::days(8)),
+            ),
+            "record",
+        ),
+    ];
+    for (label, s, expected) in cases {
+        assert_eq!(kind(sweep_plan(&s, &policy)), expected, "{label}");
+    }
+    // Within the grace period: waiting.
+    let mut recent = state(Some("PREV"), vec![key("PREV", old, never()), current()]);
+    recent.now = CUTOVER + Duration::days(3);
+    assert_eq!(kind(sweep_plan(&recent, &policy)), "waiting");
+    // The signer is never retired.
+    let mut signer = state(Some("PREV"), vec![key("PREV", old, never()), current()]);
+    signer.signer = Some("PREV".into());
+    assert_eq!(kind(sweep_plan(&signer, &policy)), "blocked");
+    // The in-use policy makes the report a failure.
+    let strict = SweepPolicy {
+        in_use: InUsePolicy::Fail,
+        ..policy
+    };
+    let in_use = state(Some("PREV"), vec![key("PREV", old, used(NOW)), current()]);
+    assert_eq!(kind(sweep_plan(&in_use, &strict)), "in-use-fail");
+    // Tags override the policy per secret.
+    let tagged = with_tags(
+        state(Some("PREV"), vec![key("PREV", old, never()), current()]),
+        &[(tags::GRACE_DAYS, "60".into())],
+    );
+    let per_secret = policy.for_secret(&tagged.info).expect("valid tag");
+    assert_eq!(kind(sweep_plan(&tagged, &per_secret)), "waiting");
+    let bad = with_tags(
+        state(None, vec![current()]),
+        &[(tags::GRACE_DAYS, "soon".into())],
+    );
+    assert_eq!(
+        policy.for_secret(&bad.info).map_err(|e| e.error_type()),
+        Err("BadPolicy")
+    );
+}
+
+#[test]
+fn status_problems_name_an_inactive_current_key_and_an_unreadable_value() {
+    let off = state(None, vec![inactive(current())]);
+    assert!(problems(&off)
+        .iter()
+        .any(|p| p.contains("AWSCURRENT's key CUR is inactive")));
+    let mut broken = state(None, vec![current()]);
+    broken.holdings[0].held = Held::Unreadable(ShapeError::NotJson);
+    assert!(problems(&broken)
+        .iter()
+        .any(|p| p.contains("cannot be read")));
+    assert!(problems(&state(None, vec![current()])).is_empty());
+}
+
+#[test]
+fn due_counts_the_period_from_the_latest_record() {
+    let day0 = datetime!(2026-01-01 0:00 UTC);
+    let info = |tags: &[(&str, String)], next: Option<OffsetDateTime>| SecretInfo {
+        arn: "arn:aws:secretsmanager:us-east-1:1:secret:s".into(),
+        name: "s".into(),
+        rotation_enabled: false,
+        versions: BTreeMap::from([("v1".to_string(), vec![AWSCURRENT.to_string()])]),
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        last_rotated: None,
+        next_rotation: next,
+        rotation_days: None,
+    };
+    let at = |d: i64| day0 + Duration::days(d);
+    let rfc = crate::error::rfc3339;
+    assert!(is_due(&info(&[], None), day0, 30), "never rotated");
+    let enrolled = info(&[(tags::ENROLLED_AT, rfc(day0))], None);
+    assert!(!is_due(&enrolled, at(29), 30));
+    assert!(is_due(&enrolled, at(30), 30));
+    let rotated = info(
+        &[
+            (tags::ENROLLED_AT, rfc(day0)),
+            (tags::CUTOVER_VERSION, "v1".into()),
+            (tags::CUTOVER_AT, rfc(at(20))),
+        ],
+        None,
+    );
+    assert!(!is_due(&rotated, at(40), 30), "counted from the cut-over");
+    let stale = info(
+        &[
+            (tags::ENROLLED_AT, rfc(day0)),
+            (tags::CUTOVER_VERSION, "v0".into()),
+            (tags::CUTOVER_AT, rfc(at(20))),
+        ],
+        None,
+    );
+    assert!(
+        is_due(&stale, at(40), 30),
+        "a cut-over of another version does not count"
+    );
+    let short = info(
+        &[
+            (tags::ENROLLED_AT, rfc(day0)),
+            (tags::ROTATION_DAYS, " 7 ".into()),
+        ],
+        None,
+    );
+    assert!(is_due(&short, at(7), 30), "the tag is trimmed");
+    assert_eq!(
+        rotation_days(&info(&[(tags::ROTATION_DAYS, "0".into())], None), 30),
+        30,
+        "out of range: the default"
+    );
+    assert!(
+        !is_due(&info(&[], Some(at(5))), at(4), 30),
+        "Secrets Manager's date wins"
+    );
+    assert!(is_due(&info(&[], Some(at(5))), at(5), 30));
+}
+
+#[test]
+fn used_since_is_strict_and_cautious() {
+    let t = OffsetDateTime::UNIX_EPOCH;
+    let u = |s| KeyUse {
+        last_used: Some(t + Duration::seconds(s)),
+        ..KeyUse::default()
+    };
+    assert!(!used_since(&KeyUse::default(), Some(t)));
+    assert!(!used_since(&u(0), Some(t)));
+    assert!(used_since(&u(1), Some(t)));
+    assert!(used_since(&u(0), None));
+}

@@ -1,0 +1,29 @@
+//! Every staging label and `keyturn:*` tag keyturn reads or writes, defined once.
+
+/// Staging labels Secrets Manager defines.
+pub const AWSCURRENT: &str = "AWSCURRENT";
+pub const AWSPENDING: &str = "AWSPENDING";
+pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
+
+/// Marks a secret as managed by keyturn when its value is `true` (what `--all`, `--due` and the
+/// sweep select). Any other value, or a tag merely starting with this name, is not managed.
+pub const MANAGED: &str = "keyturn:managed";
+/// The value of [`MANAGED`] that means managed.
+pub const MANAGED_TRUE: &str = "true";
+/// The IAM user whose key the secret holds. keyturn writes it on every secret it enrolls, adopts
+/// or rotates, so that "one user, one managed secret" can be checked with one ListSecrets.
+pub const USER: &str = "keyturn:user";
+/// When keyturn enrolled or adopted the secret (a start for "due" before any rotation).
+pub const ENROLLED_AT: &str = "keyturn:enrolled-at";
+/// Overrides the rotation period (days) for `rotate --due` and the audit.
+pub const ROTATION_DAYS: &str = "keyturn:rotation-days";
+/// The last cut-over: the version that became AWSCURRENT, and when.
+pub const CUTOVER_VERSION: &str = "keyturn:cutover-version";
+pub const CUTOVER_AT: &str = "keyturn:cutover-at";
+/// Sweep policy overrides.
+pub const GRACE_DAYS: &str = "keyturn:grace-days";
+pub const DELETE_AFTER_DAYS: &str = "keyturn:delete-after-days";
+pub const IN_USE: &str = "keyturn:in-use";
+/// The sweep's record of a deactivation (IAM keeps no deactivation date).
+pub const DEACTIVATED_KEY: &str = "keyturn:deactivated-key";
+pub const DEACTIVATED_AT: &str = "keyturn:deactivated-at";
