@@ -54,13 +54,14 @@ def operation(headers, body: bytes) -> str:
 class FaultProxy:
     def __init__(
         self, upstream: str, kind: str | None = None, at: int | None = None, throttle_share: float = 0.0,
-        gate: tuple[str, int] | None = None,
+        gate: tuple[str, int] | None = None, every: bool = False,
     ):
         """`gate=(text, n)`: requests whose body contains `text` wait until n of them have arrived
-        (at most 10 s), so that n processes make that call at the same moment."""
+        (at most 10 s), so that n processes make that call at the same moment. `every`: break every
+        attempt of invocation k, not only the first (the SDK's retries all fail too)."""
         assert kind is None or kind in KINDS
         self.upstream = upstream.split("//", 1)[1]
-        self.kind, self.at, self.throttle_share = kind, at, throttle_share
+        self.kind, self.at, self.throttle_share, self.every = kind, at, throttle_share, every
         self.lock = threading.Lock()
         self.invocations: dict[str, int] = {}
         self.calls: list[str] = []  # operation of each invocation, in order
@@ -114,7 +115,7 @@ class FaultProxy:
                 self.calls.append(op)
                 self.invocations[invocation] = len(self.calls)
             k = self.invocations[invocation]
-            fault = self.kind if (first and self.kind and k == self.at) else None
+            fault = self.kind if ((first or self.every) and self.kind and k == self.at) else None
             if fault:
                 self.injected = f"{k}:{op}"
             elif first and self.throttle_share and _share(invocation) < self.throttle_share:

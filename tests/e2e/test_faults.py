@@ -32,7 +32,7 @@ RESULTS: dict = {}
 
 def _second_rotation_ready(moto, function_factory, secrets_seen):
     """A user whose secret was rotated once (AWSCURRENT = B, AWSPREVIOUS = A, A unused since), with a
-    second rotation started: createSecret must delete A to make room, the 19-call path."""
+    second rotation started: createSecret must delete A to make room, the 18-call path."""
     user, secret_id = unique("fault"), unique("keyturn/fault")
     first = make_user(moto, user, secrets_seen)
     moto.client("secretsmanager").create_secret(
@@ -127,7 +127,7 @@ def baseline_calls(moto, function_factory, secrets_seen):
 @pytest.mark.parametrize("kind", KINDS)
 def test_function_survives_a_fault_at_every_call(moto, function_factory, secrets_seen, kind):
     calls = baseline_calls(moto, function_factory, secrets_seen)
-    assert len(calls) == 19, f"the second rotation's calls changed: {calls}"
+    assert len(calls) == 18, f"the second rotation's calls changed: {calls}"
     with ThreadPoolExecutor(WORKERS) as pool:
         futures = {k: pool.submit(function_run, moto, function_factory, secrets_seen, kind, k) for k in range(1, len(calls) + 1)}
         outcomes = {k: f.result() for k, f in futures.items()}
@@ -172,7 +172,7 @@ def cli_run(moto, keyturn_binary, secrets_seen, kind, k, printed):
         resumed: list = []
         while rc != 0:
             # After a failure or a stop, as an operator (or cron) would: --resume finishes what is
-            # in flight or what stopped between its claim and its key; when it finds nothing, the
+            # in flight or what stopped between making its key and storing it; when it finds nothing, the
             # rotation either completed or never started, and a plain rotate starts one.
             reruns += 1
             assert reruns <= MAX_RERUNS, f"cli {kind}@{k}: not done after {MAX_RERUNS} re-runs\n" + "\n".join(printed[-3:])

@@ -1,0 +1,114 @@
+"""The defects a new user, a QA run and a review met, each as they met it, against moto with
+authentication on: each must now be refused (or survived) with nothing lost or made."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from conftest import ALL_OUTPUT
+from faultproxy import FaultProxy
+from harness import base_env
+from test_cli import managed_secret
+from test_rotation_function import key_statuses, make_user, unique, value, whoami
+
+
+def test_a_second_secret_for_a_user_is_refused_and_the_first_keeps_its_key(moto, keyturn, secrets_seen):
+    user = unique("app4")
+    moto.client("iam").create_user(UserName=user)
+    first = json.loads(keyturn("--output", "json", "enroll", user).stdout)
+    key = value(moto, first["secret"], "AWSCURRENT")
+    secrets_seen.add(key["SecretAccessKey"])
+    second = keyturn("enroll", user, "--secret-name", f"other/{user}", check=False)
+    assert second.returncode == 2 and "one user, one managed secret" in second.stderr, second.stderr
+    assert f"keyturn/{user}" in second.stderr
+    assert key_statuses(moto, user) == {key["AccessKeyId"]: "Active"}, "no second key was made"
+    # A hand-made second secret tagged for the same user: a rotation of either is refused.
+    moto.client("secretsmanager").create_secret(
+        Name=f"other/{user}", SecretString=json.dumps({"accessKey": key["AccessKeyId"], "secretKey": key["SecretAccessKey"]}),
+        Tags=[{"Key": "keyturn:user", "Value": user}, {"Key": "keyturn:managed", "Value": "true"}],
+    )
+    refused = keyturn("--output", "json", "rotate", f"other/{user}", first["secret"], check=False)
+    assert refused.returncode == 1
+    assert [r["errorType"] for r in json.loads(refused.stdout)] == ["UserHasOtherSecret", "UserHasOtherSecret"]
+    assert key_statuses(moto, user) == {key["AccessKeyId"]: "Active"}
+    assert whoami(moto, key["AccessKeyId"], key["SecretAccessKey"]).endswith(f":user/{user}")
+
+
+def test_a_secret_holding_another_users_key_is_not_rotated(moto, keyturn, secrets_seen):
+    app1, app2 = unique("owner"), unique("named")
+    key1 = make_user(moto, app1, secrets_seen)
+    moto.client("iam").create_user(UserName=app2)
+    secret_id = unique("keyturn/mixed")
+    moto.client("secretsmanager").create_secret(
+        Name=secret_id, SecretString=json.dumps({"UserName": app2, "AccessKeyId": key1["AccessKeyId"], "SecretAccessKey": key1["SecretAccessKey"]}),
+    )
+    for args in (["rotate", "--dry-run", secret_id], ["rotate", secret_id]):
+        proc = keyturn("--output", "json", *args, check=False)
+        assert proc.returncode == 1, proc.stdout
+        out = json.loads(proc.stdout)[0]
+        assert out["errorType"] == "NotUsersKey" and key1["AccessKeyId"] in out["error"], out
+    assert key_statuses(moto, app2) == {}, "no key was made for the user the value names"
+    assert value(moto, secret_id, "AWSCURRENT")["AccessKeyId"] == key1["AccessKeyId"]
+
+
+def test_a_refused_rotate_writes_nothing_and_its_retry_runs_at_once(moto, keyturn, secrets_seen):
+    user, secret_id, old = managed_secret(moto, secrets_seen, "retry")
+    keyturn("rotate", secret_id)
+    # The previous key is still in use: the next rotation must refuse to delete it.
+    moto.client("iam", old["AccessKeyId"], old["SecretAccessKey"]).list_users()
+    sm = moto.client("secretsmanager")
+    versions_before = sm.list_secret_version_ids(SecretId=secret_id)["Versions"]
+    plan = keyturn("--output", "json", "rotate", "--dry-run", secret_id, check=False)
+    assert plan.returncode == 1 and json.loads(plan.stdout)[0]["errorType"] == "KeyInUse"
+    refused = keyturn("--output", "json", "rotate", secret_id, check=False)
+    assert refused.returncode == 1 and json.loads(refused.stdout)[0]["errorType"] == "KeyInUse"
+    assert sm.list_secret_version_ids(SecretId=secret_id)["Versions"] == versions_before, "no version was written"
+    moto.client("iam").delete_access_key(UserName=user, AccessKeyId=old["AccessKeyId"])
+    again = json.loads(keyturn("--output", "json", "rotate", secret_id).stdout)[0]
+    assert again["outcome"] == "rotated"
+    secrets_seen.add(value(moto, secret_id, "AWSCURRENT")["SecretAccessKey"])
+
+
+def test_a_dry_run_names_the_key_it_would_delete_and_refuses_a_value_that_is_not_json(moto, keyturn, secrets_seen):
+    user, secret_id, old = managed_secret(moto, secrets_seen, "plan")
+    keyturn("rotate", secret_id)
+    secrets_seen.add(value(moto, secret_id, "AWSCURRENT")["SecretAccessKey"])
+    plan = json.loads(keyturn("--output", "json", "rotate", "--dry-run", secret_id).stdout)[0]
+    assert plan["outcome"] == "planned" and plan["deletedKeyId"] == old["AccessKeyId"], plan
+    assert old["AccessKeyId"] in plan["detail"] and "would delete" in plan["detail"]
+    assert old["AccessKeyId"] in key_statuses(moto, user)
+    broken = unique("keyturn/broken")
+    moto.client("secretsmanager").create_secret(Name=broken, SecretString="not json", Tags=[{"Key": "keyturn:user", "Value": user}])
+    proc = keyturn("--output", "json", "rotate", "--dry-run", broken, check=False)
+    assert proc.returncode == 1 and json.loads(proc.stdout)[0]["errorType"] == "BadSecretValue"
+    versions = moto.client("secretsmanager").list_secret_version_ids(SecretId=broken)["Versions"]
+    assert len(versions) == 1, "nothing written to a secret keyturn cannot rotate"
+
+
+def test_managed_means_the_value_true(moto, keyturn, secrets_seen):
+    user, secret_id, old = managed_secret(moto, secrets_seen, "notmanaged", tags=[{"Key": "keyturn:managed-by", "Value": "team"}])
+    moto.client("secretsmanager").tag_resource(SecretId=secret_id, Tags=[{"Key": "keyturn:managed", "Value": "false"}])
+    out = json.loads(keyturn("--output", "json", "sweep", "--dry-run").stdout)
+    assert secret_id not in [r["secret"] for r in out]
+
+
+def test_enroll_whose_create_secret_outcome_is_unknown_looks_before_deleting(moto, keyturn_binary, secrets_seen):
+    user = unique("unknown")
+    moto.client("iam").create_user(UserName=user)
+    # Calls: ListSecrets, ListAccessKeys, CreateAccessKey, CreateSecret (4th): every attempt of
+    # CreateSecret is forwarded, then its connection reset.
+    proxy = FaultProxy(moto.endpoint, "reset", 4, every=True)
+    try:
+        env = dict(base_env(moto.endpoint, *moto.admin), AWS_ENDPOINT_URL=proxy.endpoint)
+        proc = subprocess.run([str(keyturn_binary), "--output", "json", "enroll", user], env=env, capture_output=True, text=True, timeout=180)
+        ALL_OUTPUT.append(proc.stdout + proc.stderr)
+        assert proxy.injected and proxy.injected.endswith("CreateSecret"), proxy.calls
+    finally:
+        proxy.close()
+    current = value(moto, f"keyturn/{user}", "AWSCURRENT")
+    secrets_seen.add(current["SecretAccessKey"])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["keyId"] == current["AccessKeyId"]
+    assert key_statuses(moto, user) == {current["AccessKeyId"]: "Active"}, "the key the secret holds was kept"
+    assert whoami(moto, current["AccessKeyId"], current["SecretAccessKey"]).endswith(f":user/{user}")
