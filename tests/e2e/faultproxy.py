@@ -13,6 +13,10 @@ arrives and can break the first attempt of invocation k in one of these ways:
 - `stop`: forwards the call, then holds the answer and sets `stopped`, so the test can kill the
   process "right after call k".
 
+With `lag=seconds` it plays IAM's eventual consistency instead: for that long after a
+CreateAccessKey through the proxy, ListAccessKeys answers without the new key and STS refuses
+calls signed with it (InvalidClientTokenId), as real IAM may for some seconds.
+
 Signatures still verify: the request reaches moto byte for byte, Host header included. Nothing in
 keyturn knows about the proxy; the process under test only has its endpoint.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import re
 import socket
 import struct
 import threading
@@ -38,6 +43,7 @@ ERRORS = {
     "5xx": (500, "InternalServiceError", "ServiceFailure"),
     "throttle": (400, "ThrottlingException", "Throttling"),
     "denied": (403, "AccessDeniedException", "AccessDenied"),
+    "invalid": (403, "UnrecognizedClientException", "InvalidClientTokenId"),
 }
 
 
@@ -54,7 +60,7 @@ def operation(headers, body: bytes) -> str:
 class FaultProxy:
     def __init__(
         self, upstream: str, kind: str | None = None, at: int | None = None, throttle_share: float = 0.0,
-        gate: tuple[str, int] | None = None, every: bool = False,
+        gate: tuple[str, int] | None = None, every: bool = False, lag: float = 0.0,
     ):
         """`gate=(text, n)`: requests whose body contains `text` wait until n of them have arrived
         (at most 10 s), so that n processes make that call at the same moment. `every`: break every
@@ -62,6 +68,10 @@ class FaultProxy:
         assert kind is None or kind in KINDS
         self.upstream = upstream.split("//", 1)[1]
         self.kind, self.at, self.throttle_share, self.every = kind, at, throttle_share, every
+        self.lag = lag
+        self.created: dict[str, float] = {}  # key id -> when CreateAccessKey answered
+        self.hidden = 0  # ListAccessKeys answers that left a key out
+        self.refused = 0  # STS calls refused for a lagging key
         self.lock = threading.Lock()
         self.invocations: dict[str, int] = {}
         self.calls: list[str] = []  # operation of each invocation, in order
@@ -124,6 +134,12 @@ class FaultProxy:
 
         if fault in ERRORS:
             return self._error(h, fault, op)
+        if self.lag and op == "GetCallerIdentity":
+            signer = re.search(r"Credential=([A-Z0-9]+)/", h.headers.get("Authorization") or "")
+            if signer and self._lagging(signer.group(1)):
+                with self.lock:
+                    self.refused += 1
+                return self._error(h, "invalid", op)
         if self.gate and first and self.gate[0] in body:
             with self.lock:
                 self.gated += 1
@@ -132,6 +148,13 @@ class FaultProxy:
             except threading.BrokenBarrierError:
                 pass
         status, headers, payload = self._forward(h, body)
+        if self.lag and status == 200 and op == "CreateAccessKey":
+            made = re.search(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>", payload)
+            if made:
+                with self.lock:
+                    self.created[made.group(1).decode()] = time.monotonic()
+        if self.lag and status == 200 and op == "ListAccessKeys":
+            payload = self._hide_new_keys(payload)
         if fault == "reset":
             h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             h.close_connection = True
@@ -153,6 +176,22 @@ class FaultProxy:
         h.send_header("Content-Length", str(len(payload)))
         h.end_headers()
         h.wfile.write(payload)
+
+    def _lagging(self, key_id: str) -> bool:
+        with self.lock:
+            made = self.created.get(key_id)
+        return made is not None and time.monotonic() - made < self.lag
+
+    def _hide_new_keys(self, payload: bytes) -> bytes:
+        def keep(member: re.Match) -> bytes:
+            key = re.search(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>", member.group(0))
+            if key and self._lagging(key.group(1).decode()):
+                with self.lock:
+                    self.hidden += 1
+                return b""
+            return member.group(0)
+
+        return re.sub(rb"<member>.*?</member>", keep, payload, flags=re.S)
 
     def _forward(self, h: BaseHTTPRequestHandler, body: bytes):
         conn = http.client.HTTPConnection(self.upstream, timeout=60)

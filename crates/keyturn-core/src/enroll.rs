@@ -41,6 +41,9 @@ pub struct AdoptRequest {
 #[serde(rename_all = "lowercase")]
 pub enum EnrollOutcome {
     Enrolled,
+    /// The secret was there already, this user's and holding one of the user's keys.
+    #[serde(rename = "already-enrolled")]
+    AlreadyEnrolled,
     Adopted,
 }
 
@@ -48,6 +51,7 @@ impl EnrollOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
             EnrollOutcome::Enrolled => "enrolled",
+            EnrollOutcome::AlreadyEnrolled => "already-enrolled",
             EnrollOutcome::Adopted => "adopted",
         }
     }
@@ -87,6 +91,13 @@ where
             next_rotation: None,
             rotation_days: None,
         };
+        // Enrolled already (an earlier run whose answer was lost, or a re-run after a stop): say
+        // so, changing nothing. Any other secret of that name is not keyturn's to take.
+        match self.store().describe(name).await {
+            Err(crate::ports::ApiError::NotFound(_)) => {}
+            Err(e) => return Err(aws("DescribeSecret", name, Some(user), None, e)),
+            Ok(existing) => return self.enrolled_already(existing, user, req).await,
+        }
         let others = self.secrets_of_user(&probe, user).await?;
         if !others.is_empty() {
             return Err(RotationError::UserHasOtherSecret {
@@ -168,6 +179,56 @@ where
             shape: None,
             scheduled,
         })
+    }
+
+    /// `name` exists: it is this user's enrolled secret (tagged for the user and managed, holding one
+    /// of the user's keys), or an error saying to adopt it.
+    async fn enrolled_already(
+        &self,
+        info: SecretInfo,
+        user: &str,
+        req: &EnrollRequest,
+    ) -> Result<EnrollReport, RotationError> {
+        let name = info.name.clone();
+        let ours = rules::is_managed(&info.tags)
+            && info.tags.get(tags::USER).map(String::as_str) == Some(user);
+        let held = match self
+            .store()
+            .value(&info.arn, &VersionRef::Label(AWSCURRENT))
+            .await
+            .map_err(|e| aws("GetSecretValue", &name, Some(user), None, e))?
+        {
+            Some(text) => SecretValue::parse(&text)
+                .ok()
+                .and_then(|v| v.access_key_id().map(str::to_string)),
+            None => None,
+        };
+        let keys = self
+            .iam()
+            .own()
+            .list(user)
+            .await
+            .map_err(|e| crate::rotation::user_call_failed("ListAccessKeys", &name, user, e))?;
+        match held {
+            Some(key_id) if ours && keys.iter().any(|k| k.id == key_id) => {
+                let scheduled = self
+                    .attach_schedule(&info.arn, &name, user, Some(&key_id), req.schedule.as_ref())
+                    .await?;
+                Ok(EnrollReport {
+                    secret: name,
+                    arn: info.arn.clone(),
+                    user: user.to_string(),
+                    outcome: EnrollOutcome::AlreadyEnrolled,
+                    key_id: Some(key_id),
+                    shape: None,
+                    scheduled,
+                })
+            }
+            _ => Err(RotationError::SecretExists {
+                secret: name,
+                user: user.to_string(),
+            }),
+        }
     }
 
     /// Whether secret `name` exists and its AWSCURRENT holds `key_id` (with its ARN).

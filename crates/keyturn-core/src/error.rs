@@ -179,6 +179,9 @@ pub enum RotationError {
     #[error("user {user} already has two access keys ({}); IAM allows no third: adopt the secret that holds one (keyturn enroll --adopt SECRET) or delete the key nothing uses, then enroll again; nothing was changed", keys.join(", "))]
     UserFull { user: String, keys: Vec<String> },
 
+    #[error("secret {secret} exists and is not user {user}'s enrolled secret; take it over with keyturn enroll --adopt {secret}, or enroll with another --secret-name; nothing was changed")]
+    SecretExists { secret: String, user: String },
+
     #[error("secret {secret}: CreateSecret for user {user} failed ({source}); {cleanup}")]
     CreateSecretFailed {
         secret: String,
@@ -288,6 +291,7 @@ impl RotationError {
             RotationError::UserHasOtherSecret { .. } => "UserHasOtherSecret",
             RotationError::NotUsersKey { .. } => "NotUsersKey",
             RotationError::UserFull { .. } => "UserFull",
+            RotationError::SecretExists { .. } => "SecretExists",
             RotationError::CreateSecretFailed { .. } => "CreateSecretFailed",
             RotationError::ScheduleFailed { .. } => "ScheduleFailed",
             RotationError::BadPolicy { .. } => "BadPolicy",

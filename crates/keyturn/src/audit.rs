@@ -11,7 +11,7 @@ use keyturn_core::audit::{
     age_histogram, audit, fetch_report, parse_report, AuditEntry, AuditPolicy, Finding, ManagedKey,
 };
 use keyturn_core::error::{parse_rfc3339, rfc3339};
-use keyturn_core::ports::{Iam, SecretInfo, SecretStore, AWSCURRENT, AWSPREVIOUS};
+use keyturn_core::ports::{Clock, Iam, SecretInfo, SecretStore, AWSCURRENT, AWSPREVIOUS};
 use keyturn_core::rules::{self, SweepPolicy};
 use keyturn_core::state::Needs;
 use keyturn_core::tags;
@@ -30,7 +30,7 @@ pub async fn run(rotator: Arc<AwsRotator>, a: AuditArgs, output: Output) -> anyh
         )
     })?;
     let as_of = match &a.as_of {
-        None => OffsetDateTime::now_utc(),
+        None => rotator.clock().now(),
         Some(d) => parse_date(d)
             .with_context(|| format!("--as-of {d:?}: expected YYYY-MM-DD or an RFC 3339 time"))?,
     };

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use keyturn_aws::{Aws, AwsRotator};
 use keyturn_core::error::{describe_use, rfc3339};
-use keyturn_core::ports::{SecretStore, VersionRef, AWSCURRENT};
+use keyturn_core::ports::{Clock, SecretStore, VersionRef, AWSCURRENT};
 use keyturn_core::rotation::{LocalMode, LocalRequest};
 use keyturn_core::rules::{self, InUsePolicy, SweepPolicy};
 use keyturn_core::state::{LastUse, Needs};
@@ -315,8 +315,7 @@ async fn credential_process(r: &AwsRotator, a: CredentialProcessArgs) -> anyhow:
     let key = value
         .key()
         .with_context(|| format!("secret {} holds no access key", a.secret_id))?;
-    let expiration =
-        time::OffsetDateTime::now_utc() + time::Duration::minutes(a.refresh_minutes.into());
+    let expiration = r.clock().now() + time::Duration::minutes(a.refresh_minutes.into());
     // The one place keyturn prints a secret: credential_process hands it to the SDK on stdout.
     println!(
         "{}",

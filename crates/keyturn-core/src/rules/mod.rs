@@ -6,9 +6,11 @@
 //!   identity a key authenticates as);
 //! - [`retire`]: which key keyturn may delete or deactivate, and why: the only place a
 //!   [`Retirement`] is issued;
-//! - [`policy`]: rotation and sweep periods, due dates, the cut-over and "used since".
+//! - [`policy`]: rotation and sweep periods, due dates, the cut-over and "used since";
+//! - [`problems`]: what `keyturn status` reports as wrong.
 
 pub mod policy;
+pub mod problems;
 pub mod retire;
 
 use std::collections::BTreeMap;
@@ -21,8 +23,9 @@ use crate::tags;
 pub use policy::{
     cutover_time, is_due, recorded_cutover, rotation_days, used_since, InUsePolicy, SweepPolicy,
 };
+pub use problems::problems;
 pub use retire::{
-    after_failed_store, cancel_plan, free_slot, problems, sweep_plan, AfterFailedStore, CancelPlan,
+    after_failed_store, cancel_plan, free_slot, sweep_plan, AfterFailedStore, CancelPlan,
     OrphanPolicy, RetireAction, RetireReason, Retirement, StoreCheck, SweepDecision, YOUNG_KEY,
 };
 

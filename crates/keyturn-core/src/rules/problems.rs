@@ -1,0 +1,73 @@
+//! What is wrong with a secret, for `keyturn status`: judgements over the same state the
+//! rotation decides on.
+
+use crate::error::describe_use;
+use crate::ports::KeyStatus;
+use crate::rules::policy::used_since;
+use crate::state::SecretState;
+use crate::tags::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+
+/// What is wrong with a secret, for `keyturn status`, most serious first.
+pub fn problems(state: &SecretState) -> Vec<String> {
+    let mut out = Vec::new();
+    for (version, reason) in state.unreadable() {
+        out.push(format!(
+            "the {version} value cannot be read: {reason}; no rotation can run until it is fixed"
+        ));
+    }
+    if !state.other_secrets.is_empty() {
+        out.push(format!(
+            "other secrets are tagged for user {} too ({}): one user, one managed secret; rotations refuse until one is untagged",
+            state.user.name,
+            state.other_secrets.join(", ")
+        ));
+    }
+    for holding in &state.holdings {
+        let Some(key_id) = holding.key_id() else {
+            continue;
+        };
+        let relevant = holding
+            .labels
+            .iter()
+            .any(|l| l == AWSCURRENT || l == AWSPREVIOUS || l == AWSPENDING);
+        match state.key(key_id) {
+            None if relevant => out.push(format!(
+                "{} (version {}) holds key {key_id}, which is not one of user {}'s keys (deleted, or another user's)",
+                holding.labels.join(","),
+                holding.version,
+                state.user.name
+            )),
+            Some(k) if holding.labels.iter().any(|l| l == AWSCURRENT) && k.status != KeyStatus::Active => {
+                out.push(format!(
+                    "AWSCURRENT's key {key_id} is inactive: programs reading the secret cannot authenticate"
+                ))
+            }
+            _ => {}
+        }
+    }
+    if let Some(token) = crate::state::in_flight(&state.info) {
+        out.push(format!(
+            "a rotation is in flight (version {token} is AWSPENDING): keyturn rotate --resume or --cancel"
+        ));
+    }
+    let cutover = state.cutover();
+    for key in &state.keys {
+        let labels = state.labels_holding(&key.id);
+        if labels.is_empty() {
+            out.push(format!(
+                "key {} is held by no version of the secret (unmanaged)",
+                key.id
+            ));
+        }
+        if labels.contains(&AWSPREVIOUS) && !labels.contains(&AWSCURRENT) {
+            if let Some(u) = key.last_use.as_ref().filter(|u| used_since(u, cutover)) {
+                out.push(format!(
+                    "previous key {} is still in use ({})",
+                    key.id,
+                    describe_use(u)
+                ));
+            }
+        }
+    }
+    out
+}
