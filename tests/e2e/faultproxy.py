@@ -14,8 +14,8 @@ arrives and can break the first attempt of invocation k in one of these ways:
   process "right after call k".
 
 With `lag=seconds` it plays IAM's eventual consistency instead: for that long after a
-CreateAccessKey through the proxy, ListAccessKeys answers without the new key and STS refuses
-calls signed with it (InvalidClientTokenId), as real IAM may for some seconds.
+CreateAccessKey through the proxy, STS refuses calls signed with the new key (InvalidClientTokenId),
+and for `list_lag` seconds (default the same) ListAccessKeys answers without it, as real IAM may.
 
 Signatures still verify: the request reaches moto byte for byte, Host header included. Nothing in
 keyturn knows about the proxy; the process under test only has its endpoint.
@@ -60,7 +60,7 @@ def operation(headers, body: bytes) -> str:
 class FaultProxy:
     def __init__(
         self, upstream: str, kind: str | None = None, at: int | None = None, throttle_share: float = 0.0,
-        gate: tuple[str, int] | None = None, every: bool = False, lag: float = 0.0,
+        gate: tuple[str, int] | None = None, every: bool = False, lag: float = 0.0, list_lag: float | None = None,
     ):
         """`gate=(text, n)`: requests whose body contains `text` wait until n of them have arrived
         (at most 10 s), so that n processes make that call at the same moment. `every`: break every
@@ -69,6 +69,7 @@ class FaultProxy:
         self.upstream = upstream.split("//", 1)[1]
         self.kind, self.at, self.throttle_share, self.every = kind, at, throttle_share, every
         self.lag = lag
+        self.list_lag = lag if list_lag is None else list_lag
         self.created: dict[str, float] = {}  # key id -> when CreateAccessKey answered
         self.hidden = 0  # ListAccessKeys answers that left a key out
         self.refused = 0  # STS calls refused for a lagging key
@@ -136,7 +137,7 @@ class FaultProxy:
             return self._error(h, fault, op)
         if self.lag and op == "GetCallerIdentity":
             signer = re.search(r"Credential=([A-Z0-9]+)/", h.headers.get("Authorization") or "")
-            if signer and self._lagging(signer.group(1)):
+            if signer and self._lagging(signer.group(1), self.lag):
                 with self.lock:
                     self.refused += 1
                 return self._error(h, "invalid", op)
@@ -148,12 +149,12 @@ class FaultProxy:
             except threading.BrokenBarrierError:
                 pass
         status, headers, payload = self._forward(h, body)
-        if self.lag and status == 200 and op == "CreateAccessKey":
+        if (self.lag or self.list_lag) and status == 200 and op == "CreateAccessKey":
             made = re.search(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>", payload)
             if made:
                 with self.lock:
                     self.created[made.group(1).decode()] = time.monotonic()
-        if self.lag and status == 200 and op == "ListAccessKeys":
+        if self.list_lag and status == 200 and op == "ListAccessKeys":
             payload = self._hide_new_keys(payload)
         if fault == "reset":
             h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -177,15 +178,15 @@ class FaultProxy:
         h.end_headers()
         h.wfile.write(payload)
 
-    def _lagging(self, key_id: str) -> bool:
+    def _lagging(self, key_id: str, lag: float) -> bool:
         with self.lock:
             made = self.created.get(key_id)
-        return made is not None and time.monotonic() - made < self.lag
+        return made is not None and time.monotonic() - made < lag
 
     def _hide_new_keys(self, payload: bytes) -> bytes:
         def keep(member: re.Match) -> bytes:
             key = re.search(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>", member.group(0))
-            if key and self._lagging(key.group(1).decode()):
+            if key and self._lagging(key.group(1).decode(), self.list_lag):
                 with self.lock:
                     self.hidden += 1
                 return b""

@@ -8,6 +8,7 @@ use crate::ports::{AccessKeys, Clock, Iam, IdentityCheck, SecretInfo, SecretStor
 use crate::rotation::aws;
 use crate::rules::{self, AfterFailedStore, StoreCheck};
 use crate::secret::SecretValue;
+use crate::state::KeyFacts;
 use crate::tags::{self, AWSCURRENT};
 use crate::Rotator;
 
@@ -112,10 +113,29 @@ where
             .await
             .map_err(|e| crate::rotation::user_call_failed("ListAccessKeys", name, user, e))?;
         if keys.len() >= 2 {
-            return Err(RotationError::UserFull {
-                user: user.to_string(),
-                keys: keys.into_iter().map(|k| k.id).collect(),
-            });
+            // Only an interrupted enrollment's key may make room; its last use decides.
+            let now = self.clock().now();
+            let mut facts = Vec::new();
+            for k in keys {
+                let last_use = if now - k.created < rules::YOUNG_KEY {
+                    Some(iam.last_used(&k.id).await.map_err(|e| {
+                        aws("GetAccessKeyLastUsed", name, Some(user), Some(&k.id), e)
+                    })?)
+                } else {
+                    None
+                };
+                facts.push(KeyFacts {
+                    id: k.id,
+                    status: k.status,
+                    created: k.created,
+                    last_use,
+                });
+            }
+            if let Some(r) = rules::free_slot_for_enroll(user, &facts, now)? {
+                crate::retire(&iam, &r)
+                    .await
+                    .map_err(|e| aws("DeleteAccessKey", name, Some(user), Some(r.key_id()), e))?;
+            }
         }
         let key = iam
             .create(user)

@@ -26,7 +26,10 @@ where
     /// setSecret: nothing to change in IAM. A key is live once created and testSecret proves it;
     /// listing keys here would cost a call and, under IAM's read-after-write lag, raise false alarms.
     pub(super) fn set(&self, o: &Opened<'_>) -> StepReport {
-        StepReport::new(Step::Set, o.name(), Action::Confirmed)
+        let mut report = StepReport::new(Step::Set, o.name(), Action::Confirmed);
+        // For the log line only; the step reads no value.
+        report.user = o.info.tags.get(tags::USER).cloned();
+        report
     }
 
     /// testSecret: the pending key must authenticate as the user, in the secret's account, within

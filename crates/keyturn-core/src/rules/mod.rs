@@ -25,8 +25,9 @@ pub use policy::{
 };
 pub use problems::problems;
 pub use retire::{
-    after_failed_store, cancel_plan, free_slot, sweep_plan, AfterFailedStore, CancelPlan,
-    OrphanPolicy, RetireAction, RetireReason, Retirement, StoreCheck, SweepDecision, YOUNG_KEY,
+    after_failed_store, cancel_plan, free_slot, free_slot_for_enroll, sweep_plan, AfterFailedStore,
+    CancelPlan, OrphanPolicy, RetireAction, RetireReason, Retirement, StoreCheck, SweepDecision,
+    YOUNG_KEY,
 };
 
 /// Where the secret's user name came from.

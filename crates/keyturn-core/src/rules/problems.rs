@@ -32,7 +32,7 @@ pub fn problems(state: &SecretState) -> Vec<String> {
             .any(|l| l == AWSCURRENT || l == AWSPREVIOUS || l == AWSPENDING);
         match state.key(key_id) {
             None if relevant => out.push(format!(
-                "{} (version {}) holds key {key_id}, which is not one of user {}'s keys (deleted, or another user's)",
+                "{} (version {}) holds key {key_id}, which no longer exists for user {} (deleted, or another user's key)",
                 holding.labels.join(","),
                 holding.version,
                 state.user.name

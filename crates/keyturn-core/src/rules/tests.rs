@@ -634,3 +634,21 @@ fn used_since_is_strict_and_cautious() {
     assert!(used_since(&u(1), Some(t)));
     assert!(used_since(&u(0), None));
 }
+
+#[test]
+fn enroll_frees_a_slot_only_from_an_interrupted_enrollments_unused_fresh_key() {
+    let fresh = NOW - Duration::minutes(1);
+    let old = NOW - Duration::days(3);
+    let decide = |keys: Vec<KeyFacts>| {
+        free_slot_for_enroll("app1", &keys, NOW).map(|r| r.map(|r| r.key_id().to_string()))
+    };
+    assert_eq!(decide(vec![key("A", old, None)]), Ok(None), "a free slot");
+    assert_eq!(
+        decide(vec![key("A", old, None), key("B", fresh, never())]),
+        Ok(Some("B".into()))
+    );
+    let used_fresh = decide(vec![key("A", old, None), key("B", fresh, used(NOW))]);
+    assert_eq!(used_fresh.map_err(|e| e.error_type()), Err("UserFull"));
+    let two_old = decide(vec![key("A", old, None), key("B", old, None)]);
+    assert_eq!(two_old.map_err(|e| e.error_type()), Err("UserFull"));
+}
