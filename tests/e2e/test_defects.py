@@ -96,9 +96,9 @@ def test_managed_means_the_value_true(moto, keyturn, secrets_seen):
 def test_enroll_whose_create_secret_outcome_is_unknown_looks_before_deleting(moto, keyturn_binary, secrets_seen):
     user = unique("unknown")
     moto.client("iam").create_user(UserName=user)
-    # Calls: ListSecrets, ListAccessKeys, CreateAccessKey, CreateSecret (4th): every attempt of
-    # CreateSecret is forwarded, then its connection reset.
-    proxy = FaultProxy(moto.endpoint, "reset", 4, every=True)
+    # Calls: DescribeSecret, ListSecrets, ListAccessKeys, CreateAccessKey, CreateSecret (5th):
+    # every attempt of CreateSecret is forwarded, then its connection reset.
+    proxy = FaultProxy(moto.endpoint, "reset", 5, every=True)
     try:
         env = dict(base_env(moto.endpoint, *moto.admin), AWS_ENDPOINT_URL=proxy.endpoint)
         proc = subprocess.run([str(keyturn_binary), "--output", "json", "enroll", user], env=env, capture_output=True, text=True, timeout=180)

@@ -113,34 +113,26 @@ where
             .await
             .map_err(|e| crate::rotation::user_call_failed("ListAccessKeys", name, user, e))?;
         if keys.len() >= 2 {
-            // Only an interrupted enrollment's key may make room; its last use decides.
-            let now = self.clock().now();
-            let mut facts = Vec::new();
-            for k in keys {
-                let last_use = if now - k.created < rules::YOUNG_KEY {
-                    Some(iam.last_used(&k.id).await.map_err(|e| {
-                        aws("GetAccessKeyLastUsed", name, Some(user), Some(&k.id), e)
-                    })?)
-                } else {
-                    None
-                };
-                facts.push(KeyFacts {
-                    id: k.id,
-                    status: k.status,
-                    created: k.created,
-                    last_use,
-                });
-            }
-            if let Some(r) = rules::free_slot_for_enroll(user, &facts, now)? {
-                crate::retire(&iam, &r)
-                    .await
-                    .map_err(|e| aws("DeleteAccessKey", name, Some(user), Some(r.key_id()), e))?;
-            }
+            return Err(RotationError::UserFull {
+                user: user.to_string(),
+                keys: keys.into_iter().map(|k| k.id).collect(),
+            });
         }
-        let key = iam
-            .create(user)
-            .await
-            .map_err(|e| crate::rotation::user_call_failed("CreateAccessKey", name, user, e))?;
+        let before: Vec<String> = keys.into_iter().map(|k| k.id).collect();
+        let key = match iam.create(user).await {
+            Ok(key) => key,
+            Err(e) if e.is_transient() => {
+                return Err(self.unanswered_create(name, user, &before, e).await)
+            }
+            Err(e) => {
+                return Err(crate::rotation::user_call_failed(
+                    "CreateAccessKey",
+                    name,
+                    user,
+                    e,
+                ))
+            }
+        };
         let key_id = key.id.clone();
         let value = SecretValue::canonical(user, key).render();
         let mut tag_list = vec![
@@ -199,6 +191,55 @@ where
             shape: None,
             scheduled,
         })
+    }
+
+    /// CreateAccessKey's answers were all lost: delete the keys its attempts made (new since the list
+    /// taken before, unused, held by no secret), and say what was done.
+    async fn unanswered_create(
+        &self,
+        name: &str,
+        user: &str,
+        before: &[String],
+        error: crate::ports::ApiError,
+    ) -> RotationError {
+        let iam = self.iam().own();
+        let mut facts = Vec::new();
+        let cleanup = match iam.list(user).await {
+            Err(e) => format!("the keys could not be listed again ({e}): if user {user} has a key made just now that nothing uses, delete it, then enroll again"),
+            Ok(listed) => {
+                for k in listed {
+                    let last_use = if before.contains(&k.id) {
+                        None
+                    } else {
+                        iam.last_used(&k.id).await.ok()
+                    };
+                    facts.push(KeyFacts {
+                        id: k.id,
+                        status: k.status,
+                        created: k.created,
+                        last_use,
+                    });
+                }
+                let mut done = Vec::new();
+                for r in rules::unanswered_creates(user, before, &facts) {
+                    match crate::retire(&iam, &r).await {
+                        Ok(()) => done.push(format!("deleted {}", r.key_id())),
+                        Err(d) => done.push(format!("deleting {} failed ({d}): delete it by hand", r.key_id())),
+                    }
+                }
+                if done.is_empty() {
+                    "no key it made is listed (IAM may lag): if one appears that nothing uses, delete it; the enrollment is safe to retry".into()
+                } else {
+                    format!("the keys its attempts made, held by no secret: {}; the enrollment is safe to retry", done.join(", "))
+                }
+            }
+        };
+        RotationError::CreateKeyUnanswered {
+            secret: name.to_string(),
+            user: user.to_string(),
+            cleanup,
+            source: error,
+        }
     }
 
     /// `name` exists: it is this user's enrolled secret (tagged for the user and managed, holding one

@@ -182,6 +182,16 @@ pub enum RotationError {
     #[error("secret {secret} exists and is not user {user}'s enrolled secret; take it over with keyturn enroll --adopt {secret}, or enroll with another --secret-name; nothing was changed")]
     SecretExists { secret: String, user: String },
 
+    #[error(
+        "secret {secret}: CreateAccessKey for user {user} got no answer ({source}); {cleanup}"
+    )]
+    CreateKeyUnanswered {
+        secret: String,
+        user: String,
+        cleanup: String,
+        source: ApiError,
+    },
+
     #[error("secret {secret}: CreateSecret for user {user} failed ({source}); {cleanup}")]
     CreateSecretFailed {
         secret: String,
@@ -293,6 +303,7 @@ impl RotationError {
             RotationError::UserFull { .. } => "UserFull",
             RotationError::SecretExists { .. } => "SecretExists",
             RotationError::CreateSecretFailed { .. } => "CreateSecretFailed",
+            RotationError::CreateKeyUnanswered { .. } => "CreateKeyUnanswered",
             RotationError::ScheduleFailed { .. } => "ScheduleFailed",
             RotationError::BadPolicy { .. } => "BadPolicy",
             RotationError::PendingValueMissing { .. } => "PendingValueMissing",

@@ -25,7 +25,7 @@ pub use policy::{
 };
 pub use problems::problems;
 pub use retire::{
-    after_failed_store, cancel_plan, free_slot, free_slot_for_enroll, sweep_plan, AfterFailedStore,
+    after_failed_store, cancel_plan, free_slot, sweep_plan, unanswered_creates, AfterFailedStore,
     CancelPlan, OrphanPolicy, RetireAction, RetireReason, Retirement, StoreCheck, SweepDecision,
     YOUNG_KEY,
 };

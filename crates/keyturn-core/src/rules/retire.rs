@@ -56,9 +56,6 @@ pub enum RetireReason {
     Orphan { created: OffsetDateTime },
     /// The new key could not be stored (createSecret) or enrolled, and surely is held by no secret.
     NotStored,
-    /// enroll: made minutes ago, never used, no secret tagged for the user: an interrupted
-    /// enrollment's key, whose secret half was lost with that run.
-    StoppedEnrollment { created: OffsetDateTime },
     /// `rotate --cancel`: the key the cancelled rotation made, held by AWSPENDING alone, unused.
     Cancelled { token: String },
     /// The sweep: the grace period is over and the key was not used since the cut-over.
@@ -80,11 +77,6 @@ impl fmt::Display for RetireReason {
             RetireReason::Orphan { created } => write!(
                 f,
                 "held by no version and never used (left by an interrupted rotation, created {})",
-                rfc3339(*created)
-            ),
-            RetireReason::StoppedEnrollment { created } => write!(
-                f,
-                "made at {} by an enrollment that did not finish, never used, no secret tagged for the user",
                 rfc3339(*created)
             ),
             RetireReason::NotStored => {
@@ -233,33 +225,17 @@ pub fn free_slot(
     }
 }
 
-/// enroll needs a slot and the user has two keys, while no secret is tagged for the user: a key made
-/// in the last few minutes ([`YOUNG_KEY`]) and never used can only be an interrupted enrollment's
-/// (whose secret half was lost with that run), and may go. Any other key is someone's: refuse.
-pub fn free_slot_for_enroll(
-    user: &str,
-    keys: &[KeyFacts],
-    now: OffsetDateTime,
-) -> Result<Option<Retirement>, RotationError> {
-    if keys.len() < 2 {
-        return Ok(None);
-    }
-    keys.iter()
-        .filter(|k| now - k.created < YOUNG_KEY)
+/// CreateAccessKey failed with its outcome unknown (every attempt's answer lost): the keys the user
+/// has now that the list taken just before did not show, and that nobody used, are the ones those
+/// attempts made. No secret holds them (nothing was stored yet), so they may go. A key the list
+/// still omits (IAM's lag) stays; the caller says so.
+pub fn unanswered_creates(user: &str, before: &[String], after: &[KeyFacts]) -> Vec<Retirement> {
+    after
+        .iter()
+        .filter(|k| !before.contains(&k.id))
         .filter(|k| k.last_use.as_ref().is_some_and(|u| u.last_used.is_none()))
-        .min_by_key(|k| k.created)
-        .map(|k| {
-            Some(Retirement::new(
-                user,
-                &k.id,
-                RetireAction::Delete,
-                RetireReason::StoppedEnrollment { created: k.created },
-            ))
-        })
-        .ok_or_else(|| RotationError::UserFull {
-            user: user.to_string(),
-            keys: keys.iter().map(|k| k.id.clone()).collect(),
-        })
+        .map(|k| Retirement::new(user, &k.id, RetireAction::Delete, RetireReason::NotStored))
+        .collect()
 }
 
 /// What a failed PutSecretValue (or CreateSecret) left, as found by reading back.

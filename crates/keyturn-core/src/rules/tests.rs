@@ -636,19 +636,22 @@ fn used_since_is_strict_and_cautious() {
 }
 
 #[test]
-fn enroll_frees_a_slot_only_from_an_interrupted_enrollments_unused_fresh_key() {
-    let fresh = NOW - Duration::minutes(1);
-    let old = NOW - Duration::days(3);
-    let decide = |keys: Vec<KeyFacts>| {
-        free_slot_for_enroll("app1", &keys, NOW).map(|r| r.map(|r| r.key_id().to_string()))
-    };
-    assert_eq!(decide(vec![key("A", old, None)]), Ok(None), "a free slot");
+fn keys_an_unanswered_create_made_are_the_new_unused_ones_only() {
+    let fresh = NOW - Duration::seconds(2);
+    let before = vec!["A".to_string()];
+    let after = vec![
+        key("A", NOW - Duration::days(3), never()),
+        key("B", fresh, never()),
+        key("C", fresh, used(NOW)),
+        key("D", fresh, None),
+    ];
+    let gone: Vec<String> = unanswered_creates("app1", &before, &after)
+        .iter()
+        .map(|r| r.key_id().to_string())
+        .collect();
     assert_eq!(
-        decide(vec![key("A", old, None), key("B", fresh, never())]),
-        Ok(Some("B".into()))
+        gone,
+        ["B"],
+        "not the key listed before, a used one, or one whose use is unknown"
     );
-    let used_fresh = decide(vec![key("A", old, None), key("B", fresh, used(NOW))]);
-    assert_eq!(used_fresh.map_err(|e| e.error_type()), Err("UserFull"));
-    let two_old = decide(vec![key("A", old, None), key("B", old, None)]);
-    assert_eq!(two_old.map_err(|e| e.error_type()), Err("UserFull"));
 }
