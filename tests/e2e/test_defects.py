@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
+from datetime import datetime, timedelta, timezone
 
 from conftest import ALL_OUTPUT
 from faultproxy import FaultProxy
 from harness import base_env
 from test_cli import managed_secret
-from test_rotation_function import key_statuses, make_user, unique, value, whoami
+from test_rotation_function import key_statuses, make_user, start_rotation, unique, value, whoami
 
 
 def test_a_second_secret_for_a_user_is_refused_and_the_first_keeps_its_key(moto, keyturn, secrets_seen):
@@ -112,3 +114,119 @@ def test_enroll_whose_create_secret_outcome_is_unknown_looks_before_deleting(mot
     assert json.loads(proc.stdout)["keyId"] == current["AccessKeyId"]
     assert key_statuses(moto, user) == {current["AccessKeyId"]: "Active"}, "the key the secret holds was kept"
     assert whoami(moto, current["AccessKeyId"], current["SecretAccessKey"]).endswith(f":user/{user}")
+
+
+def _rotated(moto, keyturn, secrets_seen, prefix, tags=()):
+    user, secret_id, a = managed_secret(moto, secrets_seen, prefix, tags=tags)
+    keyturn("rotate", secret_id)
+    b = value(moto, secret_id, "AWSCURRENT")
+    secrets_seen.add(b["SecretAccessKey"])
+    return user, secret_id, a, b
+
+
+def test_a_refused_rotate_of_a_value_that_is_not_json_writes_nothing(moto, keyturn, secrets_seen):
+    user = unique("nojson")
+    make_user(moto, user, secrets_seen)
+    broken = unique("keyturn/nojson")
+    sm = moto.client("secretsmanager")
+    sm.create_secret(Name=broken, SecretString="not json", Tags=[{"Key": "keyturn:user", "Value": user}])
+    proc = keyturn("--output", "json", "rotate", broken, check=False)
+    assert proc.returncode == 1 and json.loads(proc.stdout)[0]["errorType"] == "BadSecretValue"
+    assert len(sm.list_secret_version_ids(SecretId=broken)["Versions"]) == 1, "no version written"
+    status = keyturn("status", broken, check=False)
+    assert status.returncode == 1 and "cannot be read" in status.stdout, status.stdout
+
+
+def test_cancel_deletes_only_the_key_its_rotation_made(moto, keyturn, secrets_seen):
+    user, secret_id, own = managed_secret(moto, secrets_seen, "cancelforged")
+    victim = unique("victim")
+    victims = make_user(moto, victim, secrets_seen)
+    # A pending version that names another user and holds that user's only key.
+    token = start_rotation(moto, secret_id)
+    moto.client("secretsmanager").put_secret_value(
+        SecretId=secret_id, ClientRequestToken=token, VersionStages=["AWSPENDING"],
+        SecretString=json.dumps({"UserName": victim, "AccessKeyId": victims["AccessKeyId"], "SecretAccessKey": victims["SecretAccessKey"]}),
+    )
+    out = json.loads(keyturn("--output", "json", "rotate", "--cancel", secret_id).stdout)[0]
+    assert out["outcome"] == "cancelled" and out["deletedKeyId"] is None, out
+    assert f"not one of user {user}'s keys" in out["detail"], out
+    assert key_statuses(moto, victim) == {victims["AccessKeyId"]: "Active"}
+    assert whoami(moto, victims["AccessKeyId"], victims["SecretAccessKey"]).endswith(f":user/{victim}")
+    assert key_statuses(moto, user) == {own["AccessKeyId"]: "Active"}
+
+
+def test_the_sweep_keeps_the_previous_key_while_the_current_one_is_broken(moto, keyturn, secrets_seen):
+    user, secret_id, a, b = _rotated(moto, keyturn, secrets_seen, "brokencur")
+    iam = moto.client("iam")
+    iam.update_access_key(UserName=user, AccessKeyId=b["AccessKeyId"], Status="Inactive")
+    for _ in range(2):
+        proc = keyturn("--output", "json", "sweep", "--grace-days", "0", "--delete-after-days", "0", secret_id, check=False)
+        row = json.loads(proc.stdout)[0]
+        assert proc.returncode == 1 and row["action"] == "blocked" and row["keyId"] == a["AccessKeyId"], row
+    assert key_statuses(moto, user)[a["AccessKeyId"]] == "Active", "the last working key is kept"
+    status = keyturn("status", secret_id, check=False)
+    assert status.returncode == 1 and f"AWSCURRENT's key {b['AccessKeyId']} is inactive" in status.stdout
+    iam.delete_access_key(UserName=user, AccessKeyId=b["AccessKeyId"])
+    row = json.loads(keyturn("--output", "json", "sweep", "--grace-days", "0", secret_id, check=False).stdout)[0]
+    assert row["action"] == "blocked" and "does not exist" in row["detail"], row
+    assert key_statuses(moto, user) == {a["AccessKeyId"]: "Active"}
+
+
+def test_a_stale_deactivation_record_does_not_delete_a_key_used_since(moto, keyturn, secrets_seen):
+    user, secret_id, a, b = _rotated(moto, keyturn, secrets_seen, "stale")
+    assert json.loads(keyturn("--output", "json", "sweep", "--grace-days", "0", secret_id).stdout)[0]["action"] == "deactivated"
+    iam = moto.client("iam")
+    time.sleep(1.1)
+    iam.update_access_key(UserName=user, AccessKeyId=a["AccessKeyId"], Status="Active")
+    moto.client("iam", a["AccessKeyId"], a["SecretAccessKey"]).list_users()  # a program uses it again
+    iam.update_access_key(UserName=user, AccessKeyId=a["AccessKeyId"], Status="Inactive")
+    row = json.loads(keyturn("--output", "json", "sweep", "--delete-after-days", "0", secret_id).stdout)[0]
+    assert row["action"] == "waiting", row
+    assert a["AccessKeyId"] in key_statuses(moto, user), "not deleted on a stale record"
+
+
+def test_the_sweep_clears_awsprevious_from_a_key_already_gone(moto, keyturn, secrets_seen):
+    user, secret_id, a, b = _rotated(moto, keyturn, secrets_seen, "gone")
+    moto.client("iam").delete_access_key(UserName=user, AccessKeyId=a["AccessKeyId"])
+    row = json.loads(keyturn("--output", "json", "sweep", secret_id).stdout)[0]
+    assert row["action"] == "cleared" and row["keyId"] == a["AccessKeyId"], row
+    stages = moto.client("secretsmanager").describe_secret(SecretId=secret_id)["VersionIdsToStages"]
+    assert not any("AWSPREVIOUS" in labels for labels in stages.values())
+    assert keyturn("status", secret_id).returncode == 0
+
+
+def test_a_full_sweep_cycle_writes_no_secret_value(moto, keyturn_binary, keyturn, secrets_seen):
+    user, secret_id, a, b = _rotated(moto, keyturn, secrets_seen, "cycle")
+    sm = moto.client("secretsmanager")
+    versions = len(sm.list_secret_version_ids(SecretId=secret_id, IncludeDeprecated=True)["Versions"])
+    proxy = FaultProxy(moto.endpoint)
+    try:
+        env = dict(base_env(moto.endpoint, *moto.admin), AWS_ENDPOINT_URL=proxy.endpoint)
+        for args in (["sweep", "--grace-days", "0", secret_id], ["sweep", "--delete-after-days", "0", secret_id]):
+            proc = subprocess.run([str(keyturn_binary), "--output", "json", *args], env=env, capture_output=True, text=True, timeout=120)
+            ALL_OUTPUT.append(proc.stdout + proc.stderr)
+            assert proc.returncode == 0, proc.stderr
+        calls = list(proxy.calls)
+    finally:
+        proxy.close()
+    assert "DeleteAccessKey" in calls and "UpdateAccessKey" in calls, calls
+    assert not {"PutSecretValue", "UpdateSecret"} & set(calls), calls
+    assert len(sm.list_secret_version_ids(SecretId=secret_id, IncludeDeprecated=True)["Versions"]) == versions
+    assert key_statuses(moto, user) == {b["AccessKeyId"]: "Active"}
+
+
+def test_the_audit_survives_a_managed_secret_whose_user_is_gone_and_honours_its_grace_tag(moto, keyturn, secrets_seen):
+    gone_user, gone_secret, gone_key = managed_secret(moto, secrets_seen, "ghost")
+    iam = moto.client("iam")
+    iam.delete_access_key(UserName=gone_user, AccessKeyId=gone_key["AccessKeyId"])
+    iam.delete_user_policy(UserName=gone_user, PolicyName="p")
+    iam.delete_user(UserName=gone_user)
+    user, secret_id, a, b = _rotated(moto, keyturn, secrets_seen, "graceful", tags=[{"Key": "keyturn:grace-days", "Value": "30"}])
+    plain_user, _, plain_a, _ = _rotated(moto, keyturn, secrets_seen, "plain")
+    in_ten_days = (datetime.now(timezone.utc) + timedelta(days=10)).strftime("%Y-%m-%d")
+    proc = keyturn("--output", "json", "audit", "--as-of", in_ten_days, check=False)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert gone_secret in proc.stderr and "unmanaged" in proc.stderr, proc.stderr
+    keys = {k["keyId"]: k for k in json.loads(proc.stdout)["keys"] if k["user"] in (user, plain_user)}
+    assert "stale-previous" in keys[plain_a["AccessKeyId"]]["findings"], "the default grace is 7 days"
+    assert "stale-previous" not in keys[a["AccessKeyId"]]["findings"], "the secret's 30 grace days apply"

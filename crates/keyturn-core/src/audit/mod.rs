@@ -174,7 +174,7 @@ pub fn audit(rows: &[ReportRow], managed: &[ManagedKey], policy: &AuditPolicy) -
             match held {
                 None => findings.push(Finding::Unmanaged),
                 Some(m) => {
-                    if m.label == "AWSPREVIOUS" {
+                    if m.label == crate::tags::AWSPREVIOUS {
                         let since = m.cutover.or(m.created);
                         let grace = m.grace.unwrap_or(policy.grace);
                         if since.is_none_or(|s| policy.as_of - s > grace) {
