@@ -123,7 +123,7 @@ def test_sweep_deactivates_an_unused_previous_key_and_reports_one_in_use(moto, k
     user_b, secret_b, old_b = managed_secret(moto, secrets_seen)
     keyturn("rotate", secret_a, secret_b)
     time.sleep(1.1)
-    moto.client("iam", old_b["AccessKeyId"], old_b["SecretAccessKey"]).list_users()  # b's old key is still in use
+    whoami(moto, old_b["AccessKeyId"], old_b["SecretAccessKey"])  # b's old key is still in use
 
     in_use = keyturn("status", secret_b, check=False)
     assert in_use.returncode == 1 and f"previous key {old_b['AccessKeyId']} is still in use" in in_use.stdout

@@ -58,7 +58,7 @@ def test_a_refused_rotate_writes_nothing_and_its_retry_runs_at_once(moto, keytur
     user, secret_id, old = managed_secret(moto, secrets_seen, "retry")
     keyturn("rotate", secret_id)
     # The previous key is still in use: the next rotation must refuse to delete it.
-    moto.client("iam", old["AccessKeyId"], old["SecretAccessKey"]).list_users()
+    whoami(moto, old["AccessKeyId"], old["SecretAccessKey"])  # a consumer uses it
     sm = moto.client("secretsmanager")
     versions_before = sm.list_secret_version_ids(SecretId=secret_id)["Versions"]
     plan = keyturn("--output", "json", "rotate", "--dry-run", secret_id, check=False)
@@ -178,7 +178,7 @@ def test_a_stale_deactivation_record_does_not_delete_a_key_used_since(moto, keyt
     iam = moto.client("iam")
     time.sleep(1.1)
     iam.update_access_key(UserName=user, AccessKeyId=a["AccessKeyId"], Status="Active")
-    moto.client("iam", a["AccessKeyId"], a["SecretAccessKey"]).list_users()  # a program uses it again
+    whoami(moto, a["AccessKeyId"], a["SecretAccessKey"])  # a program uses it again
     iam.update_access_key(UserName=user, AccessKeyId=a["AccessKeyId"], Status="Inactive")
     row = json.loads(keyturn("--output", "json", "sweep", "--delete-after-days", "0", secret_id).stdout)[0]
     assert row["action"] == "waiting", row
@@ -230,3 +230,24 @@ def test_the_audit_survives_a_managed_secret_whose_user_is_gone_and_honours_its_
     keys = {k["keyId"]: k for k in json.loads(proc.stdout)["keys"] if k["user"] in (user, plain_user)}
     assert "stale-previous" in keys[plain_a["AccessKeyId"]]["findings"], "the default grace is 7 days"
     assert "stale-previous" not in keys[a["AccessKeyId"]]["findings"], "the secret's 30 grace days apply"
+
+
+def test_keyturns_own_calls_with_a_master_key_do_not_count_as_a_consumers_use(moto, keyturn, secrets_seen):
+    # Master secret M: an administrator's key that other secrets' rotations sign IAM calls with.
+    admin, master, k_old = managed_secret(moto, secrets_seen, "master")
+    moto.client("iam").put_user_policy(UserName=admin, PolicyName="p", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]}))
+    keyturn("rotate", master)
+    secrets_seen.add(value(moto, master, "AWSCURRENT")["SecretAccessKey"])
+    # A rotation of another secret that read M's AWSCURRENT just before M's cut-over goes on signing
+    # its IAM calls with the old key for a few seconds: that is keyturn's use, not a consumer's.
+    moto.client("iam", k_old["AccessKeyId"], k_old["SecretAccessKey"]).list_access_keys(UserName=admin)
+    row = json.loads(keyturn("--output", "json", "sweep", "--grace-days", "0", master).stdout)[0]
+    assert row["action"] == "deactivated" and row["keyId"] == k_old["AccessKeyId"], row
+    # A consumer's call (any other service) does count.
+    user, other, o_old = managed_secret(moto, secrets_seen, "consumer")
+    keyturn("rotate", other)
+    secrets_seen.add(value(moto, other, "AWSCURRENT")["SecretAccessKey"])
+    whoami(moto, o_old["AccessKeyId"], o_old["SecretAccessKey"])
+    row = json.loads(keyturn("--output", "json", "sweep", "--grace-days", "0", other).stdout)[0]
+    assert row["action"] == "in-use", row

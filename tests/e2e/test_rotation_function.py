@@ -135,13 +135,13 @@ def test_a_previous_key_still_in_use_is_refused_and_kept(moto, function_factory,
     second = value(moto, secret_id, "AWSCURRENT")
     secrets_seen.add(second["SecretAccessKey"])
     time.sleep(1.1)  # IAM's last-used dates have one-second precision
-    moto.client("iam", first["AccessKeyId"], first["SecretAccessKey"]).list_users()  # a consumer on the old key
+    whoami(moto, first["AccessKeyId"], first["SecretAccessKey"])  # a consumer on the old key
 
     token = start_rotation(moto, secret_id)
     ok, body = fn.step("createSecret", secret_id, token)
     assert not ok
     assert body["errorType"] == "KeyInUse"
-    assert first["AccessKeyId"] in body["errorMessage"] and "by iam" in body["errorMessage"]
+    assert first["AccessKeyId"] in body["errorMessage"] and "by sts" in body["errorMessage"]
     assert key_statuses(moto, user) == {first["AccessKeyId"]: "Active", second["AccessKeyId"]: "Active"}
     assert value(moto, secret_id, "AWSCURRENT") == second
 

@@ -30,11 +30,22 @@ pub fn cutover_time(
     })
 }
 
-/// Whether a key was used after the cut-over. Unknown cut-over: any use counts.
+/// How long after a cut-over a keyturn run may still sign IAM calls with the key it read before
+/// it (a `masterarn` master rotated while another secret's rotation was using it): the longest a
+/// Lambda invocation runs.
+pub const SIGNING_SETTLE: Duration = Duration::minutes(15);
+
+/// Whether a consumer used a key after the cut-over. Unknown cut-over: any use counts. keyturn's own
+/// use never counts: its IAM calls signed with a master key happen before that key's successor
+/// takes over, or (a run that read the master just before it rotated) within [`SIGNING_SETTLE`]
+/// of the cut-over, so a last use by IAM in that window is taken for keyturn's.
 pub fn used_since(last_use: &KeyUse, cutover: Option<OffsetDateTime>) -> bool {
     match (last_use.last_used, cutover) {
         (None, _) => false,
-        (Some(used), Some(cut)) => used > cut,
+        (Some(used), Some(cut)) => {
+            let keyturns_own = last_use.service.as_deref() == Some("iam") && used <= cut + SIGNING_SETTLE;
+            used > cut && !keyturns_own
+        }
         (Some(_), None) => true,
     }
 }

@@ -633,6 +633,16 @@ fn used_since_is_strict_and_cautious() {
     assert!(!used_since(&u(0), Some(t)));
     assert!(used_since(&u(1), Some(t)));
     assert!(used_since(&u(0), None));
+    // A master key's IAM calls by a keyturn run that read it just before its cut-over are
+    // keyturn's own; any other service, or IAM later, is a consumer.
+    let by = |s: i64, service: &str| KeyUse {
+        last_used: Some(t + Duration::seconds(s)),
+        service: Some(service.into()),
+        region: None,
+    };
+    assert!(!used_since(&by(30, "iam"), Some(t)));
+    assert!(used_since(&by(30, "s3"), Some(t)));
+    assert!(used_since(&by(16 * 60, "iam"), Some(t)));
 }
 
 #[test]
