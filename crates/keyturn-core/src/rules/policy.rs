@@ -43,7 +43,8 @@ pub fn used_since(last_use: &KeyUse, cutover: Option<OffsetDateTime>) -> bool {
     match (last_use.last_used, cutover) {
         (None, _) => false,
         (Some(used), Some(cut)) => {
-            let keyturns_own = last_use.service.as_deref() == Some("iam") && used <= cut + SIGNING_SETTLE;
+            let keyturns_own =
+                last_use.service.as_deref() == Some("iam") && used <= cut + SIGNING_SETTLE;
             used > cut && !keyturns_own
         }
         (Some(_), None) => true,
