@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 
 use crate::args::{AuditArgs, Output};
 use crate::commands::{bulk, csv_cell, text};
+use crate::safe::term;
 
 pub async fn run(rotator: Arc<AwsRotator>, a: AuditArgs, output: Output) -> anyhow::Result<bool> {
     let fail_on = Finding::parse(&a.fail_on).with_context(|| {
@@ -137,7 +138,10 @@ async fn managed_keys(
     for result in per_secret {
         match result {
             Ok(k) => keys.extend(k),
-            Err(e) => eprintln!("keyturn: warning: {e}; its keys are reported as unmanaged"),
+            Err(e) => eprintln!(
+                "keyturn: warning: {}; its keys are reported as unmanaged",
+                crate::safe::term(&e)
+            ),
         }
     }
     Ok(keys)
@@ -239,12 +243,12 @@ fn table(entries: &[AuditEntry], policy: &AuditPolicy, fail_on: Finding) {
         };
         println!(
             "{:<24} {:<4} {:<22} {:>5}  {:<28} {:<30} {findings}",
-            e.user,
+            term(&e.user),
             e.slot,
-            text(&v["keyId"]),
+            term(&text(&v["keyId"])),
             text(&v["ageDays"]),
-            used,
-            held
+            term(&used),
+            term(&held)
         );
     }
     let mut counts: BTreeMap<Finding, usize> = BTreeMap::new();

@@ -15,6 +15,8 @@ use keyturn_core::state::{LastUse, Needs};
 use keyturn_core::{tags, RotationError, RotationSettings, SecretValue};
 use serde_json::{json, Value};
 
+use crate::safe::term;
+
 use crate::args::{
     AwsArgs, Cli, Command, CredentialProcessArgs, Output, RotateArgs, StatusArgs, SweepArgs,
 };
@@ -35,9 +37,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
                 Output::Table => println!(
                     "{} {} for user {} (key {}){}",
                     text(&out["outcome"]),
-                    text(&out["secret"]),
-                    text(&out["user"]),
-                    text(&out["keyId"]),
+                    term(&text(&out["secret"])),
+                    term(&text(&out["user"])),
+                    term(&text(&out["keyId"])),
                     if out["scheduled"] == true {
                         ", rotation scheduled"
                     } else {
@@ -255,7 +257,11 @@ async fn status(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Result
     match output {
         Output::Json | Output::Csv => println!("{report:#}"),
         Output::Table => {
-            println!("secret   {}\nuser     {}", info.name, state.user.name);
+            println!(
+                "secret   {}\nuser     {}",
+                term(&info.name),
+                term(&state.user.name)
+            );
             println!(
                 "rotation {} (last {}, next {}, cut-over {})",
                 if info.rotation_enabled {
@@ -271,23 +277,24 @@ async fn status(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Result
             for h in &state.holdings {
                 println!(
                     "  {}  {:<24} {}",
-                    h.version,
-                    h.labels.join(","),
-                    h.key_id().unwrap_or("-")
+                    term(&h.version),
+                    term(&h.labels.join(",")),
+                    term(h.key_id().unwrap_or("-"))
                 );
             }
             println!("keys");
             for k in &keys {
                 println!(
                     "  {}  {:<8} created {}  {}  held by {}",
-                    text(&k["keyId"]),
+                    term(&text(&k["keyId"])),
                     text(&k["status"]),
                     text(&k["created"]),
                     text(&k["lastUsed"]),
                     k["heldBy"]
                         .as_array()
                         .filter(|a| !a.is_empty())
-                        .map(|a| a.iter().map(text).collect::<Vec<_>>().join(","))
+                        .map(|a| term(&a.iter().map(text).collect::<Vec<_>>().join(","))
+                            .into_owned())
                         .unwrap_or_else(|| "nothing".into())
                 );
             }
@@ -296,7 +303,7 @@ async fn status(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Result
                 println!("  none");
             }
             for p in &problems {
-                println!("  - {p}");
+                println!("  - {}", term(p));
             }
         }
     }
@@ -347,7 +354,7 @@ fn print_results(results: &[Value], output: Output, columns: &[&str]) {
                 let cells: Vec<String> = columns
                     .iter()
                     .filter(|c| !r[**c].is_null())
-                    .map(|c| text(&r[*c]))
+                    .map(|c| term(&text(&r[*c])).into_owned())
                     .collect();
                 println!("{}", cells.join("  "));
             }
@@ -357,15 +364,10 @@ fn print_results(results: &[Value], output: Output, columns: &[&str]) {
     }
 }
 
-/// One CSV field: quoted when it holds a comma, quote or line break.
+/// One CSV field, neutralised (see `safe::csv_field`).
 pub(crate) fn csv_cell(v: &Value) -> String {
-    let t = match v {
+    match v {
         Value::Null => String::new(),
-        other => text(other),
-    };
-    if t.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", t.replace('"', "\"\""))
-    } else {
-        t
+        other => crate::safe::csv_field(&text(other)),
     }
 }

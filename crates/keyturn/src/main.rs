@@ -6,6 +6,7 @@ mod args;
 mod audit;
 mod commands;
 mod enroll;
+mod safe;
 
 use std::process::ExitCode;
 
@@ -26,7 +27,8 @@ async fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("keyturn: {e:#}");
+            // Messages name secrets, users and tags from AWS: escaped for the terminal.
+            eprintln!("keyturn: {}", safe::term(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
