@@ -288,7 +288,7 @@ def bulk_bench(moto, env, secrets: int, concurrencies: list[int]) -> dict:
 
 def audit_bench(sizes: list[int]) -> list[dict]:
     example = RELEASE / "examples" / "audit_scale"
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "keyturn-core", "--example", "audit_scale"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "-p", "keyturn-core", "--example", "audit_scale"], cwd=ROOT, check=True)
     rows = []
     for n in [0, *sizes]:  # one process per size, so each peak RSS is that size's own
         out = subprocess.run([str(example), str(n)], capture_output=True, text=True, check=True).stdout
@@ -316,7 +316,7 @@ def main() -> None:
     if a.quick:
         rounds, warm, secrets, conc, audit_sizes = (2, 2, 20, [1, 4], [1000])
 
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "keyturn-lambda", "-p", "keyturn"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "-p", "keyturn-lambda", "-p", "keyturn"], cwd=ROOT, check=True)
     logs = ROOT / "target" / "bench-logs"
     logs.mkdir(parents=True, exist_ok=True)
     for k in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
