@@ -1,6 +1,6 @@
 //! `keyturn enroll --adopt`: taking over a hand-made secret.
 
-use crate::error::{rfc3339, RotationError};
+use crate::error::RotationError;
 use crate::ports::{AccessKeys, Clock, Iam, IdentityCheck, SecretStore, VersionRef};
 use crate::rotation::aws;
 use crate::rules;
@@ -46,7 +46,7 @@ where
             reason,
         })?;
         let user = rules::resolve_user(&name, value.user_name(), tag_user.as_deref(), None)?.name;
-        let others = self.secrets_of_user(&info, &user).await?;
+        let others = self.secrets_of_user(&info.name, &info.arn, &user).await?;
         if !others.is_empty() {
             return Err(RotationError::UserHasOtherSecret {
                 secret: name,
@@ -81,12 +81,7 @@ where
                 });
             }
         }
-        let mut tag_list = vec![
-            (tags::MANAGED.to_string(), tags::MANAGED_TRUE.to_string()),
-            (tags::USER.to_string(), user.clone()),
-            (tags::ENROLLED_AT.to_string(), rfc3339(self.clock().now())),
-        ];
-        tag_list.extend(req.extra_tags.iter().cloned());
+        let tag_list = self.enrollment_tags(&user, &req.extra_tags);
         self.store()
             .tag(&info.arn, &tag_list)
             .await

@@ -84,16 +84,6 @@ where
     /// A new secret `secret_name` holding a fresh key of `user`.
     pub async fn enroll(&self, req: &EnrollRequest) -> Result<EnrollReport, RotationError> {
         let (name, user) = (req.secret_name.as_str(), req.user.as_str());
-        let probe = SecretInfo {
-            arn: String::new(),
-            name: name.to_string(),
-            rotation_enabled: false,
-            versions: Default::default(),
-            tags: Default::default(),
-            last_rotated: None,
-            next_rotation: None,
-            rotation_days: None,
-        };
         // Enrolled already (an earlier run whose answer was lost, or a re-run after a stop): say
         // so, changing nothing. Any other secret of that name is not keyturn's to take.
         match self.store().describe(name).await {
@@ -101,7 +91,7 @@ where
             Err(e) => return Err(aws("DescribeSecret", name, Some(user), None, e)),
             Ok(existing) => return self.enrolled_already(existing, user, req).await,
         }
-        let others = self.secrets_of_user(&probe, user).await?;
+        let others = self.secrets_of_user(name, "", user).await?;
         if !others.is_empty() {
             return Err(RotationError::UserHasOtherSecret {
                 secret: name.to_string(),
@@ -137,12 +127,7 @@ where
         };
         let key_id = key.id.clone();
         let value = SecretValue::canonical(user, key).render();
-        let mut tag_list = vec![
-            (tags::MANAGED.to_string(), tags::MANAGED_TRUE.to_string()),
-            (tags::USER.to_string(), user.to_string()),
-            (tags::ENROLLED_AT.to_string(), rfc3339(self.clock().now())),
-        ];
-        tag_list.extend(req.extra_tags.iter().cloned());
+        let tag_list = self.enrollment_tags(user, &req.extra_tags);
         let arn = match self.store().create(name, &value, &tag_list).await {
             Ok(arn) => arn,
             Err(error) => {
@@ -320,6 +305,21 @@ where
             Ok(None) => (StoreCheck::DoesNotHold, Some(info.arn)),
             Err(e) => (StoreCheck::Unknown(e.to_string()), Some(info.arn)),
         }
+    }
+
+    /// The tags enroll and adopt write: managed, the user, when, and the operator's extra tags.
+    pub(super) fn enrollment_tags(
+        &self,
+        user: &str,
+        extra: &[(String, String)],
+    ) -> Vec<(String, String)> {
+        let mut list = vec![
+            (tags::MANAGED.to_string(), tags::MANAGED_TRUE.to_string()),
+            (tags::USER.to_string(), user.to_string()),
+            (tags::ENROLLED_AT.to_string(), rfc3339(self.clock().now())),
+        ];
+        list.extend(extra.iter().cloned());
+        list
     }
 
     /// RotateSecret with the function, not rotating now. `Ok(false)` without a schedule.

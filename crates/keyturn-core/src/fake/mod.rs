@@ -203,27 +203,11 @@ impl World {
         tags: &[(&str, &str)],
     ) -> String {
         let mut s = self.state();
-        s.serial += 1;
-        let arn = format!(
-            "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-{:06}",
-            s.serial
-        );
-        let version = next_id(&mut s);
-        s.secrets.push(FakeSecret {
-            arn: arn.clone(),
-            name: name.to_string(),
-            rotation_enabled: false,
-            versions: vec![FakeVersion {
-                id: version,
-                labels: vec![AWSCURRENT.into()],
-                value: Some(value(&arn)),
-            }],
-            tags: tags
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        });
-        arn
+        let tags = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        new_secret(&mut s, name, value, tags)
     }
 
     /// What Secrets Manager's RotateSecret does before calling createSecret: enables rotation and
@@ -322,6 +306,34 @@ impl World {
     pub fn crashed(&self) -> bool {
         self.state().crashed
     }
+}
+
+/// A new secret whose first version (AWSCURRENT) holds `value` (made from the secret's ARN). Returns
+/// the ARN.
+fn new_secret(
+    s: &mut State,
+    name: &str,
+    value: impl FnOnce(&str) -> String,
+    tags: BTreeMap<String, String>,
+) -> String {
+    s.serial += 1;
+    let arn = format!(
+        "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-{:06}",
+        s.serial
+    );
+    let version = next_id(s);
+    s.secrets.push(FakeSecret {
+        arn: arn.clone(),
+        name: name.to_string(),
+        rotation_enabled: false,
+        versions: vec![FakeVersion {
+            id: version,
+            labels: vec![AWSCURRENT.into()],
+            value: Some(value(&arn)),
+        }],
+        tags,
+    });
+    arn
 }
 
 fn next_id(s: &mut State) -> String {

@@ -6,7 +6,7 @@ use crate::ports::{
 };
 use crate::secret::SecretText;
 
-use super::{info_of, next_id, secret_mut, FakeSecret, FakeVersion, World, ACCOUNT, REGION};
+use super::{info_of, new_secret, secret_mut, FakeVersion, World};
 
 impl SecretStore for World {
     async fn describe(&self, secret_id: &str) -> ApiResult<SecretInfo> {
@@ -159,23 +159,12 @@ impl SecretStore for World {
                     "the secret {name} already exists"
                 )));
             }
-            s.serial += 1;
-            let arn = format!(
-                "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-{:06}",
-                s.serial
+            let arn = new_secret(
+                s,
+                name,
+                |_| value.expose().to_string(),
+                tags.iter().cloned().collect(),
             );
-            let version = next_id(s);
-            s.secrets.push(FakeSecret {
-                arn: arn.clone(),
-                name: name.to_string(),
-                rotation_enabled: false,
-                versions: vec![FakeVersion {
-                    id: version,
-                    labels: vec![AWSCURRENT.into()],
-                    value: Some(value.expose().to_string()),
-                }],
-                tags: tags.iter().cloned().collect(),
-            });
             Ok(arn)
         })
     }

@@ -87,7 +87,8 @@ where
             }
         }
         let other_secrets = if needs.who_else {
-            self.secrets_of_user(&info, &user.name).await?
+            self.secrets_of_user(&info.name, &info.arn, &user.name)
+                .await?
         } else {
             Vec::new()
         };
@@ -260,22 +261,23 @@ where
         }
     }
 
-    /// The other secrets tagged `keyturn:user` = `user` (ListSecrets filters by prefix: exact
-    /// matches only are kept).
+    /// The secrets other than `name` (ARN `arn`, empty for one not created yet) tagged
+    /// `keyturn:user` = `user` (ListSecrets filters by prefix: exact matches only are kept).
     pub async fn secrets_of_user(
         &self,
-        info: &SecretInfo,
+        name: &str,
+        arn: &str,
         user: &str,
     ) -> Result<Vec<String>, RotationError> {
         let found = self
             .store()
             .list_tagged(tags::USER, Some(user))
             .await
-            .map_err(|e| aws("ListSecrets", &info.name, Some(user), None, e))?;
+            .map_err(|e| aws("ListSecrets", name, Some(user), None, e))?;
         Ok(found
             .into_iter()
             .filter(|s| s.tags.get(tags::USER).map(String::as_str) == Some(user))
-            .filter(|s| s.arn != info.arn && s.name != info.name)
+            .filter(|s| s.arn != arn && s.name != name)
             .map(|s| s.name)
             .collect())
     }
