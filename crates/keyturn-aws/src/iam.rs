@@ -88,6 +88,21 @@ impl AccessKeys for IamKeys {
             .collect()
     }
 
+    async fn user_path(&self, user: &str) -> ApiResult<String> {
+        let out = self
+            .client
+            .get_user()
+            .user_name(user)
+            .send()
+            .await
+            .map_err(from_sdk)?;
+        Ok(out
+            .user()
+            .map(|u| u.path().to_string())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into()))
+    }
+
     async fn last_used(&self, key_id: &str) -> ApiResult<KeyUse> {
         let out = self
             .client

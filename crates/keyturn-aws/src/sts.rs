@@ -20,14 +20,16 @@ impl Sts {
 impl IdentityCheck for Sts {
     async fn whoami(&self, key: &AccessKey) -> ApiResult<Identity> {
         let creds = crate::credentials(key);
-        // The key under test gets one attempt per call: the rotation's own backoff decides when
-        // to try again, so a rejected new key is not retried by the SDK as well.
+        // The SDK's standard retries absorb throttling and 5xx answers (its classifier never
+        // retries a rejected key: InvalidClientTokenId is neither throttling nor transient), so a
+        // throttled probe is not spent as a failed test; the rotation's own backoff decides when
+        // to try a rejected new key again.
         let conf = self
             .base
             .config()
             .to_builder()
             .credentials_provider(creds)
-            .retry_config(aws_sdk_sts::config::retry::RetryConfig::standard().with_max_attempts(1))
+            .retry_config(aws_sdk_sts::config::retry::RetryConfig::standard().with_max_attempts(3))
             .build();
         let out = Client::from_conf(conf)
             .get_caller_identity()

@@ -138,6 +138,21 @@ pub enum RotationError {
         reason: String,
     },
 
+    #[error("secret {secret}: masterarn names secret {master}, which is neither this secret nor one of the deployment's master secrets ({}); nothing was changed: remove masterarn to use the caller's own rights, or add the master to the allow-list (the template's MasterSecrets parameter, KEYTURN_MASTER_SECRETS, or keyturn --master-secret) if it is meant to sign this secret's IAM calls", if allowed.is_empty() { "none are allowed".to_string() } else { allowed.join(", ") })]
+    MasterNotAllowed {
+        secret: String,
+        master: String,
+        allowed: Vec<String>,
+    },
+
+    #[error("secret {secret}: user {user} has IAM path {path}, outside the user path {allowed} keyturn may act on; nothing was changed: move the secret to a user under {allowed}, or widen the user path (the template's UserPath, KEYTURN_USER_PATH, or keyturn --user-path)")]
+    UserOutsidePath {
+        secret: String,
+        user: String,
+        path: String,
+        allowed: String,
+    },
+
     #[error("secret {secret}: user {user} already has two access keys and neither may be deleted: {}; move what uses it to the current key, then deactivate or delete it yourself (keyturn sweep retires an AWSPREVIOUS key once it is unused), and retry", kept.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     NoRoomForKey {
         secret: String,
@@ -294,6 +309,8 @@ impl RotationError {
             RotationError::NoUserName { .. } => "NoUserName",
             RotationError::NoSuchUser { .. } => "NoSuchUser",
             RotationError::BadMaster { .. } => "BadMasterSecret",
+            RotationError::MasterNotAllowed { .. } => "MasterNotAllowed",
+            RotationError::UserOutsidePath { .. } => "UserOutsidePath",
             RotationError::NoRoomForKey { .. } => "KeyInUse",
             RotationError::PendingKeyMissing { .. } => "PendingKeyMissing",
             RotationError::RotationInFlight { .. } => "RotationInFlight",

@@ -209,6 +209,8 @@ pub struct KeyUse {
 pub trait AccessKeys: Send + Sync {
     /// ListAccessKeys.
     fn list(&self, user: &str) -> impl Future<Output = ApiResult<Vec<KeyInfo>>> + Send;
+    /// GetUser: the user's IAM path (`/` when IAM gives none).
+    fn user_path(&self, user: &str) -> impl Future<Output = ApiResult<String>> + Send;
     /// GetAccessKeyLastUsed.
     fn last_used(&self, key_id: &str) -> impl Future<Output = ApiResult<KeyUse>> + Send;
     /// CreateAccessKey.

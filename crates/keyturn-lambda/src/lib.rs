@@ -120,10 +120,15 @@ where
                 tags::MANAGED_TRUE
             ),
         })?;
-    let secrets: Vec<_> = secrets
+    let scope = &rotator.settings().scope;
+    let (secrets, outside): (Vec<_>, Vec<_>) = secrets
         .into_iter()
         .filter(|s| rules::is_managed(&s.tags))
-        .collect();
+        .partition(|s| scope.selects(&s.name));
+    for s in &outside {
+        tracing::warn!(request_id, step = "sweep", secret = %s.name, prefix = scope.prefix(), outcome = "skipped",
+            "tagged {}={} but outside the deployment's prefix: not swept (rename it under the prefix, or untag it)", tags::MANAGED, tags::MANAGED_TRUE);
+    }
     let mut counts = std::collections::BTreeMap::<&'static str, u64>::new();
     let mut failed = Vec::new();
     for secret in secrets.iter().map(|i| i.name.as_str()) {
@@ -144,7 +149,9 @@ where
         }
     }
     if failed.is_empty() {
-        Ok(json!({"step": "sweep", "secrets": secrets.len(), "outcomes": counts}))
+        Ok(
+            json!({"step": "sweep", "secrets": secrets.len(), "skipped": outside.len(), "outcomes": counts}),
+        )
     } else {
         Err(Failure {
             error_type: "SweepFailed",
@@ -212,7 +219,10 @@ fn response(r: &StepReport) -> Value {
 
 /// Settings from the function's environment:
 /// `IAM_USER_NAME` (user for values and secrets that name none), `KEYTURN_TEST_ATTEMPTS`,
-/// `KEYTURN_TEST_BACKOFF_MS` and `KEYTURN_TEST_MAX_BACKOFF_MS` (the new-key test's backoff).
+/// `KEYTURN_TEST_BACKOFF_MS` and `KEYTURN_TEST_MAX_BACKOFF_MS` (the new-key test's backoff), and
+/// the scope: `KEYTURN_SECRET_PREFIX` (the deployment's SecretNamePrefix, default `keyturn/`),
+/// `KEYTURN_USER_PATH` (its UserPath, default `/`) and `KEYTURN_MASTER_SECRETS` (the secrets a
+/// `masterarn` may name, comma-separated names or ARNs; default none).
 pub fn settings_from_env(get: impl Fn(&str) -> Option<String>) -> Result<RotationSettings, String> {
     let default = Backoff::default();
     let number = |name: &str, default: u64| -> Result<u64, String> {
@@ -229,7 +239,18 @@ pub fn settings_from_env(get: impl Fn(&str) -> Option<String>) -> Result<Rotatio
             "KEYTURN_TEST_ATTEMPTS={attempts} is out of range (1 to 20)"
         ));
     }
+    let scope = rules::Scope::new(
+        &get("KEYTURN_SECRET_PREFIX").unwrap_or_else(|| rules::DEFAULT_PREFIX.into()),
+        &get("KEYTURN_USER_PATH").unwrap_or_else(|| "/".into()),
+        get("KEYTURN_MASTER_SECRETS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::to_string)
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|e| format!("{e}; fix the function's configuration"))?;
     Ok(RotationSettings {
+        scope,
         require_rotation_enabled: true,
         default_user: get("IAM_USER_NAME").filter(|u| !u.trim().is_empty()),
         test_backoff: Backoff {
@@ -447,5 +468,52 @@ mod tests {
             .expect_err("not a number");
         assert!(e.contains("KEYTURN_TEST_BACKOFF_MS"), "{e}");
         assert!(settings_from_env(|k| (k == "KEYTURN_TEST_ATTEMPTS").then(|| "0".into())).is_err());
+        assert_eq!(s.scope, rules::Scope::default());
+        let scoped = settings_from_env(|k| match k {
+            "KEYTURN_SECRET_PREFIX" => Some("team/".into()),
+            "KEYTURN_USER_PATH" => Some("/apps/".into()),
+            "KEYTURN_MASTER_SECRETS" => {
+                Some("team/admin, arn:aws:secretsmanager:us-east-1:1:secret:m-AbCdEf".into())
+            }
+            _ => None,
+        })
+        .expect("valid");
+        assert_eq!(scoped.scope.prefix(), "team/");
+        assert_eq!(scoped.scope.user_path(), "/apps/");
+        assert_eq!(scoped.scope.masters().len(), 2);
+        let e = settings_from_env(|k| (k == "KEYTURN_SECRET_PREFIX").then(|| "keyturn".into()))
+            .expect_err("no trailing slash");
+        assert!(e.contains("must end in '/'"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_scheduled_sweep_skips_managed_secrets_outside_the_prefix() {
+        let (world, r) = setup();
+        world.add_user("stray");
+        let key = world.create_key("stray");
+        world.add_secret(
+            "keyturn-prod-admin",
+            SecretValue::canonical("stray", key.clone())
+                .render()
+                .expose(),
+            &[("keyturn:managed", "true")],
+        );
+        let token = world.start_rotation("keyturn-prod-admin");
+        for step in Step::ALL {
+            handle(&r, &SweepPolicy::default(), invoke(json!({"Step": step.as_str(), "SecretId": "keyturn-prod-admin", "ClientRequestToken": token})))
+                .await
+                .expect("a named secret is rotated wherever it is");
+        }
+        world.advance(std::time::Duration::from_secs(30 * 86_400));
+        let out = handle(
+            &r,
+            &SweepPolicy::default(),
+            invoke(json!({"keyturn": "sweep"})),
+        )
+        .await
+        .expect("an outside secret does not fail the sweep");
+        assert_eq!(out["secrets"], 0);
+        assert_eq!(out["skipped"], 1);
+        assert!(world.authenticates(&key), "its previous key is left alone");
     }
 }

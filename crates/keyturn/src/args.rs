@@ -11,6 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(flatten)]
     pub aws: AwsArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -30,6 +32,30 @@ pub struct AwsArgs {
     /// Endpoint for every service (also read from AWS_ENDPOINT_URL), e.g. a local emulator.
     #[arg(long, global = true)]
     pub endpoint_url: Option<String>,
+}
+
+/// What keyturn may act on by itself, and with whose key (see README, "Security model").
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    /// Secrets keyturn selects by itself (rotate --all/--due, sweep without names) must be under
+    /// this prefix (ending in '/'); enroll names new secrets PREFIX/USER. Named secrets are acted
+    /// on wherever they are.
+    #[arg(long, global = true, env = "KEYTURN_SECRET_PREFIX", default_value = keyturn_core::rules::DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// Act only on IAM users under this path (checked with GetUser when it is not '/').
+    #[arg(long, global = true, env = "KEYTURN_USER_PATH", default_value = "/")]
+    pub user_path: String,
+    /// A secret a `masterarn` may name to sign another secret's IAM calls (name or full ARN;
+    /// repeatable, or comma-separated). Without it, only self-rotation (masterarn naming the
+    /// secret itself) is honoured.
+    #[arg(
+        long = "master-secret",
+        global = true,
+        env = "KEYTURN_MASTER_SECRETS",
+        value_name = "SECRET",
+        value_delimiter = ','
+    )]
+    pub master_secrets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,7 +93,7 @@ pub struct EnrollArgs {
     /// With --adopt, the user for a value that names none (recorded as the keyturn:user tag).
     #[arg(long = "user", requires = "adopt")]
     pub adopt_user: Option<String>,
-    /// Name of the new secret (default keyturn/USER).
+    /// Name of the new secret (default PREFIX/USER, i.e. keyturn/USER).
     #[arg(long, conflicts_with = "adopt")]
     pub secret_name: Option<String>,
     /// Rotation period in days.
@@ -93,10 +119,10 @@ pub struct RotateArgs {
     /// Secrets to rotate (names or ARNs).
     #[arg(required_unless_present_any = ["all", "due"], conflicts_with_all = ["all", "due"])]
     pub secrets: Vec<String>,
-    /// Rotate every secret tagged keyturn:managed.
+    /// Rotate every secret tagged keyturn:managed under --prefix.
     #[arg(long, conflicts_with = "due")]
     pub all: bool,
-    /// Rotate the managed secrets whose rotation is due.
+    /// Rotate the managed secrets under --prefix whose rotation is due.
     #[arg(long)]
     pub due: bool,
     /// Rotation period for --due where a secret has no schedule or keyturn:rotation-days tag.
@@ -123,7 +149,7 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
-    /// Secrets to sweep (default: every secret tagged keyturn:managed).
+    /// Secrets to sweep (default: every secret tagged keyturn:managed under --prefix).
     pub secrets: Vec<String>,
     /// Print the plan and change nothing.
     #[arg(long)]

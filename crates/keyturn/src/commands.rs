@@ -23,8 +23,15 @@ use crate::args::{
 
 pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     let config = sdk_config(&cli.aws).await?;
+    let scope = rules::Scope::new(
+        &cli.scope.prefix,
+        &cli.scope.user_path,
+        cli.scope.master_secrets.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}: fix --prefix or --user-path"))?;
     let settings = RotationSettings {
         require_rotation_enabled: false,
+        scope,
         ..RotationSettings::default()
     };
     let rotator = Arc::new(Aws::from_config(&config).rotator(settings));
@@ -77,7 +84,8 @@ async fn sdk_config(a: &AwsArgs) -> anyhow::Result<SdkConfig> {
     Ok(config)
 }
 
-/// Secrets named on the command line, or every managed secret (tag `keyturn:managed=true`).
+/// Secrets named on the command line, or every managed secret (tag `keyturn:managed=true`) under
+/// the prefix; a managed secret outside it is skipped with a line on standard error.
 async fn targets(rotator: &AwsRotator, named: Vec<String>) -> anyhow::Result<Vec<String>> {
     if !named.is_empty() {
         return Ok(named);
@@ -93,11 +101,21 @@ async fn targets(rotator: &AwsRotator, named: Vec<String>) -> anyhow::Result<Vec
                 tags::MANAGED_TRUE
             )
         })?;
-    Ok(listed
+    let scope = &rotator.settings().scope;
+    let (inside, outside): (Vec<_>, Vec<_>) = listed
         .into_iter()
         .filter(|i| rules::is_managed(&i.tags))
-        .map(|i| i.name)
-        .collect())
+        .partition(|i| scope.selects(&i.name));
+    for i in &outside {
+        eprintln!(
+            "keyturn: skipped {}: tagged {}={} but outside the prefix {}; name it to act on it, or pass --prefix",
+            term(&i.name),
+            tags::MANAGED,
+            tags::MANAGED_TRUE,
+            term(scope.prefix())
+        );
+    }
+    Ok(inside.into_iter().map(|i| i.name).collect())
 }
 
 /// Runs `work` over `items` with at most `concurrency` at once, showing progress on a terminal.

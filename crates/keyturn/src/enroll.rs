@@ -28,7 +28,7 @@ pub async fn enroll(r: &AwsRotator, a: &EnrollArgs) -> anyhow::Result<EnrollRepo
                 secret_name: a
                     .secret_name
                     .clone()
-                    .unwrap_or_else(|| format!("keyturn/{user}")),
+                    .unwrap_or_else(|| format!("{}{user}", r.settings().scope.prefix())),
                 extra_tags: a.tags.clone(),
                 schedule,
             })

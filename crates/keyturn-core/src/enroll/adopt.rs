@@ -54,6 +54,8 @@ where
                 others,
             });
         }
+        self.check_path(&self.iam().own(), &name, &user, false)
+            .await?;
         if let Some(key) = value.key() {
             // The key must be the user's and must work: rotating a broken secret would only hide it.
             let keys = self.iam().own().list(&user).await.map_err(|e| {

@@ -100,6 +100,7 @@ where
             });
         }
         let iam = self.iam().own();
+        self.check_path(&iam, name, user, false).await?;
         let keys = iam
             .list(user)
             .await

@@ -50,6 +50,17 @@ impl AccessKeys for FakeKeys {
         })
     }
 
+    async fn user_path(&self, user: &str) -> ApiResult<String> {
+        self.call("iam:GetUser", |s| {
+            if !s.users.contains_key(user) {
+                return Err(ApiError::NotFound(format!(
+                    "The user with name {user} cannot be found."
+                )));
+            }
+            Ok(s.paths.get(user).cloned().unwrap_or_else(|| "/".into()))
+        })
+    }
+
     async fn last_used(&self, key_id: &str) -> ApiResult<KeyUse> {
         self.call("iam:GetAccessKeyLastUsed", |s| {
             find_key_mut(s, key_id)

@@ -61,6 +61,8 @@ struct FakeSecret {
 struct State {
     now: OffsetDateTime,
     users: BTreeMap<String, Vec<FakeKey>>,
+    /// IAM paths of users not at `/`.
+    paths: BTreeMap<String, String>,
     secrets: Vec<FakeSecret>,
     calls: Vec<String>,
     armed_at: usize,
@@ -86,6 +88,7 @@ impl World {
         Self(Arc::new(Mutex::new(State {
             now: time::macros::datetime!(2026-09-01 09:00 UTC),
             users: BTreeMap::new(),
+            paths: BTreeMap::new(),
             secrets: Vec::new(),
             calls: Vec::new(),
             armed_at: 0,
@@ -145,6 +148,13 @@ impl World {
 
     pub fn add_user(&self, user: &str) {
         self.state().users.entry(user.to_string()).or_default();
+    }
+
+    /// A user at an IAM path other than `/` (e.g. `/admins/`).
+    pub fn add_user_at(&self, user: &str, path: &str) {
+        let mut s = self.state();
+        s.users.entry(user.to_string()).or_default();
+        s.paths.insert(user.to_string(), path.to_string());
     }
 
     /// Creates a key directly (as an administrator would by hand).

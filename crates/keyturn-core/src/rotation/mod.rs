@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
 use crate::ports::{ApiError, Clock, Iam, IdentityCheck, SecretInfo, SecretStore};
-use crate::rules::{OrphanPolicy, Retirement};
+use crate::rules::{OrphanPolicy, Retirement, Scope};
 use crate::state::in_flight;
 use crate::tags::{AWSCURRENT, AWSPENDING};
 
@@ -55,6 +55,8 @@ pub struct RotationSettings {
     pub default_user: Option<String>,
     /// The new key's test, and re-reads of lists that lag IAM's writes.
     pub test_backoff: Backoff,
+    /// The prefix, user path and master allow-list (`rules::scope`).
+    pub scope: Scope,
 }
 
 /// What a step did.

@@ -151,7 +151,7 @@ where
         let needs = Needs {
             all_versions: true,
             last_use: LastUse::OfVersion(AWSPREVIOUS),
-            who_else: false,
+            who_else: true,
             tolerate_bad_values: false,
         };
         let read = self.read_state(info.clone(), None, needs).await?;

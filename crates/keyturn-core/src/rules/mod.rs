@@ -7,11 +7,13 @@
 //! - [`retire`]: which key keyturn may delete or deactivate, and why: the only place a
 //!   [`Retirement`] is issued;
 //! - [`policy`]: rotation and sweep periods, due dates, the cut-over and "used since";
-//! - [`problems`]: what `keyturn status` reports as wrong.
+//! - [`problems`]: what `keyturn status` reports as wrong;
+//! - [`scope`]: the prefix, user path and master allow-list that bound what keyturn acts on.
 
 pub mod policy;
 pub mod problems;
 pub mod retire;
+pub mod scope;
 
 use std::collections::BTreeMap;
 
@@ -29,6 +31,7 @@ pub use retire::{
     CancelPlan, OrphanPolicy, RetireAction, RetireReason, Retirement, StoreCheck, SweepDecision,
     YOUNG_KEY,
 };
+pub use scope::{Scope, DEFAULT_PREFIX};
 
 /// Where the secret's user name came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +111,24 @@ pub fn identity_is_user(identity: &Identity, user: &str, account: Option<&str>) 
         None => true,
     };
     named && in_account
+}
+
+/// The user's IAM path is under the scope's user path.
+pub fn check_user_path(
+    scope: &Scope,
+    secret: &str,
+    user: &str,
+    path: &str,
+) -> Result<(), RotationError> {
+    if scope.admits_path(path) {
+        return Ok(());
+    }
+    Err(RotationError::UserOutsidePath {
+        secret: secret.to_string(),
+        user: user.to_string(),
+        path: path.to_string(),
+        allowed: scope.user_path().to_string(),
+    })
 }
 
 /// Before anything is created or retired: no other secret is tagged for the same user (one user,

@@ -119,7 +119,8 @@ impl InUsePolicy {
     }
 }
 
-/// The sweep's policy: the deployment's defaults, overridden per secret by tags.
+/// The sweep's policy: the deployment's values, which a secret's tags may make stricter but never
+/// laxer (whoever can tag a secret must not be able to retire its previous key sooner).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweepPolicy {
     pub grace: Duration,
@@ -138,26 +139,31 @@ impl Default for SweepPolicy {
 }
 
 impl SweepPolicy {
-    /// These defaults with the secret's tags applied. A malformed tag is an error naming it.
+    /// These values with the secret's tags applied as floors: a grace or delete-after tag may only
+    /// lengthen the period, and an in-use tag may turn `report` into `fail` but not back. A
+    /// malformed tag is an error naming it.
     pub fn for_secret(&self, info: &SecretInfo) -> Result<Self, RotationError> {
         let bad = |tag: &str, value: &String| RotationError::BadPolicy {
             secret: info.name.clone(),
             tag: tag.to_string(),
             value: value.clone(),
         };
-        let days = |tag: &str, default: Duration| -> Result<Duration, RotationError> {
+        let days = |tag: &str, floor: Duration| -> Result<Duration, RotationError> {
             match info.tags.get(tag) {
-                None => Ok(default),
+                None => Ok(floor),
                 Some(v) => v
                     .trim()
                     .parse::<u16>()
-                    .map(|d| Duration::days(d.into()))
+                    .map(|d| Duration::days(d.into()).max(floor))
                     .map_err(|_| bad(tag, v)),
             }
         };
         let in_use = match info.tags.get(tags::IN_USE) {
             None => self.in_use,
-            Some(v) => InUsePolicy::parse(v).ok_or_else(|| bad(tags::IN_USE, v))?,
+            Some(v) => match InUsePolicy::parse(v).ok_or_else(|| bad(tags::IN_USE, v))? {
+                InUsePolicy::Fail => InUsePolicy::Fail,
+                InUsePolicy::Report => self.in_use,
+            },
         };
         Ok(Self {
             grace: days(tags::GRACE_DAYS, self.grace)?,

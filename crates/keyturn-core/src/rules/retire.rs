@@ -381,6 +381,13 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
         key_id: key_id.clone(),
         why,
     };
+    if !state.other_secrets.is_empty() {
+        return blocked(format!(
+            "other secrets are tagged keyturn:user={} too ({}): one user, one managed secret; untag or delete the others",
+            state.user.name,
+            state.other_secrets.join(", ")
+        ));
+    }
     match current.map(|c| (c, state.key(c))) {
         None => return blocked("AWSCURRENT holds no key".into()),
         Some((c, None)) => {

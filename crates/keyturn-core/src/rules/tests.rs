@@ -466,6 +466,15 @@ fn the_sweep_retires_the_previous_key_only_while_the_current_key_works() {
             "deactivate",
         ),
         (
+            "another secret is tagged for the user (a forged history)",
+            {
+                let mut s = state(Some("PREV"), vec![key("PREV", old, never()), current()]);
+                s.other_secrets = vec!["keyturn/app1-real".into()];
+                s
+            },
+            "blocked",
+        ),
+        (
             "inactive, no record",
             state(
                 Some("PREV"),

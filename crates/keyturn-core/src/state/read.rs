@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use crate::error::RotationError;
 use crate::ports::{AccessKeys, Clock, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef};
 use crate::rotation::{aws, user_call_failed, Rotator};
-use crate::rules::{self, policy::current_is_recent};
+use crate::rules::{self, policy::current_is_recent, Scope};
 use crate::secret::{AccessKey, SecretValue};
 use crate::tags::{self, AWSCURRENT, AWSPENDING};
 
@@ -65,6 +65,8 @@ where
             self.settings().default_user.as_deref(),
         )?;
         let (keys_api, signer) = self.keys_for(&info, current.as_ref()).await?;
+        self.check_path(&keys_api, &name, &user.name, signer.is_some())
+            .await?;
         let mut pending = None;
         if let Some(token) = token.filter(|t| info.versions.contains_key(*t)) {
             if !holdings.iter().any(|h| h.version == token) {
@@ -282,6 +284,25 @@ where
             .collect())
     }
 
+    /// GetUser, when the scope asks for it: the user's path must be under the user path.
+    pub async fn check_path(
+        &self,
+        keys_api: &I::Keys,
+        secret: &str,
+        user: &str,
+        borrowed_key: bool,
+    ) -> Result<(), RotationError> {
+        let scope = &self.settings().scope;
+        if !scope.checks_path(borrowed_key) {
+            return Ok(());
+        }
+        let path = keys_api
+            .user_path(user)
+            .await
+            .map_err(|e| user_call_failed("GetUser", secret, user, e))?;
+        rules::check_user_path(scope, secret, user, &path)
+    }
+
     /// The identity that makes IAM calls for this secret: the process's own, or the AWSCURRENT key
     /// of the secret named by `masterarn` (which may be this secret: a self-rotating user), with
     /// that key's id.
@@ -299,15 +320,36 @@ where
             reason,
         };
         let signed = |key: &AccessKey| (self.iam().signed_with(key), Some(key.id.clone()));
-        if master == info.arn || master == info.name {
+        if Scope::is_self(info, master) {
             let key = value
                 .and_then(SecretValue::key)
                 .ok_or_else(|| bad("its AWSCURRENT value holds no key".into()))?;
             return Ok(signed(key));
         }
+        // Described first: the allow-list is matched against the name and full ARN Secrets
+        // Manager resolves the reference to, never the reference as written.
+        let described = self
+            .store()
+            .describe(master)
+            .await
+            .map_err(|e| bad(format!("describing it failed: {e}")))?;
+        if described.arn == info.arn {
+            let key = value
+                .and_then(SecretValue::key)
+                .ok_or_else(|| bad("its AWSCURRENT value holds no key".into()))?;
+            return Ok(signed(key));
+        }
+        let scope = &self.settings().scope;
+        if !scope.trusts_master(&described) {
+            return Err(RotationError::MasterNotAllowed {
+                secret: info.name.clone(),
+                master: described.name,
+                allowed: scope.masters().to_vec(),
+            });
+        }
         let text = self
             .store()
-            .value(master, &VersionRef::Label(AWSCURRENT))
+            .value(&described.arn, &VersionRef::Label(AWSCURRENT))
             .await
             .map_err(|e| bad(format!("reading it failed: {e}")))?
             .ok_or_else(|| bad("it has no AWSCURRENT value".into()))?;

@@ -27,6 +27,7 @@ pub fn settings() -> RotationSettings {
             initial: Duration::from_secs(1),
             max: Duration::from_secs(4),
         },
+        scope: Default::default(),
     }
 }
 

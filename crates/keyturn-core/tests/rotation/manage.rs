@@ -550,37 +550,99 @@ async fn the_sweep_reports_but_never_deactivates_a_previous_key_in_use() {
 }
 
 #[tokio::test]
-async fn sweep_policy_tags_override_the_defaults() {
+async fn sweep_policy_tags_lengthen_the_periods_but_never_shorten_them() {
     let world = World::new();
-    world.add_user("app1");
-    let key = world.create_key("app1");
-    world.add_secret(
-        "keyturn/app1",
-        &canonical("app1", &key),
-        &[("keyturn:grace-days", "1")],
-    );
-    world.add_user("app2");
-    let key2 = world.create_key("app2");
-    world.add_secret(
-        "keyturn/app2",
-        &canonical("app2", &key2),
-        &[("keyturn:grace-days", "soon")],
-    );
+    let mut keys = Vec::new();
+    for (user, grace) in [("app1", "30"), ("app2", "0"), ("app3", "soon")] {
+        world.add_user(user);
+        let key = world.create_key(user);
+        world.add_secret(
+            &format!("keyturn/{user}"),
+            &canonical(user, &key),
+            &[("keyturn:grace-days", grace)],
+        );
+        keys.push(key);
+    }
     let r = rotator(&world);
-    rotate(&r, &world, "keyturn/app1").await.expect("rotation");
-    rotate(&r, &world, "keyturn/app2").await.expect("rotation");
+    for user in ["app1", "app2", "app3"] {
+        rotate(&r, &world, &format!("keyturn/{user}"))
+            .await
+            .expect("rotation");
+    }
     world.advance(2 * DAY);
-    let report = r
+    let shortened = r
+        .sweep("keyturn/app2", &policy(), false)
+        .await
+        .expect("sweep");
+    assert!(
+        matches!(
+            shortened.outcome,
+            SweepOutcome::Waiting {
+                inactive: false,
+                ..
+            }
+        ),
+        "grace-days=0 may not go below the deployment's 7 days: {shortened:?}"
+    );
+    assert!(world.authenticates(&keys[1]));
+    world.advance(6 * DAY);
+    let at_floor = r
+        .sweep("keyturn/app2", &policy(), false)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        at_floor.outcome,
+        SweepOutcome::Deactivated {
+            key_id: keys[1].id.clone()
+        }
+    );
+    let lengthened = r
         .sweep("keyturn/app1", &policy(), false)
         .await
         .expect("sweep");
-    assert_eq!(report.outcome, SweepOutcome::Deactivated { key_id: key.id });
+    assert!(
+        matches!(
+            lengthened.outcome,
+            SweepOutcome::Waiting {
+                inactive: false,
+                ..
+            }
+        ),
+        "grace-days=30 lengthens the period: {lengthened:?}"
+    );
+    assert!(world.authenticates(&keys[0]));
     let err = r
-        .sweep("keyturn/app2", &policy(), false)
+        .sweep("keyturn/app3", &policy(), false)
         .await
         .expect_err("bad tag");
     assert!(err.to_string().contains("keyturn:grace-days"), "{err}");
-    assert!(world.authenticates(&key2));
+    assert!(world.authenticates(&keys[2]));
+}
+
+#[tokio::test]
+async fn an_in_use_tag_may_make_the_sweep_stricter_but_not_laxer() {
+    let info = |value: &str| keyturn_core::ports::SecretInfo {
+        arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:keyturn/app1-AbCdEf".into(),
+        name: "keyturn/app1".into(),
+        rotation_enabled: true,
+        versions: Default::default(),
+        tags: [("keyturn:in-use".to_string(), value.to_string())].into(),
+        last_rotated: None,
+        next_rotation: None,
+        rotation_days: None,
+    };
+    let strict = SweepPolicy {
+        in_use: InUsePolicy::Fail,
+        ..policy()
+    };
+    assert_eq!(
+        strict.for_secret(&info("report")).expect("valid").in_use,
+        InUsePolicy::Fail
+    );
+    assert_eq!(
+        policy().for_secret(&info("fail")).expect("valid").in_use,
+        InUsePolicy::Fail
+    );
 }
 
 #[tokio::test]
@@ -718,7 +780,11 @@ async fn a_full_sweep_cycle_writes_no_secret_value() {
         .expect("delete");
     assert!(matches!(x.outcome, SweepOutcome::Deleted { .. }));
     let calls = world.calls();
-    assert_eq!(calls.len(), 14, "7 calls each: {calls:?}");
+    assert_eq!(
+        calls.len(),
+        16,
+        "8 calls each (ListSecrets for one user, one secret): {calls:?}"
+    );
     assert!(
         !calls
             .iter()

@@ -5,7 +5,8 @@ use std::time::Duration;
 use keyturn_core::error::KeepReason;
 use keyturn_core::fake::{Fault, World};
 use keyturn_core::ports::{ApiError, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
-use keyturn_core::{RotationError, SecretValue, Step};
+use keyturn_core::rules::Scope;
+use keyturn_core::{RotationError, RotationSettings, SecretValue, Step};
 
 use super::*;
 
@@ -235,7 +236,7 @@ async fn masterarn_makes_the_iam_calls_with_the_master_key() {
         key.secret.expose()
     );
     world.add_secret("keyturn/app1", &value, &[]);
-    let r = rotator(&world);
+    let r = rotator_with(&world, with_masters(&["keyturn/admin"]));
     rotate(&r, &world, "keyturn/app1")
         .await
         .expect("rotation with master");
@@ -255,6 +256,135 @@ async fn masterarn_makes_the_iam_calls_with_the_master_key() {
         "masterarn kept"
     );
     assert!(world.authenticates(&current));
+}
+
+/// The default settings with a master allow-list.
+fn with_masters(masters: &[&str]) -> RotationSettings {
+    RotationSettings {
+        scope: Scope::new("keyturn/", "/", masters.iter().map(|m| m.to_string()))
+            .expect("valid scope"),
+        ..settings()
+    }
+}
+
+/// A secret for app1 whose masterarn names `master` (the admin's secret).
+fn borrowing(world: &World, master: &str) -> (keyturn_core::AccessKey, keyturn_core::AccessKey) {
+    world.add_user("admin");
+    world.add_user("app1");
+    let admin_key = world.create_key("admin");
+    world.add_secret("keyturn/admin", &canonical("admin", &admin_key), &[]);
+    let key = world.create_key("app1");
+    let value = format!(
+        r#"{{"username":"app1","accesskey":"{}","secretkey":"{}","masterarn":"{master}"}}"#,
+        key.id,
+        key.secret.expose()
+    );
+    world.add_secret("keyturn/app1", &value, &[]);
+    (admin_key, key)
+}
+
+#[tokio::test]
+async fn a_masterarn_outside_the_allow_list_is_refused_before_any_iam_call() {
+    for allowed in [&[][..], &["keyturn/other"][..]] {
+        let world = World::new();
+        let (admin_key, _) = borrowing(&world, "keyturn/admin");
+        let r = rotator_with(&world, with_masters(allowed));
+        world.clear_calls();
+        let err = rotate(&r, &world, "keyturn/app1")
+            .await
+            .expect_err("master not allowed");
+        assert!(
+            matches!(err, RotationError::MasterNotAllowed { ref master, .. } if master == "keyturn/admin"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("keyturn/app1"), "{err}");
+        assert_eq!(world.keys_of("app1").len(), 1, "no key made");
+        assert_eq!(world.keys_of("admin").len(), 1, "no key made");
+        let calls = world.calls();
+        assert!(
+            !calls.iter().any(|c| c.starts_with("iam:")),
+            "no IAM call at all: {calls:?}"
+        );
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.contains("GetSecretValue") && c.contains("admin")),
+            "the master's value is never read: {calls:?}"
+        );
+        let used = admin_last_use(&world, &admin_key.id).await;
+        assert_eq!(used.last_used, None, "the admin key signed nothing");
+    }
+}
+
+#[tokio::test]
+async fn the_allow_list_matches_the_master_secrets_full_arn_too() {
+    let world = World::new();
+    world.add_user("admin");
+    let admin_key = world.create_key("admin");
+    let master_arn = world.add_secret("keyturn/admin", &canonical("admin", &admin_key), &[]);
+    world.add_user("app1");
+    let key = world.create_key("app1");
+    let value = format!(
+        r#"{{"username":"app1","accesskey":"{}","secretkey":"{}","masterarn":"keyturn/admin"}}"#,
+        key.id,
+        key.secret.expose()
+    );
+    world.add_secret("keyturn/app1", &value, &[]);
+    let r = rotator_with(&world, with_masters(&[master_arn.as_str()]));
+    rotate(&r, &world, "keyturn/app1")
+        .await
+        .expect("a master allowed by ARN, named by name");
+    assert_eq!(world.keys_of("app1").len(), 2);
+}
+
+#[tokio::test]
+async fn a_borrowed_key_acts_only_on_users_under_the_user_path() {
+    let world = World::new();
+    world.add_user("admin");
+    world.add_user_at("boss", "/admins/");
+    let admin_key = world.create_key("admin");
+    world.add_secret("keyturn/admin", &canonical("admin", &admin_key), &[]);
+    let boss_key = world.create_key("boss");
+    world.add_secret(
+        "keyturn/boss",
+        r#"{"masterarn":"keyturn/admin"}"#,
+        &[("keyturn:user", "boss")],
+    );
+    let scoped = RotationSettings {
+        scope: Scope::new("keyturn/", "/apps/", ["keyturn/admin".to_string()])
+            .expect("valid scope"),
+        ..settings()
+    };
+    let r = rotator_with(&world, scoped);
+    let err = rotate(&r, &world, "keyturn/boss")
+        .await
+        .expect_err("outside the user path");
+    assert!(
+        matches!(err, RotationError::UserOutsidePath { ref path, .. } if path == "/admins/"),
+        "{err}"
+    );
+    let boss_keys: Vec<String> = world.keys_of("boss").into_iter().map(|k| k.0).collect();
+    assert_eq!(boss_keys, vec![boss_key.id], "no key made");
+    // With a root user path, a borrowed key still reads the user first (GetUser), then acts.
+    let r = rotator_with(&world, with_masters(&["keyturn/admin"]));
+    world.clear_calls();
+    rotate(&r, &world, "keyturn/boss").await.expect("allowed");
+    assert!(world.calls().iter().any(|c| c == "iam:GetUser"));
+}
+
+#[test]
+fn a_scope_is_validated() {
+    assert!(
+        Scope::new("keyturn", "/", []).is_err(),
+        "prefix without '/'"
+    );
+    assert!(Scope::new("/keyturn/", "/", []).is_err());
+    assert!(Scope::new("keyturn/", "apps", []).is_err());
+    let s = Scope::new(" team/ ", "/apps/", [" a ".to_string(), String::new()]).expect("valid");
+    assert_eq!((s.prefix(), s.user_path()), ("team/", "/apps/"));
+    assert_eq!(s.masters(), ["a".to_string()]);
+    assert!(s.selects("team/x") && !s.selects("team-prod-admin") && !s.selects("other/team/x"));
+    assert!(s.admits_path("/apps/ci/") && !s.admits_path("/"));
 }
 
 async fn admin_last_use(world: &World, key_id: &str) -> keyturn_core::ports::KeyUse {

@@ -1,0 +1,107 @@
+//! Scope: what keyturn may act on by itself, and with whose key. The deployment (or the operator's
+//! flags) fixes it; nothing in a secret's value or tags widens it.
+//!
+//! - a secret keyturn selects by itself (`rotate --all`, `--due`, a sweep without names, the
+//!   function's scheduled sweep) is under the prefix; a secret named explicitly is acted on
+//!   wherever it is;
+//! - a user keyturn acts on is under the user path (checked with GetUser where IAM's own policy
+//!   cannot be relied on: a key other than the caller's makes the calls, or the path is not `/`);
+//! - a `masterarn` is honoured only when it names the secret itself or a secret in the allow-list.
+
+use crate::ports::SecretInfo;
+
+/// The prefix, user path and master allow-list. Built only by [`Scope::new`], which validates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    prefix: String,
+    user_path: String,
+    masters: Vec<String>,
+}
+
+/// The default prefix for secrets keyturn selects by itself (and names at enrollment).
+pub const DEFAULT_PREFIX: &str = "keyturn/";
+
+impl Default for Scope {
+    fn default() -> Self {
+        Self {
+            prefix: DEFAULT_PREFIX.into(),
+            user_path: "/".into(),
+            masters: Vec::new(),
+        }
+    }
+}
+
+impl Scope {
+    /// A scope from its parts, trimmed. The prefix must end in `/` (so `keyturn` cannot match
+    /// `keyturn-prod-admin`); the user path must begin and end with `/`, as IAM paths do; master
+    /// entries are secret names or full ARNs (empty entries are dropped).
+    pub fn new(
+        prefix: &str,
+        user_path: &str,
+        masters: impl IntoIterator<Item = String>,
+    ) -> Result<Self, String> {
+        let prefix = prefix.trim();
+        if prefix.is_empty() || !prefix.ends_with('/') || prefix.starts_with('/') {
+            return Err(format!(
+                "secret name prefix {prefix:?} must end in '/' (and not begin with one), e.g. keyturn/: without it, keyturn would also match keyturn-prod-admin"
+            ));
+        }
+        let user_path = user_path.trim();
+        if !user_path.starts_with('/') || !user_path.ends_with('/') {
+            return Err(format!(
+                "user path {user_path:?} must begin and end with '/', e.g. / or /keyturn/"
+            ));
+        }
+        let masters = masters
+            .into_iter()
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .collect();
+        Ok(Self {
+            prefix: prefix.to_string(),
+            user_path: user_path.to_string(),
+            masters,
+        })
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn user_path(&self) -> &str {
+        &self.user_path
+    }
+
+    pub fn masters(&self) -> &[String] {
+        &self.masters
+    }
+
+    /// Whether keyturn may select the secret by itself: its name is under the prefix.
+    pub fn selects(&self, name: &str) -> bool {
+        name.starts_with(&self.prefix)
+    }
+
+    /// The secret's own name ARN-or-name reference: whether `master` names the secret itself.
+    pub fn is_self(info: &SecretInfo, master: &str) -> bool {
+        master == info.arn || master == info.name
+    }
+
+    /// Whether the master secret (as DescribeSecret returned it, so a partial ARN cannot match a
+    /// look-alike name) is in the allow-list, by name or full ARN.
+    pub fn trusts_master(&self, master: &SecretInfo) -> bool {
+        self.masters
+            .iter()
+            .any(|m| *m == master.name || *m == master.arn)
+    }
+
+    /// Whether a user's IAM path is under the user path.
+    pub fn admits_path(&self, path: &str) -> bool {
+        path.starts_with(&self.user_path)
+    }
+
+    /// Whether the user's path must be read before acting: a key other than the caller's own makes
+    /// the IAM calls (its rights are not the deployment's), or the scope narrows the path.
+    pub fn checks_path(&self, borrowed_key: bool) -> bool {
+        borrowed_key || self.user_path != "/"
+    }
+}
