@@ -5,7 +5,7 @@
 //!   function's scheduled sweep) is under the prefix; a secret named explicitly is acted on
 //!   wherever it is;
 //! - a user keyturn acts on is under the user path (checked with GetUser where IAM's own policy
-//!   cannot be relied on: a key other than the caller's makes the calls, or the path is not `/`);
+//!   cannot be relied on: a master secret's key makes the calls, or the path is not `/`);
 //! - a `masterarn` is honoured only when it names the secret itself or a secret in the allow-list.
 
 use crate::ports::SecretInfo;
@@ -99,9 +99,11 @@ impl Scope {
         path.starts_with(&self.user_path)
     }
 
-    /// Whether the user's path must be read before acting: a key other than the caller's own makes
-    /// the IAM calls (its rights are not the deployment's), or the scope narrows the path.
-    pub fn checks_path(&self, borrowed_key: bool) -> bool {
-        borrowed_key || self.user_path != "/"
+    /// Whether the user's path must be read before acting: a master secret's key makes the IAM
+    /// calls (its rights are not the deployment's, so IAM's policy on the caller bounds nothing),
+    /// or the scope narrows the path. A self-rotating key acts only on its own user, as IAM
+    /// lets it: under `/` it needs no GetUser.
+    pub fn checks_path(&self, master_key: bool) -> bool {
+        master_key || self.user_path != "/"
     }
 }

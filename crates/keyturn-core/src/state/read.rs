@@ -65,7 +65,11 @@ where
             self.settings().default_user.as_deref(),
         )?;
         let (keys_api, signer) = self.keys_for(&info, current.as_ref()).await?;
-        self.check_path(&keys_api, &name, &user.name, signer.is_some())
+        // A master's key (not the secret's own key rotating itself) has rights the deployment
+        // did not grant: the user's path is checked before it acts.
+        let master_key = signer.is_some()
+            && signer.as_deref() != current.as_ref().and_then(SecretValue::access_key_id);
+        self.check_path(&keys_api, &name, &user.name, master_key)
             .await?;
         let mut pending = None;
         if let Some(token) = token.filter(|t| info.versions.contains_key(*t)) {
@@ -290,10 +294,10 @@ where
         keys_api: &I::Keys,
         secret: &str,
         user: &str,
-        borrowed_key: bool,
+        master_key: bool,
     ) -> Result<(), RotationError> {
         let scope = &self.settings().scope;
-        if !scope.checks_path(borrowed_key) {
+        if !scope.checks_path(master_key) {
             return Ok(());
         }
         let path = keys_api
