@@ -65,8 +65,10 @@ def main() -> int:
         moto.client("sts", stray["AccessKeyId"], stray["SecretAccessKey"]).get_caller_identity()
         print(f"unmanaged key {stray['AccessKeyId']} used once")
 
-        banner("rotate every managed secret (bob's is refused: deleting a used key is never automatic)")
+        banner("rotate every managed secret under keyturn/ (bob's is refused: deleting a used key is never automatic)")
         keyturn("rotate", "--all", "--concurrency", "4")
+        banner("the hand-made secrets live outside keyturn/: --all skipped them, naming them rotates them")
+        keyturn("rotate", "legacy/carol", "legacy/dave", "legacy/erin")
         banner("status shows what is wrong with bob's secret")
         keyturn("status", "keyturn/bob")
 
@@ -86,6 +88,7 @@ def main() -> int:
         banner("sweep: previous keys past their grace period (0 days here) are deactivated")
         keyturn("sweep", "--dry-run", "--grace-days", "0")
         keyturn("sweep", "--grace-days", "0")
+        keyturn("sweep", "--grace-days", "0", "legacy/carol", "legacy/dave", "legacy/erin")
 
         banner("audit: every active key's age and what rotates it, today and at a review 100 days out")
         keyturn("audit")

@@ -86,6 +86,8 @@ def test_a_dry_run_names_the_key_it_would_delete_and_refuses_a_value_that_is_not
     assert proc.returncode == 1 and json.loads(proc.stdout)[0]["errorType"] == "BadSecretValue"
     versions = moto.client("secretsmanager").list_secret_version_ids(SecretId=broken)["Versions"]
     assert len(versions) == 1, "nothing written to a secret keyturn cannot rotate"
+    # A second secret tagged for the user: later unnamed sweeps would rightly block the first.
+    moto.client("secretsmanager").delete_secret(SecretId=broken, ForceDeleteWithoutRecovery=True)
 
 
 def test_managed_means_the_value_true(moto, keyturn, secrets_seen):
@@ -168,7 +170,7 @@ def test_the_sweep_keeps_the_previous_key_while_the_current_one_is_broken(moto, 
     assert status.returncode == 1 and f"AWSCURRENT's key {b['AccessKeyId']} is inactive" in status.stdout
     iam.delete_access_key(UserName=user, AccessKeyId=b["AccessKeyId"])
     row = json.loads(keyturn("--output", "json", "sweep", "--grace-days", "0", secret_id, check=False).stdout)[0]
-    assert row["action"] == "blocked" and "does not exist" in row["detail"], row
+    assert row["action"] == "blocked" and "is not one of user" in row["detail"], row
     assert key_statuses(moto, user) == {a["AccessKeyId"]: "Active"}
 
 

@@ -392,7 +392,8 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
         None => return blocked("AWSCURRENT holds no key".into()),
         Some((c, None)) => {
             return blocked(format!(
-                "AWSCURRENT's key {c} does not exist in IAM: the previous key may be the user's last working one; put a working key in AWSCURRENT first"
+                "AWSCURRENT's key {c} is not one of user {}'s keys in IAM (deleted, or another user's): the previous key may be the user's last working one; put a working key of the user in AWSCURRENT first",
+                state.user.name
             ))
         }
         Some((c, Some(k))) if k.status != KeyStatus::Active => {
