@@ -11,16 +11,17 @@ pub fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static>(
 ) -> ApiError {
     match &err {
         SdkError::TimeoutError(_) => ApiError::Unavailable("the request timed out".into()),
-        SdkError::DispatchFailure(f) => ApiError::Unavailable(format!(
-            "the request could not be sent ({})",
-            if f.is_timeout() {
-                "timeout"
-            } else if f.is_io() {
-                "connection error"
-            } else {
-                "dispatch failure"
-            }
-        )),
+        SdkError::DispatchFailure(f) => ApiError::Unavailable(if f.is_timeout() {
+            "the request timed out before it was answered".to_string()
+        } else if f.is_io() {
+            "could not connect to the AWS endpoint (refused, unreachable or reset)".to_string()
+        } else {
+            // Raised before sending too: the credentials could not be resolved, for example.
+            format!(
+                "the request could not be sent ({})",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            )
+        }),
         SdkError::ResponseError(_) => {
             ApiError::Unavailable("the response could not be read".into())
         }
@@ -47,7 +48,8 @@ pub fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static>(
 
 /// Maps an AWS error code (and HTTP status, for codes not listed) to a domain error.
 pub fn classify(code: Option<&str>, message: &str, status: u16) -> ApiError {
-    let message = message.to_string();
+    // AWS's messages end in a full stop; keyturn's sentences go on after them.
+    let message = message.trim().trim_end_matches('.').to_string();
     match code.unwrap_or_default() {
         "NoSuchEntity" | "NoSuchEntityException" | "ResourceNotFoundException" => {
             ApiError::NotFound(message)

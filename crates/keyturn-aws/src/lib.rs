@@ -41,6 +41,31 @@ pub fn timeout_config() -> TimeoutConfig {
         .build()
 }
 
+/// Resolves the configuration's credentials once, before any call, so that a missing source, an
+/// unknown profile or a broken credential process is reported as what it is (the SDK would report
+/// it later as a failure to dispatch a request). The message never holds a credential.
+pub async fn check_credentials(config: &SdkConfig, profile: Option<&str>) -> Result<(), String> {
+    use aws_credential_types::provider::error::CredentialsError;
+    use aws_credential_types::provider::ProvideCredentials;
+    let Some(provider) = config.credentials_provider() else {
+        return Err("no AWS credentials provider is configured".into());
+    };
+    let Err(e) = provider.provide_credentials().await else {
+        return Ok(());
+    };
+    let cause = aws_smithy_types::error::display::DisplayErrorContext(&e);
+    Err(match (profile, &e) {
+        (Some(p), CredentialsError::CredentialsNotLoaded(_)) => format!(
+            "profile {p} was not found in ~/.aws/config or ~/.aws/credentials, or holds no credentials: check the name (aws configure list-profiles), or drop --profile to use the environment's credentials"
+        ),
+        (Some(p), _) => format!(
+            "profile {p}: its credentials could not be loaded ({cause}); check that the profile exists in ~/.aws/config or ~/.aws/credentials (aws configure list-profiles) and, for SSO, run aws sso login --profile {p}"
+        ),
+        (None, CredentialsError::CredentialsNotLoaded(_)) => "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a profile with --profile or AWS_PROFILE, or run where a role provides them".to_string(),
+        (None, _) => format!("the AWS credentials could not be loaded: {cause}"),
+    })
+}
+
 /// Static credentials for a key held in a secret (their `Debug` redacts the secret).
 pub(crate) fn credentials(key: &keyturn_core::AccessKey) -> aws_credential_types::Credentials {
     aws_credential_types::Credentials::new(

@@ -266,7 +266,7 @@ pub enum RotationError {
         source: ApiError,
     },
 
-    #[error("secret {secret}: {action} failed{}{}: {source}; {}", user.as_ref().map(|u| format!(" for user {u}")).unwrap_or_default(), key_id.as_ref().map(|k| format!(" on key {k}")).unwrap_or_default(), next_step(source))]
+    #[error("secret {secret}: {action} failed{}{}: {source}; {}", user.as_ref().map(|u| format!(" for user {u}")).unwrap_or_default(), key_id.as_ref().map(|k| format!(" on key {k}")).unwrap_or_default(), next_step(action, source))]
     Aws {
         action: &'static str,
         secret: String,
@@ -276,8 +276,14 @@ pub enum RotationError {
     },
 }
 
-fn next_step(e: &ApiError) -> &'static str {
+fn next_step(action: &str, e: &ApiError) -> &'static str {
     match e {
+        ApiError::NotFound(_) if action.contains("Secret") => {
+            "no such secret where keyturn looked: check its name or ARN, the region, and the account the credentials belong to"
+        }
+        ApiError::Unavailable(m) if m.contains("could not connect") => {
+            "check the endpoint (--endpoint-url, AWS_ENDPOINT_URL), the network and any proxy, then retry"
+        }
         ApiError::Throttled(_) | ApiError::Unavailable(_) => {
             "this is transient: the step is safe to retry"
         }

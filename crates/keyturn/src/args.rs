@@ -16,14 +16,19 @@ pub struct Cli {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Log keyturn's steps and the SDK's account of each request (retries, credentials,
+    /// endpoints) on standard error; RUST_LOG or KEYTURN_LOG choose finer filters.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
 
 /// The AWS options every command shares (the standard configuration applies otherwise).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "AWS options")]
 pub struct AwsArgs {
-    /// Named profile from the AWS configuration.
+    /// Named profile from the AWS configuration; wins over credentials in the environment.
     #[arg(long, global = true, env = "AWS_PROFILE")]
     pub profile: Option<String>,
     /// AWS region.
@@ -36,6 +41,7 @@ pub struct AwsArgs {
 
 /// What keyturn may act on by itself, and with whose key (see README, "Security model").
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Scope")]
 pub struct ScopeArgs {
     /// Secrets keyturn selects by itself (rotate --all/--due, sweep without names) must be under
     /// this prefix (ending in '/'); enroll names new secrets PREFIX/USER. Named secrets are acted
@@ -96,7 +102,7 @@ pub struct EnrollArgs {
     /// Name of the new secret (default PREFIX/USER, i.e. keyturn/USER).
     #[arg(long, conflicts_with = "adopt")]
     pub secret_name: Option<String>,
-    /// Rotation period in days.
+    /// Rotation period in days (1 to 1000).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=1000))]
     pub rotate_every: i64,
     /// The rotation function to schedule (nothing is scheduled without it; no rotation runs now).
@@ -115,9 +121,10 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["secrets", "all", "due"])))]
 pub struct RotateArgs {
-    /// Secrets to rotate (names or ARNs).
-    #[arg(required_unless_present_any = ["all", "due"], conflicts_with_all = ["all", "due"])]
+    /// Secrets to rotate (names or ARNs); or --all, or --due.
+    #[arg(value_name = "SECRET", conflicts_with_all = ["all", "due"])]
     pub secrets: Vec<String>,
     /// Rotate every secret tagged keyturn:managed under --prefix.
     #[arg(long, conflicts_with = "due")]
@@ -125,7 +132,7 @@ pub struct RotateArgs {
     /// Rotate the managed secrets under --prefix whose rotation is due.
     #[arg(long)]
     pub due: bool,
-    /// Rotation period for --due where a secret has no schedule or keyturn:rotation-days tag.
+    /// Rotation period for --due where a secret has no schedule or keyturn:rotation-days tag (1 to 1000).
     #[arg(long, env = "KEYTURN_ROTATION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=1000))]
     pub rotation_days: i64,
     /// Finish a rotation already in flight instead of refusing.
@@ -137,39 +144,43 @@ pub struct RotateArgs {
     /// Print what would be done and change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// How many secrets to rotate at once.
+    /// How many secrets to rotate at once (1 to 256).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// The secret to show (name or ARN).
+    #[arg(value_name = "SECRET")]
     pub secret: String,
 }
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
     /// Secrets to sweep (default: every secret tagged keyturn:managed under --prefix).
+    #[arg(value_name = "SECRET")]
     pub secrets: Vec<String>,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Days a previous key stays active after the cut-over.
+    /// Days a previous key stays active after the cut-over (0 to 65535; tags may only lengthen it).
     #[arg(long, env = "KEYTURN_GRACE_DAYS", default_value_t = 7)]
     pub grace_days: u16,
-    /// Days a deactivated previous key is kept before it is deleted.
+    /// Days a deactivated previous key is kept before it is deleted (0 to 65535; tags may only lengthen it).
     #[arg(long, env = "KEYTURN_DELETE_AFTER_DAYS", default_value_t = 7)]
     pub delete_after_days: u16,
     /// A previous key still in use is never deactivated: `report` it, or also `fail` the sweep.
     #[arg(long, env = "KEYTURN_IN_USE", default_value = "report")]
     pub in_use: String,
+    /// How many secrets to sweep at once (1 to 256).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 }
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// Keys older than this many days are overdue (the CIS benchmark's limit is 90).
+    /// Keys older than this many days are overdue (1 to 3650; the CIS benchmark's limit is 90).
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..=3650))]
     pub max_age: i64,
     /// Evaluate ages as of this date (YYYY-MM-DD or RFC 3339), e.g. the next review.
@@ -179,7 +190,7 @@ pub struct AuditArgs {
     /// ok < never-used < due < stale-previous < unmanaged < overdue.
     #[arg(long, default_value = "overdue")]
     pub fail_on: String,
-    /// Rotation period of managed secrets without a schedule or keyturn:rotation-days tag.
+    /// Rotation period of managed secrets without a schedule or keyturn:rotation-days tag (1 to 1000).
     #[arg(long, env = "KEYTURN_ROTATION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=1000))]
     pub rotation_days: i64,
     /// Days an AWSPREVIOUS key may stay active after the cut-over.
@@ -191,15 +202,17 @@ pub struct AuditArgs {
     /// Seconds to wait for IAM to generate the credential report.
     #[arg(long, default_value_t = 120)]
     pub report_timeout: u64,
+    /// How many managed secrets to read at once (1 to 256).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 }
 
 #[derive(Debug, Args)]
 pub struct CredentialProcessArgs {
-    #[arg(long)]
+    /// The secret whose AWSCURRENT key to print (name or ARN).
+    #[arg(long, value_name = "SECRET")]
     pub secret_id: String,
-    /// Minutes until SDKs read the key again (so they pick up a rotation).
+    /// Minutes until SDKs read the key again, so they pick up a rotation (1 to 720).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u16).range(1..=720))]
     pub refresh_minutes: u16,
 }

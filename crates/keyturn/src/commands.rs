@@ -69,7 +69,12 @@ async fn sdk_config(a: &AwsArgs) -> anyhow::Result<SdkConfig> {
         .retry_config(keyturn_aws::retry_config())
         .timeout_config(keyturn_aws::timeout_config());
     if let Some(p) = &a.profile {
-        loader = loader.profile_name(p);
+        // A named profile wins over credentials in the environment, as with the AWS CLI.
+        loader = loader.profile_name(p).credentials_provider(
+            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .profile_name(p)
+                .build(),
+        );
     }
     if let Some(r) = &a.region {
         loader = loader.region(Region::new(r.clone()));
@@ -78,8 +83,19 @@ async fn sdk_config(a: &AwsArgs) -> anyhow::Result<SdkConfig> {
         loader = loader.endpoint_url(u);
     }
     let config = loader.load().await;
+    if a.profile.is_some() {
+        // An unknown profile says so before anything else (its region would be missing too).
+        keyturn_aws::check_credentials(&config, a.profile.as_deref())
+            .await
+            .map_err(anyhow::Error::msg)?;
+    }
     if config.region().is_none_or(|r| r.as_ref().trim().is_empty()) {
         bail!("no AWS region: pass --region, set AWS_REGION, or set a region in the profile");
+    }
+    if a.profile.is_none() {
+        keyturn_aws::check_credentials(&config, None)
+            .await
+            .map_err(anyhow::Error::msg)?;
     }
     Ok(config)
 }
@@ -333,8 +349,17 @@ async fn credential_process(r: &AwsRotator, a: CredentialProcessArgs) -> anyhow:
         .store()
         .value(&a.secret_id, &VersionRef::Label(AWSCURRENT))
         .await
-        .with_context(|| format!("secret {}: reading AWSCURRENT failed", a.secret_id))?
-        .with_context(|| format!("secret {} has no AWSCURRENT value", a.secret_id))?;
+        .with_context(|| format!("secret {}: reading AWSCURRENT failed", a.secret_id))?;
+    let Some(text) = text else {
+        // No value: the secret is missing (DescribeSecret says so, with what to check), or it
+        // has no AWSCURRENT version yet.
+        r.describe(&a.secret_id).await?;
+        bail!(
+            "secret {} has no AWSCURRENT value yet: rotate it once (keyturn rotate {}) or put a key in it",
+            a.secret_id,
+            a.secret_id
+        );
+    };
     let value =
         SecretValue::parse(&text).map_err(|e| anyhow::anyhow!("secret {}: {e}", a.secret_id))?;
     let key = value

@@ -15,21 +15,42 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    // KEYTURN_LOG, then RUST_LOG, then --verbose (keyturn's steps and the SDK's account of each
+    // request: retries, credentials, endpoints; the SDK redacts secrets in what it logs), else warn.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYTURN_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("RUST_LOG"))
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(if cli.verbose {
+                "info,keyturn=debug,keyturn_core=debug,keyturn_aws=debug,aws_config=debug,aws_sdk_iam=debug,aws_sdk_secretsmanager=debug,aws_sdk_sts=debug,aws_smithy_runtime::client::retries=debug,aws_smithy_runtime::client::orchestrator=debug,aws_smithy_runtime::client::orchestrator::auth=info"
+            } else {
+                "warn"
+            })
+        });
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KEYTURN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_target(false)
+        .with_env_filter(filter)
+        .with_target(cli.verbose)
         .init();
     match commands::run(cli).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
             // Messages name secrets, users and tags from AWS: escaped for the terminal.
-            eprintln!("keyturn: {}", safe::term(&format!("{e:#}")));
+            eprintln!("keyturn: {}", safe::term(&message(&e)));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, each cause once: keyturn's messages already quote their source.
+fn message(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }

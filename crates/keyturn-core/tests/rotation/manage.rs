@@ -692,7 +692,7 @@ async fn the_sweep_never_retires_the_previous_key_while_the_current_one_is_broke
         .await
         .expect("sweep");
     assert!(
-        matches!(report.outcome, SweepOutcome::Blocked { ref why, .. } if why.contains("does not exist")),
+        matches!(report.outcome, SweepOutcome::Blocked { ref why, .. } if why.contains("is not one of user app1's keys")),
         "{report:?}"
     );
     assert!(world.authenticates(&old));
