@@ -61,7 +61,7 @@ def test_audit_judges_every_active_key(moto, keyturn, secrets_seen, tmp_path):
     code, quarter = run("--as-of", as_of(100), check=False)
     assert code == 1, "overdue keys fail the audit by default"
     assert all(k["findings"][0] == "overdue" for k in quarter.values())
-    assert quarter[(user, current["AccessKeyId"])]["ageDays"] in (99, 100)
+    assert quarter[(user, current["AccessKeyId"])]["ageDays"] == 100, "whole calendar days"
 
     failing = keyturn("audit", "--fail-on", "unmanaged", check=False)
     assert failing.returncode == 1 and "unmanaged" in failing.stdout
@@ -80,3 +80,26 @@ def test_audit_judges_every_active_key(moto, keyturn, secrets_seen, tmp_path):
     assert html.startswith("<!DOCTYPE html>") and "<svg" in html and "<rect" in html
     assert "<script" not in html and "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert stray_user in html and current["AccessKeyId"] in html and "overdue" in html
+
+
+def test_audit_names_every_key_it_knows_and_flags_a_current_key_iam_no_longer_has(moto, keyturn, secrets_seen):
+    iam = moto.client("iam")
+    user, secret_id, held = managed_secret(moto, secrets_seen, "named")
+    extra = iam.create_access_key(UserName=user)["AccessKey"]  # by hand: held by no version
+    secrets_seen.add(extra["SecretAccessKey"])
+    gone_user, gone_secret, gone = managed_secret(moto, secrets_seen, "gone")
+    iam.delete_access_key(UserName=gone_user, AccessKeyId=gone["AccessKeyId"])
+
+    proc = keyturn("--output", "json", "audit", check=False)
+    keys = json.loads(proc.stdout)["keys"]
+    mine = {k["keyId"]: k for k in keys if k["user"] == user}
+    assert set(mine) == {held["AccessKeyId"], extra["AccessKeyId"]}, mine
+    assert mine[extra["AccessKeyId"]]["findings"][0] == "unmanaged" and mine[extra["AccessKeyId"]]["secret"] is None
+    missing = [k for k in keys if k["user"] == gone_user]
+    assert [(k["keyId"], k["finding"], k["secret"], k["slot"]) for k in missing] == [
+        (gone["AccessKeyId"], "current-key-missing", gone_secret, None)
+    ], missing
+    assert proc.returncode == 1, "the most serious finding fails the audit at the default --fail-on"
+    table = keyturn("audit", check=False).stdout
+    assert extra["AccessKeyId"] in table and "current-key-missing" in table
+    moto.client("secretsmanager").delete_secret(SecretId=gone_secret, ForceDeleteWithoutRecovery=True)

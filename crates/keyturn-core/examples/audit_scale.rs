@@ -44,6 +44,7 @@ fn generate(n: usize) -> (Vec<u8>, Vec<ManagedKey>) {
                 rotation_days: 30,
                 cutover: None,
                 grace: None,
+                exists: true,
             });
         }
     }

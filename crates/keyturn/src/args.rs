@@ -187,7 +187,7 @@ pub struct AuditArgs {
     #[arg(long)]
     pub as_of: Option<String>,
     /// Exit 1 when a key has this finding or a more serious one:
-    /// ok < never-used < due < stale-previous < unmanaged < overdue.
+    /// ok < never-used < due < stale-previous < unmanaged < overdue < current-key-missing.
     #[arg(long, default_value = "overdue")]
     pub fail_on: String,
     /// Rotation period of managed secrets without a schedule or keyturn:rotation-days tag (1 to 1000).

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use keyturn_aws::AwsRotator;
 use keyturn_core::audit::{
-    age_histogram, audit, fetch_report, parse_report, AuditEntry, AuditPolicy, Finding, ManagedKey,
+    age_histogram, audit_with, fetch_report, parse_report, AuditEntry, AuditPolicy, Finding,
+    ListedKey, ManagedKey,
 };
 use keyturn_core::error::{parse_rfc3339, rfc3339};
 use keyturn_core::ports::{Clock, Iam, SecretInfo, SecretStore, AWSCURRENT, AWSPREVIOUS};
@@ -44,8 +45,8 @@ pub async fn run(rotator: Arc<AwsRotator>, a: AuditArgs, output: Output) -> anyh
         .await
         .context("the IAM credential report could not be fetched (iam:GenerateCredentialReport, iam:GetCredentialReport)")?;
     let rows = parse_report(&csv).context("the IAM credential report could not be read")?;
-    let managed = managed_keys(&rotator, a.rotation_days, a.concurrency).await?;
-    let entries = audit(&rows, &managed, &policy);
+    let (managed, listed) = managed_keys(&rotator, a.rotation_days, a.concurrency).await?;
+    let entries = audit_with(&rows, &managed, &listed, &policy);
 
     if let Some(path) = &a.html {
         std::fs::write(path, html(&entries, &policy))
@@ -101,13 +102,14 @@ fn parse_date(d: &str) -> Option<OffsetDateTime> {
 }
 
 /// The keys managed secrets hold (AWSCURRENT and AWSPREVIOUS), each with its report slot (its
-/// position among the user's keys by creation). A secret that cannot be read (its user gone, its
-/// value broken) is reported and its keys show as unmanaged: one must not hide the rest.
+/// position among the user's keys by creation), and every key IAM lists for those users (their
+/// ids, which the report lacks). A secret that cannot be read (its user gone, its value broken) is
+/// reported and its keys show as unmanaged: one must not hide the rest.
 async fn managed_keys(
     rotator: &Arc<AwsRotator>,
     default_days: i64,
     concurrency: u16,
-) -> anyhow::Result<Vec<ManagedKey>> {
+) -> anyhow::Result<(Vec<ManagedKey>, Vec<ListedKey>)> {
     let secrets = rotator
         .store()
         .list_tagged(tags::MANAGED, Some(tags::MANAGED_TRUE))
@@ -134,17 +136,20 @@ async fn managed_keys(
         }
     })
     .await;
-    let mut keys = Vec::new();
+    let (mut keys, mut listed) = (Vec::new(), Vec::new());
     for result in per_secret {
         match result {
-            Ok(k) => keys.extend(k),
+            Ok((k, l)) => {
+                keys.extend(k);
+                listed.extend(l);
+            }
             Err(e) => eprintln!(
                 "keyturn: warning: {}; its keys are reported as unmanaged",
                 crate::safe::term(&e)
             ),
         }
     }
-    Ok(keys)
+    Ok((keys, listed))
 }
 
 /// The keys one managed secret holds, read through the one state reader. `info` comes from
@@ -153,7 +158,7 @@ async fn held_keys(
     r: &AwsRotator,
     info: SecretInfo,
     default_days: i64,
-) -> anyhow::Result<Vec<ManagedKey>> {
+) -> anyhow::Result<(Vec<ManagedKey>, Vec<ListedKey>)> {
     let days = rules::rotation_days(&info, default_days);
     let grace = SweepPolicy::default()
         .for_secret(&info)
@@ -186,9 +191,20 @@ async fn held_keys(
             rotation_days: days,
             cutover: rules::recorded_cutover(&state.info),
             grace,
+            exists: position.is_some(),
         });
     }
-    Ok(out)
+    let listed = by_age
+        .iter()
+        .enumerate()
+        .map(|(i, k)| ListedKey {
+            user: state.user.name.clone(),
+            key_id: k.id.clone(),
+            slot: i as u8 + 1,
+            created: k.created,
+        })
+        .collect();
+    Ok((out, listed))
 }
 
 fn entry_json(e: &AuditEntry) -> Value {
@@ -205,7 +221,7 @@ fn entry_json(e: &AuditEntry) -> Value {
 
 fn colour(f: Finding) -> &'static str {
     match f {
-        Finding::Overdue => "\x1b[31m",
+        Finding::Overdue | Finding::CurrentKeyMissing => "\x1b[31m",
         Finding::Unmanaged => "\x1b[35m",
         Finding::StalePrevious | Finding::Due => "\x1b[33m",
         Finding::NeverUsed => "\x1b[36m",
@@ -244,7 +260,7 @@ fn table(entries: &[AuditEntry], policy: &AuditPolicy, fail_on: Finding) {
         println!(
             "{:<24} {:<4} {:<22} {:>5}  {:<28} {:<30} {findings}",
             term(&e.user),
-            e.slot,
+            e.slot.map_or("-".to_string(), |s| s.to_string()),
             term(&text(&v["keyId"])),
             text(&v["ageDays"]),
             term(&used),
@@ -312,7 +328,7 @@ fn html(entries: &[AuditEntry], policy: &AuditPolicy) -> String {
             let v = entry_json(e);
             format!(
                 "<tr class=\"{f}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&e.user), e.slot, escape(&text(&v["keyId"])), text(&v["ageDays"]), escape(text(&v["lastUsed"]).get(..10).unwrap_or("never")),
+                escape(&e.user), e.slot.map_or("-".to_string(), |s| s.to_string()), escape(&text(&v["keyId"])), text(&v["ageDays"]), escape(text(&v["lastUsed"]).get(..10).unwrap_or("never")),
                 escape(&text(&v["secret"])), escape(&text(&v["label"])),
                 e.findings.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
                 f = e.worst().as_str()

@@ -59,6 +59,20 @@ pub struct ManagedKey {
     pub cutover: Option<OffsetDateTime>,
     /// The secret's own grace period (`keyturn:grace-days`), if it sets one.
     pub grace: Option<Duration>,
+    /// Whether IAM lists the key for the user (an AWSCURRENT key that does not exist is a finding
+    /// of its own).
+    pub exists: bool,
+}
+
+/// A key ListAccessKeys showed for the user of a managed secret, held by a version or not: it
+/// names the key id the credential report leaves out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedKey {
+    pub user: String,
+    pub key_id: String,
+    /// Its position among the user's keys by creation (the report's slot).
+    pub slot: u8,
+    pub created: OffsetDateTime,
 }
 
 /// What the audit says about one active key, from least to most serious.
@@ -70,16 +84,19 @@ pub enum Finding {
     StalePrevious,
     Unmanaged,
     Overdue,
+    /// A managed secret's AWSCURRENT key no longer exists in IAM: whatever reads the secret fails.
+    CurrentKeyMissing,
 }
 
 impl Finding {
-    pub const ALL: [Finding; 6] = [
+    pub const ALL: [Finding; 7] = [
         Finding::Ok,
         Finding::NeverUsed,
         Finding::Due,
         Finding::StalePrevious,
         Finding::Unmanaged,
         Finding::Overdue,
+        Finding::CurrentKeyMissing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +107,7 @@ impl Finding {
             Finding::StalePrevious => "stale-previous",
             Finding::Unmanaged => "unmanaged",
             Finding::Overdue => "overdue",
+            Finding::CurrentKeyMissing => "current-key-missing",
         }
     }
 
@@ -107,12 +125,13 @@ pub struct AuditPolicy {
     pub grace: Duration,
 }
 
-/// One active key, judged.
+/// One active key, judged (or a managed secret's AWSCURRENT key that IAM no longer has, with no
+/// slot).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
     pub user: String,
     pub arn: String,
-    pub slot: u8,
+    pub slot: Option<u8>,
     pub key_id: Option<String>,
     pub created: Option<OffsetDateTime>,
     pub age_days: Option<i64>,
@@ -132,6 +151,29 @@ impl AuditEntry {
 
 /// Joins the report with the managed keys and judges every active key.
 pub fn audit(rows: &[ReportRow], managed: &[ManagedKey], policy: &AuditPolicy) -> Vec<AuditEntry> {
+    audit_with(rows, managed, &[], policy)
+}
+
+/// A key's age in whole days as of `as_of`: calendar days (UTC) from its creation date to the
+/// as-of date, so a key made today is 0 days old and 100 days later is 100 days old whatever the
+/// hour.
+pub fn age_in_days(created: OffsetDateTime, as_of: OffsetDateTime) -> i64 {
+    let utc = time::UtcOffset::UTC;
+    (as_of.to_offset(utc).date() - created.to_offset(utc).date()).whole_days()
+}
+
+/// [`audit`], naming the key ids ListAccessKeys gave for managed users' other keys too, and adding
+/// an entry for each managed AWSCURRENT key IAM no longer has.
+pub fn audit_with(
+    rows: &[ReportRow],
+    managed: &[ManagedKey],
+    listed: &[ListedKey],
+    policy: &AuditPolicy,
+) -> Vec<AuditEntry> {
+    let listed_by_slot: HashMap<(&str, u8), &ListedKey> = listed
+        .iter()
+        .map(|k| ((k.user.as_str(), k.slot), k))
+        .collect();
     let mut by_slot: HashMap<(&str, u8), &ManagedKey> = HashMap::new();
     let mut by_user: HashMap<&str, Vec<&ManagedKey>> = HashMap::new();
     for m in managed {
@@ -165,10 +207,9 @@ pub fn audit(rows: &[ReportRow], managed: &[ManagedKey], policy: &AuditPolicy) -
                             .copied()
                     })
                 });
-            let age_days = key.created.map(|c| (policy.as_of - c).whole_days());
-            let age = key.created.map(|c| policy.as_of - c);
+            let age_days = key.created.map(|c| age_in_days(c, policy.as_of));
             let mut findings = Vec::new();
-            if age.is_some_and(|a| a > policy.max_age) {
+            if age_days.is_some_and(|a| a > policy.max_age.whole_days()) {
                 findings.push(Finding::Overdue);
             }
             match held {
@@ -180,7 +221,7 @@ pub fn audit(rows: &[ReportRow], managed: &[ManagedKey], policy: &AuditPolicy) -
                         if since.is_none_or(|s| policy.as_of - s > grace) {
                             findings.push(Finding::StalePrevious);
                         }
-                    } else if age.is_some_and(|a| a > Duration::days(m.rotation_days)) {
+                    } else if age_days.is_some_and(|a| a > m.rotation_days) {
                         findings.push(Finding::Due);
                     }
                 }
@@ -195,8 +236,17 @@ pub fn audit(rows: &[ReportRow], managed: &[ManagedKey], policy: &AuditPolicy) -
             entries.push(AuditEntry {
                 user: row.user.clone(),
                 arn: row.arn.clone(),
-                slot: key.slot,
-                key_id: held.map(|m| m.key_id.clone()),
+                slot: Some(key.slot),
+                key_id: held.map(|m| m.key_id.clone()).or_else(|| {
+                    // An unheld key of a managed user: its id from ListAccessKeys, by slot,
+                    // confirmed by the creation date.
+                    listed_by_slot
+                        .get(&(row.user.as_str(), key.slot))
+                        .filter(|l| {
+                            key.created.is_none() || same_second(Some(l.created), key.created)
+                        })
+                        .map(|l| l.key_id.clone())
+                }),
                 created: key.created,
                 age_days,
                 last_used: key.last_used,
@@ -206,6 +256,28 @@ pub fn audit(rows: &[ReportRow], managed: &[ManagedKey], policy: &AuditPolicy) -
                 findings,
             });
         }
+    }
+    for m in managed
+        .iter()
+        .filter(|m| !m.exists && m.label == crate::tags::AWSCURRENT)
+    {
+        entries.push(AuditEntry {
+            user: m.user.clone(),
+            arn: rows
+                .iter()
+                .find(|r| r.user == m.user)
+                .map(|r| r.arn.clone())
+                .unwrap_or_default(),
+            slot: None,
+            key_id: Some(m.key_id.clone()),
+            created: None,
+            age_days: None,
+            last_used: None,
+            last_used_service: None,
+            last_used_region: None,
+            managed: Some(m.clone()),
+            findings: vec![Finding::CurrentKeyMissing],
+        });
     }
     entries
 }
@@ -269,6 +341,7 @@ pub(crate) mod tests {
             rotation_days: 30,
             cutover: Some(datetime!(2026-03-01 00:00 UTC)),
             grace: None,
+            exists: true,
         }
     }
 
@@ -299,7 +372,7 @@ pub(crate) mod tests {
             };
             audit(&rows, &keys, &p)
                 .iter()
-                .map(|e| (e.user.clone(), e.slot, e.findings.clone()))
+                .map(|e| (e.user.clone(), e.slot.unwrap_or(0), e.findings.clone()))
                 .collect::<Vec<_>>()
         };
         assert_eq!(
@@ -382,6 +455,77 @@ pub(crate) mod tests {
             audit(&rows, &unslotted, &p)[0].key_id.as_deref(),
             Some("AKIA1")
         );
+    }
+
+    #[test]
+    fn ages_are_whole_calendar_days_and_unheld_keys_of_managed_users_are_named() {
+        let rows = parse_report(&report(&[row(
+            "app1",
+            "true,2026-03-01T00:10:00+00:00,N/A,N/A,N/A",
+            "true,2026-03-01T23:50:00+00:00,N/A,N/A,N/A",
+        )]))
+        .expect("report");
+        let keys = [managed("AWSCURRENT", 1, datetime!(2026-03-01 00:10 UTC))];
+        let listed = [ListedKey {
+            user: "app1".into(),
+            key_id: "AKIASTRAY".into(),
+            slot: 2,
+            created: datetime!(2026-03-01 23:50 UTC),
+        }];
+        let p = AuditPolicy {
+            // --as-of 2026-06-09: 100 days after 2026-03-01, whatever the hour of creation.
+            as_of: datetime!(2026-06-09 00:00 UTC),
+            max_age: Duration::days(100),
+            grace: Duration::days(7),
+        };
+        let entries = audit_with(&rows, &keys, &listed, &p);
+        assert_eq!(
+            entries.iter().map(|e| e.age_days).collect::<Vec<_>>(),
+            [Some(100), Some(100)]
+        );
+        assert!(
+            !entries[0].findings.contains(&Finding::Overdue),
+            "100 days is not older than 100"
+        );
+        assert_eq!(entries[1].key_id.as_deref(), Some("AKIASTRAY"));
+        assert_eq!(entries[1].worst(), Finding::Unmanaged);
+        assert_eq!(
+            age_in_days(
+                datetime!(2026-03-01 23:59 UTC),
+                datetime!(2026-03-02 00:01 UTC)
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn a_managed_current_key_that_iam_no_longer_has_is_the_most_serious_finding() {
+        let rows = parse_report(&report(&[row(
+            "app1",
+            "false,N/A,N/A,N/A,N/A",
+            "false,N/A,N/A,N/A,N/A",
+        )]))
+        .expect("report");
+        let gone = ManagedKey {
+            slot: None,
+            created: None,
+            exists: false,
+            key_id: "AKIAGONE".into(),
+            ..managed("AWSCURRENT", 1, datetime!(2026-03-01 00:00 UTC))
+        };
+        let p = AuditPolicy {
+            as_of: datetime!(2026-03-05 00:00 UTC),
+            max_age: Duration::days(90),
+            grace: Duration::days(7),
+        };
+        let entries = audit(&rows, &[gone], &p);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].worst(), Finding::CurrentKeyMissing);
+        assert_eq!(entries[0].key_id.as_deref(), Some("AKIAGONE"));
+        assert_eq!(entries[0].slot, None);
+        assert!(Finding::ALL
+            .iter()
+            .all(|f| *f <= Finding::CurrentKeyMissing));
     }
 
     #[test]
