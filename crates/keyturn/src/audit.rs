@@ -2,7 +2,6 @@
 //! a table, JSON, CSV or a self-contained HTML page.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -20,7 +19,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::args::{AuditArgs, Output};
-use crate::commands::{bulk, csv_cell, text};
+use crate::render::{bulk, csv_cell, plain_table, text};
 use crate::safe::term;
 
 pub async fn run(rotator: Arc<AwsRotator>, a: AuditArgs, output: Output) -> anyhow::Result<bool> {
@@ -53,9 +52,8 @@ pub async fn run(rotator: Arc<AwsRotator>, a: AuditArgs, output: Output) -> anyh
             .with_context(|| format!("writing {} failed", path.display()))?;
     }
     match output {
-        Output::Json => println!(
-            "{}",
-            json!({"asOf": rfc3339(as_of), "maxAgeDays": a.max_age, "keys": entries.iter().map(entry_json).collect::<Vec<_>>()})
+        Output::Json => crate::render::print_json(
+            &json!({"asOf": rfc3339(as_of), "maxAgeDays": a.max_age, "keys": entries.iter().map(entry_json).collect::<Vec<_>>()}),
         ),
         Output::Csv => {
             println!("{}", COLUMNS.join(","));
@@ -219,24 +217,31 @@ fn entry_json(e: &AuditEntry) -> Value {
     })
 }
 
-fn colour(f: Finding) -> &'static str {
-    match f {
-        Finding::Overdue | Finding::CurrentKeyMissing => "\x1b[31m",
-        Finding::Unmanaged => "\x1b[35m",
-        Finding::StalePrevious | Finding::Due => "\x1b[33m",
-        Finding::NeverUsed => "\x1b[36m",
-        Finding::Ok => "\x1b[32m",
-    }
+/// The finding's colour on a terminal (console honours NO_COLOR, CLICOLOR and CLICOLOR_FORCE).
+fn coloured(f: Finding, text: String) -> String {
+    let style = console::Style::new().for_stdout();
+    let style = match f {
+        Finding::Overdue | Finding::CurrentKeyMissing => style.red(),
+        Finding::Unmanaged => style.magenta(),
+        Finding::StalePrevious | Finding::Due => style.yellow(),
+        Finding::NeverUsed => style.cyan(),
+        Finding::Ok => style.green(),
+    };
+    style.apply_to(text).to_string()
 }
 
 fn table(entries: &[AuditEntry], policy: &AuditPolicy, fail_on: Finding) {
-    let tty = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    println!(
-        "{:<24} {:<4} {:<22} {:>5}  {:<28} {:<30} FINDINGS",
-        "USER", "SLOT", "KEY", "AGE", "LAST USED", "SECRET"
-    );
+    // FINDINGS is the last column: its colour codes do not shift the others.
+    let mut out = plain_table([
+        "USER",
+        "SLOT",
+        "KEY",
+        "AGE (DAYS)",
+        "LAST USED",
+        "SECRET",
+        "FINDINGS",
+    ]);
     for e in entries {
-        let v = entry_json(e);
         let used = match (&e.last_used, &e.last_used_service) {
             (Some(t), s) => format!("{} {}", &rfc3339(*t)[..10], s.as_deref().unwrap_or("")),
             (None, _) => "never".into(),
@@ -252,21 +257,20 @@ fn table(entries: &[AuditEntry], policy: &AuditPolicy, fail_on: Finding) {
             .map(|f| f.as_str())
             .collect::<Vec<_>>()
             .join(",");
-        let findings = if tty {
-            format!("{}{findings}\x1b[0m", colour(e.worst()))
-        } else {
-            findings
-        };
-        println!(
-            "{:<24} {:<4} {:<22} {:>5}  {:<28} {:<30} {findings}",
-            term(&e.user),
+        out.add_row([
+            term(&e.user).into_owned(),
             e.slot.map_or("-".to_string(), |s| s.to_string()),
-            term(&text(&v["keyId"])),
-            text(&v["ageDays"]),
-            term(&used),
-            term(&held)
-        );
+            term(e.key_id.as_deref().unwrap_or("-")).into_owned(),
+            e.age_days.map_or("-".to_string(), |d| d.to_string()),
+            term(used.trim_end()).into_owned(),
+            term(&held).into_owned(),
+            coloured(e.worst(), findings),
+        ]);
     }
+    if let Some(age) = out.column_mut(3) {
+        age.set_cell_alignment(comfy_table::CellAlignment::Right);
+    }
+    println!("{out}");
     let mut counts: BTreeMap<Finding, usize> = BTreeMap::new();
     for e in entries {
         *counts.entry(e.worst()).or_default() += 1;

@@ -1,7 +1,5 @@
 //! The commands. Each returns whether everything it looked at is fine (exit 0) or not (exit 1).
 
-use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -12,9 +10,11 @@ use keyturn_core::ports::{Clock, SecretStore, VersionRef, AWSCURRENT};
 use keyturn_core::rotation::{LocalMode, LocalRequest};
 use keyturn_core::rules::{self, InUsePolicy, SweepPolicy};
 use keyturn_core::state::{LastUse, Needs};
-use keyturn_core::{tags, RotationError, RotationSettings, SecretValue};
+use keyturn_core::{tags, RotationSettings, SecretValue};
+use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::render::{bulk, print_json, print_rows, text, Row};
 use crate::safe::term;
 
 use crate::args::{
@@ -40,7 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             let out = crate::enroll::enroll(&rotator, &a).await?;
             let out = serde_json::to_value(&out)?;
             match cli.output {
-                Output::Json | Output::Csv => println!("{out}"),
+                Output::Json | Output::Csv => print_json(&out),
                 Output::Table => println!(
                     "{} {} for user {} (key {}){}",
                     text(&out["outcome"]),
@@ -134,54 +134,34 @@ async fn targets(rotator: &AwsRotator, named: Vec<String>) -> anyhow::Result<Vec
     Ok(inside.into_iter().map(|i| i.name).collect())
 }
 
-/// Runs `work` over `items` with at most `concurrency` at once, showing progress on a terminal.
-/// Every item runs, whatever the others do; results come back in the items' order.
-pub(crate) async fn bulk<I, T, F, Fut>(items: Vec<I>, concurrency: u16, work: F) -> Vec<T>
-where
-    I: Send + 'static,
-    T: Send + 'static,
-    F: Fn(I) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = T> + Send + 'static,
-{
-    let total = items.len();
-    let done = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(tokio::sync::Semaphore::new(concurrency.into()));
-    let work = Arc::new(work);
-    let show = std::io::stderr().is_terminal() && total > 1;
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, item) in items.into_iter().enumerate() {
-        let (gate, work, done) = (gate.clone(), work.clone(), done.clone());
-        tasks.spawn(async move {
-            let _permit = gate.acquire_owned().await;
-            let result = work(item).await;
-            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if show {
-                let filled = n * 30 / total;
-                eprint!(
-                    "\r[{}{}] {n}/{total}",
-                    "#".repeat(filled),
-                    " ".repeat(30 - filled)
-                );
-                let _ = std::io::stderr().flush();
-            }
-            (i, result)
-        });
-    }
-    let mut results: Vec<Option<T>> = (0..total).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((i, v)) => results[i] = Some(v),
-            Err(e) => tracing::error!(error = %e, "a task panicked"),
-        }
-    }
-    if show {
-        eprintln!();
-    }
-    results.into_iter().flatten().collect()
+/// One secret's line of `keyturn rotate`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RotateRow {
+    secret: String,
+    /// rotated, planned, resumed, cancelled, nothing-in-flight, ... or failed.
+    outcome: String,
+    user: Option<String>,
+    new_key_id: Option<String>,
+    deleted_key_id: Option<String>,
+    deleted_because: Option<String>,
+    detail: Option<String>,
+    error_type: Option<&'static str>,
+    error: Option<String>,
 }
 
-fn failure(secret: &str, e: &RotationError) -> Value {
-    json!({"secret": secret, "outcome": "failed", "errorType": e.error_type(), "error": e.to_string()})
+impl Row for RotateRow {
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("SECRET", "secret"),
+        ("OUTCOME", "outcome"),
+        ("NEW KEY", "newKeyId"),
+        ("DELETED KEY", "deletedKeyId"),
+        ("DETAIL", "detail"),
+        ("ERROR", "error"),
+    ];
+    fn failed(&self) -> bool {
+        self.error.is_some()
+    }
 }
 
 async fn rotate(rotator: Arc<AwsRotator>, a: RotateArgs, output: Output) -> anyhow::Result<bool> {
@@ -199,7 +179,7 @@ async fn rotate(rotator: Arc<AwsRotator>, a: RotateArgs, output: Output) -> anyh
         LocalMode::Rotate
     };
     let (dry_run, due_days) = (a.dry_run, a.due.then_some(a.rotation_days));
-    let results = bulk(secrets, a.concurrency, move |secret| {
+    let rows = bulk(secrets, a.concurrency, move |secret| {
         let rotator = rotator.clone();
         async move {
             let request = LocalRequest {
@@ -209,27 +189,64 @@ async fn rotate(rotator: Arc<AwsRotator>, a: RotateArgs, output: Output) -> anyh
                 new_token: uuid::Uuid::new_v4().to_string(),
             };
             match rotator.rotate_local(&secret, &request).await {
-                Ok(r) => json!({"secret": r.secret, "outcome": r.outcome.as_str(), "user": r.user,
-                    "newKeyId": r.new_key_id, "deletedKeyId": r.retired.as_ref().map(|d| d.key_id()),
-                    "deletedBecause": r.retired.as_ref().map(|d| d.reason().to_string()), "detail": r.detail}),
-                Err(e) => failure(&secret, &e),
+                Ok(r) => RotateRow {
+                    outcome: r.outcome.as_str().to_string(),
+                    user: r.user,
+                    new_key_id: r.new_key_id,
+                    deleted_key_id: r.retired.as_ref().map(|d| d.key_id().to_string()),
+                    deleted_because: r.retired.as_ref().map(|d| d.reason().to_string()),
+                    detail: Some(r.detail).filter(|d| !d.is_empty()),
+                    error_type: None,
+                    error: None,
+                    secret: r.secret,
+                },
+                Err(e) => RotateRow {
+                    secret,
+                    outcome: "failed".into(),
+                    user: None,
+                    new_key_id: None,
+                    deleted_key_id: None,
+                    deleted_because: None,
+                    detail: None,
+                    error_type: Some(e.error_type()),
+                    error: Some(e.to_string()),
+                },
             }
         }
     })
     .await;
-    print_results(
-        &results,
-        output,
-        &[
-            "secret",
-            "outcome",
-            "newKeyId",
-            "deletedKeyId",
-            "detail",
-            "error",
-        ],
-    );
-    Ok(results.iter().all(|r| r["outcome"] != "failed"))
+    print_rows(&rows, output);
+    Ok(!rows.iter().any(Row::failed))
+}
+
+/// One secret's line of `keyturn sweep`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SweepRow {
+    secret: String,
+    user: Option<String>,
+    /// `failed`, or the action (kept for scripts that read it; `failed` adds the reason).
+    outcome: String,
+    /// nothing, waiting, in-use, blocked, cleared, deactivated, deleted; absent on an error.
+    action: Option<&'static str>,
+    key_id: Option<String>,
+    detail: Option<String>,
+    dry_run: bool,
+    error_type: Option<&'static str>,
+    error: Option<String>,
+}
+
+impl Row for SweepRow {
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("SECRET", "secret"),
+        ("ACTION", "action"),
+        ("KEY", "keyId"),
+        ("DETAIL", "detail"),
+        ("ERROR", "error"),
+    ];
+    fn failed(&self) -> bool {
+        self.outcome == "failed"
+    }
 }
 
 async fn sweep(rotator: Arc<AwsRotator>, a: SweepArgs, output: Output) -> anyhow::Result<bool> {
@@ -242,19 +259,47 @@ async fn sweep(rotator: Arc<AwsRotator>, a: SweepArgs, output: Output) -> anyhow
     };
     let secrets = targets(&rotator, a.secrets).await?;
     let dry_run = a.dry_run;
-    let results = bulk(secrets, a.concurrency, move |secret| {
+    let rows = bulk(secrets, a.concurrency, move |secret| {
         let rotator = rotator.clone();
         async move {
             match rotator.sweep(&secret, &policy, dry_run).await {
-                Ok(r) => json!({"secret": r.secret, "user": r.user, "outcome": if r.failed { "failed" } else { r.outcome.as_str() },
-                    "action": r.outcome.as_str(), "keyId": r.outcome.key_id(), "detail": if r.dry_run { format!("dry run, would do: {}", r.outcome.describe()) } else { r.outcome.describe() }, "dryRun": r.dry_run}),
-                Err(e) => failure(&secret, &e),
+                Ok(r) => SweepRow {
+                    outcome: if r.failed {
+                        "failed"
+                    } else {
+                        r.outcome.as_str()
+                    }
+                    .to_string(),
+                    action: Some(r.outcome.as_str()),
+                    key_id: r.outcome.key_id().map(str::to_string),
+                    detail: Some(if r.dry_run {
+                        format!("dry run: {}", r.outcome.describe_planned())
+                    } else {
+                        r.outcome.describe()
+                    }),
+                    dry_run: r.dry_run,
+                    error_type: None,
+                    error: None,
+                    secret: r.secret,
+                    user: r.user,
+                },
+                Err(e) => SweepRow {
+                    secret,
+                    user: None,
+                    outcome: "failed".into(),
+                    action: None,
+                    key_id: None,
+                    detail: None,
+                    dry_run,
+                    error_type: Some(e.error_type()),
+                    error: Some(e.to_string()),
+                },
             }
         }
     })
     .await;
-    print_results(&results, output, &["secret", "action", "detail", "error"]);
-    Ok(results.iter().all(|r| r["outcome"] != "failed"))
+    print_rows(&rows, output);
+    Ok(!rows.iter().any(Row::failed))
 }
 
 async fn status(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Result<bool> {
@@ -279,7 +324,8 @@ async fn status(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Result
         .iter()
         .map(|k| {
             json!({"keyId": k.id, "status": k.status.as_str(), "created": rfc3339(k.created),
-                "lastUsed": k.last_use.as_ref().map(describe_use), "heldBy": state.labels_holding(&k.id)})
+                "lastUsed": k.last_use.as_ref().map(|u| json!({"at": u.last_used.map(rfc3339), "service": u.service, "region": u.region})),
+                "heldBy": state.labels_holding(&k.id)})
         })
         .collect();
     let report = json!({
@@ -289,7 +335,7 @@ async fn status(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Result
         "versions": versions, "keys": keys, "problems": problems,
     });
     match output {
-        Output::Json | Output::Csv => println!("{report:#}"),
+        Output::Json | Output::Csv => print_json(&report),
         Output::Table => {
             println!(
                 "secret   {}\nuser     {}",
@@ -323,7 +369,11 @@ async fn status(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Result
                     term(&text(&k["keyId"])),
                     text(&k["status"]),
                     text(&k["created"]),
-                    text(&k["lastUsed"]),
+                    state
+                        .key(text(&k["keyId"]).as_str())
+                        .and_then(|f| f.last_use.as_ref())
+                        .map(describe_use)
+                        .unwrap_or_else(|| "last use unknown".into()),
                     k["heldBy"]
                         .as_array()
                         .filter(|a| !a.is_empty())
@@ -372,45 +422,4 @@ async fn credential_process(r: &AwsRotator, a: CredentialProcessArgs) -> anyhow:
         json!({"Version": 1, "AccessKeyId": key.id, "SecretAccessKey": key.secret.expose(), "Expiration": rfc3339(expiration)})
     );
     Ok(true)
-}
-
-pub(crate) fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
-}
-
-fn print_results(results: &[Value], output: Output, columns: &[&str]) {
-    match output {
-        Output::Json => println!("{}", Value::Array(results.to_vec())),
-        Output::Csv => {
-            println!("{}", columns.join(","));
-            for r in results {
-                let cells: Vec<String> = columns.iter().map(|c| csv_cell(&r[*c])).collect();
-                println!("{}", cells.join(","));
-            }
-        }
-        Output::Table => {
-            for r in results {
-                let cells: Vec<String> = columns
-                    .iter()
-                    .filter(|c| !r[**c].is_null())
-                    .map(|c| term(&text(&r[*c])).into_owned())
-                    .collect();
-                println!("{}", cells.join("  "));
-            }
-            let failed = results.iter().filter(|r| r["outcome"] == "failed").count();
-            println!("{} secret(s), {failed} failed", results.len());
-        }
-    }
-}
-
-/// One CSV field, neutralised (see `safe::csv_field`).
-pub(crate) fn csv_cell(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        other => crate::safe::csv_field(&text(other)),
-    }
 }

@@ -6,6 +6,7 @@ mod args;
 mod audit;
 mod commands;
 mod enroll;
+mod render;
 mod safe;
 
 use std::process::ExitCode;

@@ -72,6 +72,18 @@ impl SweepOutcome {
         }
     }
 
+    /// What a dry run would do, in the future tense.
+    pub fn describe_planned(&self) -> String {
+        match self {
+            SweepOutcome::Deactivated { key_id } => format!("would deactivate {key_id}"),
+            SweepOutcome::Deleted { key_id } => format!("would delete {key_id}"),
+            SweepOutcome::Cleared { key_id } => format!(
+                "would remove AWSPREVIOUS from {key_id}'s version ({key_id} is already deleted)"
+            ),
+            other => other.describe(),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             SweepOutcome::Nothing(why) => why.clone(),

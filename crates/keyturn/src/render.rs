@@ -1,0 +1,134 @@
+//! One rendering path for the list commands: typed rows (`Serialize`) printed as an aligned table
+//! (comfy-table), pretty JSON, or CSV with neutralised cells; and `bulk`, which runs the rows'
+//! work with bounded concurrency behind an indicatif progress bar (drawn only on a terminal).
+
+use std::sync::Arc;
+
+use comfy_table::{presets, ContentArrangement, Table};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::args::Output;
+use crate::safe::term;
+
+/// A row of a list command: its JSON shape comes from `Serialize`; its table and CSV columns
+/// from `COLUMNS` (heading, JSON field).
+pub trait Row: Serialize {
+    const COLUMNS: &'static [(&'static str, &'static str)];
+    /// Whether the row is a failure (counted in the table's last line, and in the exit code).
+    fn failed(&self) -> bool;
+}
+
+/// Prints rows as `output` asks. JSON is the rows' array, pretty-printed like every JSON keyturn
+/// prints; CSV has one header line of the JSON field names.
+pub fn print_rows<R: Row>(rows: &[R], output: Output) {
+    let values: Vec<Value> = rows
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
+        .collect();
+    match output {
+        Output::Json => print_json(&values),
+        Output::Csv => {
+            let fields: Vec<&str> = R::COLUMNS.iter().map(|(_, f)| *f).collect();
+            println!("{}", fields.join(","));
+            for v in &values {
+                let cells: Vec<String> = fields.iter().map(|f| csv_cell(&v[*f])).collect();
+                println!("{}", cells.join(","));
+            }
+        }
+        Output::Table => {
+            // A column no row fills (no errors, nothing deleted) is left out.
+            let shown: Vec<_> = R::COLUMNS
+                .iter()
+                .filter(|(_, f)| values.iter().any(|v| !v[*f].is_null()))
+                .collect();
+            let mut table = plain_table(shown.iter().map(|(h, _)| *h));
+            for v in &values {
+                table.add_row(shown.iter().map(|(_, f)| term(&text(&v[*f])).into_owned()));
+            }
+            if !rows.is_empty() {
+                println!("{table}");
+            }
+            let failed = rows.iter().filter(|r| r.failed()).count();
+            println!("{} secret(s), {failed} failed", rows.len());
+        }
+    }
+}
+
+/// Every JSON document keyturn prints, in one style.
+pub fn print_json(value: &impl Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("keyturn: the output could not be written as JSON: {e}"),
+    }
+}
+
+/// A borderless table with aligned columns, never wrapped (a line stays whole for grep).
+pub fn plain_table<'a>(headings: impl IntoIterator<Item = &'a str>) -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(headings);
+    table
+}
+
+/// A JSON value as a table or CSV cell: strings as they are, absent as `-` (tables) or empty
+/// (CSV).
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// One CSV field, neutralised (see `safe::csv_field`).
+pub fn csv_cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        other => crate::safe::csv_field(&text(other)),
+    }
+}
+
+/// Runs `work` over `items` with at most `concurrency` at once, with a progress bar on standard
+/// error when it is a terminal (indicatif draws nothing otherwise). Every item runs, whatever the
+/// others do; results come back in the items' order.
+pub async fn bulk<I, T, F, Fut>(items: Vec<I>, concurrency: u16, work: F) -> Vec<T>
+where
+    I: Send + 'static,
+    T: Send + 'static,
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let total = items.len();
+    let bar = if total > 1 {
+        indicatif::ProgressBar::new(total as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg}") {
+        bar.set_style(style.progress_chars("#> "));
+    }
+    let gate = Arc::new(tokio::sync::Semaphore::new(concurrency.into()));
+    let work = Arc::new(work);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let (gate, work, bar) = (gate.clone(), work.clone(), bar.clone());
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            let result = work(item).await;
+            bar.inc(1);
+            (i, result)
+        });
+    }
+    let mut results: Vec<Option<T>> = (0..total).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((i, v)) => results[i] = Some(v),
+            Err(e) => tracing::error!(error = %e, "a task panicked"),
+        }
+    }
+    bar.finish();
+    results.into_iter().flatten().collect()
+}
