@@ -94,3 +94,18 @@ def test_verbose_shows_the_sdks_account_and_no_secret(moto, keyturn, secrets_see
     assert new["SecretAccessKey"] not in proc.stderr + proc.stdout
     quiet = keyturn("status", secret)
     assert quiet.stderr == "", quiet.stderr
+
+
+def test_status_after_a_local_rotation_says_when_the_key_last_changed(moto, keyturn, secrets_seen):
+    user = unique("last")
+    key = make_user(moto, user, secrets_seen)
+    secret = unique("keyturn/last")
+    moto.client("secretsmanager").create_secret(
+        Name=secret, SecretString=json.dumps({"UserName": user, "AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]})
+    )
+    before = keyturn("status", secret, check=False).stdout
+    assert "last rotated never" in before, before
+    keyturn("rotate", secret)
+    secrets_seen.add(json.loads(moto.client("secretsmanager").get_secret_value(SecretId=secret, VersionStage="AWSCURRENT")["SecretString"])["SecretAccessKey"])
+    after = keyturn("status", secret, check=False).stdout
+    assert "(cut-over by keyturn)" in after and "last -" not in after, after

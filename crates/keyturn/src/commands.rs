@@ -42,11 +42,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             match cli.output {
                 Output::Json | Output::Csv => print_json(&out),
                 Output::Table => println!(
-                    "{} {} for user {} (key {}){}",
+                    "{} {} for user {} ({}){}",
                     text(&out["outcome"]),
                     term(&text(&out["secret"])),
                     term(&text(&out["user"])),
-                    term(&text(&out["keyId"])),
+                    match out["keyId"].as_str() {
+                        Some(k) => format!("key {}", term(k)),
+                        None => "no key yet: the first rotation makes one".into(),
+                    },
                     if out["scheduled"] == true {
                         ", rotation scheduled"
                     } else {
@@ -342,16 +345,22 @@ async fn status(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Result
                 term(&info.name),
                 term(&state.user.name)
             );
+            // Secrets Manager's LastRotatedDate is set by its own rotations only; after a
+            // `keyturn rotate` the cut-over record says when the key last changed.
+            let last = match (info.last_rotated, rules::recorded_cutover(info)) {
+                (Some(t), _) => rfc3339(t),
+                (None, Some(c)) => format!("{} (cut-over by keyturn)", rfc3339(c)),
+                (None, None) => "never".into(),
+            };
             println!(
-                "rotation {} (last {}, next {}, cut-over {})",
+                "rotation {}; last rotated {}; next {}",
                 if info.rotation_enabled {
-                    "enabled"
+                    "scheduled by Secrets Manager"
                 } else {
-                    "not enabled"
+                    "not scheduled in Secrets Manager (keyturn rotate, or enroll --rotation-lambda)"
                 },
-                text(&report["lastRotated"]),
-                text(&report["nextRotation"]),
-                text(&report["cutover"])
+                last,
+                info.next_rotation.map(rfc3339).unwrap_or_else(|| "not scheduled".into()),
             );
             println!("versions");
             for h in &state.holdings {
