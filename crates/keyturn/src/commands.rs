@@ -360,7 +360,9 @@ async fn status(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Result
                     "not scheduled in Secrets Manager (keyturn rotate, or enroll --rotation-lambda)"
                 },
                 last,
-                info.next_rotation.map(rfc3339).unwrap_or_else(|| "not scheduled".into()),
+                info.next_rotation
+                    .map(rfc3339)
+                    .unwrap_or_else(|| "not scheduled".into()),
             );
             println!("versions");
             for h in &state.holdings {
