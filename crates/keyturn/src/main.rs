@@ -3,9 +3,7 @@
 //! failed, a key still in use under `--in-use fail`), 2 error.
 
 mod args;
-mod audit;
 mod commands;
-mod enroll;
 mod render;
 mod safe;
 

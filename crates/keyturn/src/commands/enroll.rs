@@ -5,9 +5,35 @@ use anyhow::bail;
 use keyturn_aws::AwsRotator;
 use keyturn_core::enroll::{AdoptRequest, EnrollReport, EnrollRequest, Schedule};
 
-use crate::args::EnrollArgs;
+use crate::args::{EnrollArgs, Output};
+use crate::render::print_json;
+use crate::safe::term;
 
-pub async fn enroll(r: &AwsRotator, a: &EnrollArgs) -> anyhow::Result<EnrollReport> {
+/// Enrolls or adopts, and prints what was done.
+pub async fn run(r: &AwsRotator, a: &EnrollArgs, output: Output) -> anyhow::Result<bool> {
+    let out = enroll(r, a).await?;
+    match output {
+        Output::Json | Output::Csv => print_json(&out),
+        Output::Table => println!(
+            "{} {} for user {} ({}), {}",
+            out.outcome.as_str(),
+            term(&out.secret),
+            term(&out.user),
+            match &out.key_id {
+                Some(k) => format!("key {}", term(k)),
+                None => "no key yet: the first rotation makes one".into(),
+            },
+            if out.scheduled {
+                "rotation scheduled"
+            } else {
+                "no rotation scheduled (--rotation-lambda)"
+            }
+        ),
+    }
+    Ok(true)
+}
+
+async fn enroll(r: &AwsRotator, a: &EnrollArgs) -> anyhow::Result<EnrollReport> {
     let schedule = a.rotation_lambda.as_ref().map(|f| Schedule {
         function_arn: f.clone(),
         days: a.rotate_every,

@@ -1,0 +1,118 @@
+//! The commands, one module each. Each returns whether everything it looked at is fine (exit 0)
+//! or not (exit 1). This file builds the one `SdkConfig` and the rotator, and selects targets.
+
+mod audit;
+mod credential_process;
+mod enroll;
+mod rotate;
+mod status;
+mod sweep;
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use keyturn_aws::{Aws, AwsRotator};
+use keyturn_core::ports::SecretStore;
+use keyturn_core::rules;
+use keyturn_core::{tags, RotationSettings};
+
+use crate::args::{AwsArgs, Cli, Command};
+use crate::safe::term;
+
+pub async fn run(cli: Cli) -> anyhow::Result<bool> {
+    let config = sdk_config(&cli.aws).await?;
+    let scope = rules::Scope::new(
+        &cli.scope.prefix,
+        &cli.scope.user_path,
+        cli.scope.master_secrets.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}: fix --prefix or --user-path"))?;
+    let settings = RotationSettings {
+        require_rotation_enabled: false,
+        scope,
+        ..RotationSettings::default()
+    };
+    let rotator = Arc::new(Aws::from_config(&config).rotator(settings));
+    match cli.command {
+        Command::Enroll(a) => enroll::run(&rotator, &a, cli.output).await,
+        Command::Rotate(a) => rotate::run(rotator, a, cli.output).await,
+        Command::Status(a) => status::run(&rotator, a, cli.output).await,
+        Command::Sweep(a) => sweep::run(rotator, a, cli.output).await,
+        Command::CredentialProcess(a) => credential_process::run(&rotator, a).await,
+        Command::Audit(a) => audit::run(rotator, a, cli.output).await,
+    }
+}
+
+async fn sdk_config(a: &AwsArgs) -> anyhow::Result<SdkConfig> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(keyturn_aws::retry_config())
+        .timeout_config(keyturn_aws::timeout_config());
+    if let Some(p) = &a.profile {
+        // A named profile wins over credentials in the environment, as with the AWS CLI.
+        loader = loader.profile_name(p).credentials_provider(
+            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .profile_name(p)
+                .build(),
+        );
+    }
+    if let Some(r) = &a.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    if let Some(u) = &a.endpoint_url {
+        loader = loader.endpoint_url(u);
+    }
+    let config = loader.load().await;
+    if a.profile.is_some() {
+        // An unknown profile says so before anything else (its region would be missing too).
+        keyturn_aws::check_credentials(&config, a.profile.as_deref())
+            .await
+            .map_err(anyhow::Error::msg)?;
+    }
+    if config.region().is_none_or(|r| r.as_ref().trim().is_empty()) {
+        bail!("no AWS region: pass --region, set AWS_REGION, or set a region in the profile");
+    }
+    if a.profile.is_none() {
+        keyturn_aws::check_credentials(&config, None)
+            .await
+            .map_err(anyhow::Error::msg)?;
+    }
+    Ok(config)
+}
+
+/// Secrets named on the command line, or every managed secret (tag `keyturn:managed=true`) under
+/// the prefix; a managed secret outside it is skipped with a line on standard error.
+pub(crate) async fn targets(
+    rotator: &AwsRotator,
+    named: Vec<String>,
+) -> anyhow::Result<Vec<String>> {
+    if !named.is_empty() {
+        return Ok(named);
+    }
+    let listed = rotator
+        .store()
+        .list_tagged(tags::MANAGED, Some(tags::MANAGED_TRUE))
+        .await
+        .with_context(|| {
+            format!(
+                "listing the secrets tagged {}={} failed; check secretsmanager:ListSecrets",
+                tags::MANAGED,
+                tags::MANAGED_TRUE
+            )
+        })?;
+    let scope = &rotator.settings().scope;
+    let (inside, outside): (Vec<_>, Vec<_>) = listed
+        .into_iter()
+        .filter(|i| rules::is_managed(&i.tags))
+        .partition(|i| scope.selects(&i.name));
+    for i in &outside {
+        eprintln!(
+            "keyturn: skipped {}: tagged {}={} but outside the prefix {}; name it to act on it, or pass --prefix",
+            term(&i.name),
+            tags::MANAGED,
+            tags::MANAGED_TRUE,
+            term(scope.prefix())
+        );
+    }
+    Ok(inside.into_iter().map(|i| i.name).collect())
+}

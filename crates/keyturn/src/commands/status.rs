@@ -1,0 +1,172 @@
+//! `keyturn status`: one secret's versions, its user's keys and what is wrong, as one typed report
+//! printed as JSON or as text with aligned tables.
+
+use keyturn_aws::AwsRotator;
+use keyturn_core::error::{describe_use, rfc3339};
+use keyturn_core::rules;
+use keyturn_core::state::{LastUse, Needs, SecretState};
+use serde::Serialize;
+
+use crate::args::{Output, StatusArgs};
+use crate::render::{plain_table, print_json};
+use crate::safe::term;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusReport {
+    secret: String,
+    user: String,
+    rotation_enabled: bool,
+    last_rotated: Option<String>,
+    next_rotation: Option<String>,
+    cutover: Option<String>,
+    versions: Vec<VersionRow>,
+    keys: Vec<KeyRow>,
+    problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VersionRow {
+    version_id: String,
+    labels: Vec<String>,
+    key_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyRow {
+    key_id: String,
+    status: &'static str,
+    created: String,
+    last_used: Option<LastUsed>,
+    held_by: Vec<String>,
+}
+
+/// GetAccessKeyLastUsed's answer: `at` is absent for a key never used.
+#[derive(Debug, Serialize)]
+struct LastUsed {
+    at: Option<String>,
+    service: Option<String>,
+    region: Option<String>,
+}
+
+fn report(state: &SecretState) -> StatusReport {
+    let info = &state.info;
+    StatusReport {
+        secret: info.name.clone(),
+        user: state.user.name.clone(),
+        rotation_enabled: info.rotation_enabled,
+        last_rotated: info.last_rotated.map(rfc3339),
+        next_rotation: info.next_rotation.map(rfc3339),
+        cutover: rules::recorded_cutover(info).map(rfc3339),
+        versions: state
+            .holdings
+            .iter()
+            .map(|h| VersionRow {
+                version_id: h.version.clone(),
+                labels: h.labels.clone(),
+                key_id: h.key_id().map(str::to_string),
+            })
+            .collect(),
+        keys: state
+            .keys
+            .iter()
+            .map(|k| KeyRow {
+                key_id: k.id.clone(),
+                status: k.status.as_str(),
+                created: rfc3339(k.created),
+                last_used: k.last_use.as_ref().map(|u| LastUsed {
+                    at: u.last_used.map(rfc3339),
+                    service: u.service.clone(),
+                    region: u.region.clone(),
+                }),
+                held_by: state
+                    .labels_holding(&k.id)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+            })
+            .collect(),
+        problems: rules::problems(state),
+    }
+}
+
+pub async fn run(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Result<bool> {
+    let info = r.describe(&a.secret).await?;
+    let needs = Needs {
+        all_versions: true,
+        last_use: LastUse::Every,
+        who_else: true,
+        tolerate_bad_values: true,
+    };
+    let read = r.read_state(info, None, needs).await?;
+    let state = &read.state;
+    let out = report(state);
+    match output {
+        Output::Json | Output::Csv => print_json(&out),
+        Output::Table => print_text(state, &out),
+    }
+    Ok(out.problems.is_empty())
+}
+
+fn print_text(state: &SecretState, out: &StatusReport) {
+    let info = &state.info;
+    println!(
+        "secret   {}\nuser     {}",
+        term(&out.secret),
+        term(&out.user)
+    );
+    // Secrets Manager's LastRotatedDate is set by its own rotations only; after a
+    // `keyturn rotate` the cut-over record says when the key last changed.
+    let last = match (info.last_rotated, rules::recorded_cutover(info)) {
+        (Some(t), _) => rfc3339(t),
+        (None, Some(c)) => format!("{} (cut-over by keyturn)", rfc3339(c)),
+        (None, None) => "never".into(),
+    };
+    println!(
+        "rotation {}; last rotated {}; next {}",
+        if info.rotation_enabled {
+            "scheduled by Secrets Manager"
+        } else {
+            "not scheduled in Secrets Manager (keyturn rotate, or enroll --rotation-lambda)"
+        },
+        last,
+        out.next_rotation.as_deref().unwrap_or("not scheduled"),
+    );
+    let mut versions = plain_table(["VERSION", "LABELS", "KEY"]);
+    for v in &out.versions {
+        versions.add_row([
+            term(&v.version_id).into_owned(),
+            term(&v.labels.join(",")).into_owned(),
+            term(v.key_id.as_deref().unwrap_or("-")).into_owned(),
+        ]);
+    }
+    println!("versions\n{versions}");
+    let mut keys = plain_table(["KEY", "STATUS", "CREATED", "LAST USE", "HELD BY"]);
+    for (k, facts) in out.keys.iter().zip(&state.keys) {
+        keys.add_row([
+            term(&k.key_id).into_owned(),
+            k.status.to_string(),
+            k.created.clone(),
+            facts
+                .last_use
+                .as_ref()
+                .map(describe_use)
+                .unwrap_or_else(|| "last use unknown".into()),
+            if k.held_by.is_empty() {
+                "nothing".into()
+            } else {
+                term(&k.held_by.join(",")).into_owned()
+            },
+        ]);
+    }
+    println!("keys\n{keys}");
+    println!("problems");
+    if out.problems.is_empty() {
+        println!("  none");
+    }
+    for p in &out.problems {
+        println!("  - {}", term(p));
+    }
+}
