@@ -42,7 +42,21 @@ def value(moto, secret_id: str, stage: str) -> dict:
 
 
 def whoami(moto, key_id: str, secret: str) -> str:
-    return moto.client("sts", key_id, secret).get_caller_identity()["Arn"]
+    """The ARN the key authenticates as. moto's server, under the fault tests' parallel load, now
+    and then answers a check's own call with an HTML 500 that botocore cannot parse: that (and any
+    5xx) is asked again; a refusal of the key (4xx) is the answer and raised at once."""
+    from botocore.exceptions import ClientError
+    from botocore.parsers import ResponseParserError
+
+    for attempt in range(3):
+        try:
+            return moto.client("sts", key_id, secret).get_caller_identity()["Arn"]
+        except (ResponseParserError, ClientError) as e:
+            status = getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+            if attempt == 2 or (isinstance(e, ClientError) and status < 500):
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def key_statuses(moto, user: str) -> dict:
