@@ -71,7 +71,7 @@ def keyturn(moto, keyturn_binary, secrets_seen):
         env = base_env(moto.endpoint, *moto.admin)
         env.update(env_extra or {})
         proc = subprocess.run([str(keyturn_binary), *args], capture_output=True, text=True, env=env, timeout=300)
-        if args[0] != "credential-process":
+        if "credential-process" not in args:
             printed.append(proc.stdout + proc.stderr)
         if check and proc.returncode != 0:
             raise AssertionError(f"keyturn {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")

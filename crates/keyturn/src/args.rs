@@ -13,9 +13,10 @@ pub struct Cli {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub scope: ScopeArgs,
-    /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    /// Output format (default table; credential-process prints its JSON only; enroll and
+    /// status have no CSV form).
+    #[arg(long, global = true, value_enum)]
+    pub output: Option<Output>,
     /// Log keyturn's steps and the SDK's account of each request (retries, credentials,
     /// endpoints) on standard error; RUST_LOG or KEYTURN_LOG choose finer filters.
     #[arg(short, long, global = true)]
@@ -72,6 +73,16 @@ pub enum Output {
     Csv,
 }
 
+impl Output {
+    pub fn name(self) -> &'static str {
+        match self {
+            Output::Table => "table",
+            Output::Json => "json",
+            Output::Csv => "csv",
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Enroll a user: a fresh key in a new secret, tagged as managed, with an optional schedule.
@@ -86,6 +97,51 @@ pub enum Command {
     Audit(AuditArgs),
     /// Print the AWS credential_process JSON for the secret's AWSCURRENT key.
     CredentialProcess(CredentialProcessArgs),
+}
+
+impl Command {
+    /// The command's name as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Enroll(_) => "enroll",
+            Command::Rotate(_) => "rotate",
+            Command::Status(_) => "status",
+            Command::Sweep(_) => "sweep",
+            Command::Audit(_) => "audit",
+            Command::CredentialProcess(_) => "credential-process",
+        }
+    }
+
+    /// The formats the command prints, its default first.
+    pub fn formats(&self) -> &'static [Output] {
+        match self {
+            Command::Rotate(_) | Command::Sweep(_) | Command::Audit(_) => {
+                &[Output::Table, Output::Json, Output::Csv]
+            }
+            Command::Enroll(_) | Command::Status(_) => &[Output::Table, Output::Json],
+            // The AWS SDKs read this JSON; any other form would break them.
+            Command::CredentialProcess(_) => &[Output::Json],
+        }
+    }
+
+    /// `--output` as given, or the command's default; a format it does not print is refused.
+    pub fn output(&self, asked: Option<Output>) -> Result<Output, String> {
+        let formats = self.formats();
+        match asked {
+            None => Ok(formats[0]),
+            Some(o) if formats.contains(&o) => Ok(o),
+            Some(o) => Err(format!(
+                "`keyturn {}` has no {} output: use --output {}",
+                self.name(),
+                o.name(),
+                formats
+                    .iter()
+                    .map(|f| f.name())
+                    .collect::<Vec<_>>()
+                    .join(" or --output ")
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -9,11 +9,18 @@ mod safe;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    // A format the command cannot print is a usage error (exit 2), before any AWS call.
+    let output = match cli.command.output(cli.output) {
+        Ok(o) => o,
+        Err(e) => args::Cli::command()
+            .error(clap::error::ErrorKind::InvalidValue, e)
+            .exit(),
+    };
     // KEYTURN_LOG, then RUST_LOG, then --verbose (keyturn's steps and the SDK's account of each
     // request: retries, credentials, endpoints; the SDK redacts secrets in what it logs), else warn.
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYTURN_LOG")
@@ -30,7 +37,7 @@ async fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_target(cli.verbose)
         .init();
-    match commands::run(cli).await {
+    match commands::run(cli, output).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {

@@ -30,11 +30,7 @@ pub fn print_rows<R: Row>(rows: &[R], output: Output) {
         Output::Json => print_json(&values),
         Output::Csv => {
             let fields: Vec<&str> = R::COLUMNS.iter().map(|(_, f)| *f).collect();
-            println!("{}", fields.join(","));
-            for v in &values {
-                let cells: Vec<String> = fields.iter().map(|f| csv_cell(&v[*f])).collect();
-                println!("{}", cells.join(","));
-            }
+            print_csv(rows, &fields);
         }
         Output::Table => {
             // A column no row fills (no errors, nothing deleted) is left out.
@@ -47,11 +43,29 @@ pub fn print_rows<R: Row>(rows: &[R], output: Output) {
                 table.add_row(shown.iter().map(|(_, f)| term(&text(&v[*f])).into_owned()));
             }
             if !rows.is_empty() {
-                println!("{table}");
+                print_table(&table);
             }
             let failed = rows.iter().filter(|r| r.failed()).count();
             println!("{} secret(s), {failed} failed", rows.len());
         }
+    }
+}
+
+/// Rows as CSV: a header line of the JSON field names, then each row's fields (absent ones
+/// empty, every cell neutralised).
+pub fn print_csv<R: Serialize>(rows: &[R], fields: &[&str]) {
+    println!("{}", fields.join(","));
+    for row in rows {
+        let v = serde_json::to_value(row).unwrap_or(Value::Null);
+        let cells: Vec<String> = fields.iter().map(|f| csv_cell(&v[*f])).collect();
+        println!("{}", cells.join(","));
+    }
+}
+
+/// A table's lines without the padding after the last column.
+pub fn print_table(table: &Table) {
+    for line in table.lines() {
+        println!("{}", line.trim_end());
     }
 }
 
@@ -70,6 +84,10 @@ pub fn plain_table<'a>(headings: impl IntoIterator<Item = &'a str>) -> Table {
         .load_style(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(headings);
+    // Two spaces between columns, none before the first: lines start at the margin.
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
     table
 }
 

@@ -13,8 +13,9 @@ use crate::safe::term;
 pub async fn run(r: &AwsRotator, a: &EnrollArgs, output: Output) -> anyhow::Result<bool> {
     let out = enroll(r, a).await?;
     match output {
-        Output::Json | Output::Csv => print_json(&out),
-        Output::Table => println!(
+        Output::Json => print_json(&out),
+        // CSV was refused before the run (Command::output).
+        Output::Table | Output::Csv => println!(
             "{} {} for user {} ({}), {}",
             out.outcome.as_str(),
             term(&out.secret),

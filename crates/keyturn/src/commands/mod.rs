@@ -17,10 +17,10 @@ use keyturn_core::ports::SecretStore;
 use keyturn_core::rules;
 use keyturn_core::{tags, RotationSettings};
 
-use crate::args::{AwsArgs, Cli, Command};
+use crate::args::{AwsArgs, Cli, Command, Output};
 use crate::safe::term;
 
-pub async fn run(cli: Cli) -> anyhow::Result<bool> {
+pub async fn run(cli: Cli, output: Output) -> anyhow::Result<bool> {
     let config = sdk_config(&cli.aws).await?;
     let scope = rules::Scope::new(
         &cli.scope.prefix,
@@ -35,12 +35,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     };
     let rotator = Arc::new(Aws::from_config(&config).rotator(settings));
     match cli.command {
-        Command::Enroll(a) => enroll::run(&rotator, &a, cli.output).await,
-        Command::Rotate(a) => rotate::run(rotator, a, cli.output).await,
-        Command::Status(a) => status::run(&rotator, a, cli.output).await,
-        Command::Sweep(a) => sweep::run(rotator, a, cli.output).await,
+        Command::Enroll(a) => enroll::run(&rotator, &a, output).await,
+        Command::Rotate(a) => rotate::run(rotator, a, output).await,
+        Command::Status(a) => status::run(&rotator, a, output).await,
+        Command::Sweep(a) => sweep::run(rotator, a, output).await,
+        // Json, the one format it has (checked in main).
         Command::CredentialProcess(a) => credential_process::run(&rotator, a).await,
-        Command::Audit(a) => audit::run(rotator, a, cli.output).await,
+        Command::Audit(a) => audit::run(rotator, a, output).await,
     }
 }
 

@@ -8,7 +8,7 @@ use keyturn_core::state::{LastUse, Needs, SecretState};
 use serde::Serialize;
 
 use crate::args::{Output, StatusArgs};
-use crate::render::{plain_table, print_json};
+use crate::render::{plain_table, print_json, print_table};
 use crate::safe::term;
 
 #[derive(Debug, Serialize)]
@@ -104,8 +104,9 @@ pub async fn run(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Resul
     let state = &read.state;
     let out = report(state);
     match output {
-        Output::Json | Output::Csv => print_json(&out),
-        Output::Table => print_text(state, &out),
+        Output::Json => print_json(&out),
+        // CSV was refused before the run (Command::output).
+        Output::Table | Output::Csv => print_text(state, &out),
     }
     Ok(out.problems.is_empty())
 }
@@ -142,7 +143,8 @@ fn print_text(state: &SecretState, out: &StatusReport) {
             term(v.key_id.as_deref().unwrap_or("-")).into_owned(),
         ]);
     }
-    println!("versions\n{versions}");
+    println!("versions");
+    print_table(&versions);
     let mut keys = plain_table(["KEY", "STATUS", "CREATED", "LAST USE", "HELD BY"]);
     for (k, facts) in out.keys.iter().zip(&state.keys) {
         keys.add_row([
@@ -161,7 +163,8 @@ fn print_text(state: &SecretState, out: &StatusReport) {
             },
         ]);
     }
-    println!("keys\n{keys}");
+    println!("keys");
+    print_table(&keys);
     println!("problems");
     if out.problems.is_empty() {
         println!("  none");

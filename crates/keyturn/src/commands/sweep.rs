@@ -17,13 +17,16 @@ use crate::render::{bulk, print_rows, Row};
 struct SweepRow {
     secret: String,
     user: Option<String>,
-    /// `failed`, or the action (kept for scripts that read it; `failed` adds the reason).
-    outcome: String,
-    /// nothing, waiting, in-use, blocked, cleared, deactivated, deleted; absent on an error.
+    /// nothing, waiting, in-use, blocked, cleared, deactivated, deleted; absent when the secret
+    /// could not be swept (see `error`).
     action: Option<&'static str>,
+    /// The previous key the action is about.
     key_id: Option<String>,
     detail: Option<String>,
     dry_run: bool,
+    /// Whether this secret fails the sweep (exit 1): an error, a `blocked` key, or a key in use
+    /// under `--in-use fail`.
+    failed: bool,
     error_type: Option<&'static str>,
     error: Option<String>,
 }
@@ -37,7 +40,7 @@ impl Row for SweepRow {
         ("ERROR", "error"),
     ];
     fn failed(&self) -> bool {
-        self.outcome == "failed"
+        self.failed
     }
 }
 
@@ -56,12 +59,7 @@ pub async fn run(rotator: Arc<AwsRotator>, a: SweepArgs, output: Output) -> anyh
         async move {
             match rotator.sweep(&secret, &policy, dry_run).await {
                 Ok(r) => SweepRow {
-                    outcome: if r.failed {
-                        "failed"
-                    } else {
-                        r.outcome.as_str()
-                    }
-                    .to_string(),
+                    failed: r.failed,
                     action: Some(r.outcome.as_str()),
                     key_id: r.outcome.key_id().map(str::to_string),
                     detail: Some(if r.dry_run {
@@ -78,7 +76,7 @@ pub async fn run(rotator: Arc<AwsRotator>, a: SweepArgs, output: Output) -> anyh
                 Err(e) => SweepRow {
                     secret,
                     user: None,
-                    outcome: "failed".into(),
+                    failed: true,
                     action: None,
                     key_id: None,
                     detail: None,

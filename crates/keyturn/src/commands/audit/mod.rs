@@ -1,5 +1,7 @@
 //! `keyturn audit`: the credential report joined with the managed secrets, judged, and rendered as
-//! a table, JSON, CSV or a self-contained HTML page.
+//! a table, JSON, CSV or a self-contained HTML page (`page`).
+
+mod page;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,11 +17,11 @@ use keyturn_core::ports::{Clock, Iam, SecretInfo, SecretStore, AWSCURRENT, AWSPR
 use keyturn_core::rules::{self, SweepPolicy};
 use keyturn_core::state::Needs;
 use keyturn_core::tags;
-use serde_json::{json, Value};
+use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::args::{AuditArgs, Output};
-use crate::render::{bulk, csv_cell, plain_table, text};
+use crate::render::{bulk, plain_table, print_csv, print_json, print_table};
 use crate::safe::term;
 
 pub async fn run(rotator: Arc<AwsRotator>, a: AuditArgs, output: Output) -> anyhow::Result<bool> {
@@ -47,48 +49,23 @@ pub async fn run(rotator: Arc<AwsRotator>, a: AuditArgs, output: Output) -> anyh
     let (managed, listed) = managed_keys(&rotator, a.rotation_days, a.concurrency).await?;
     let entries = audit_with(&rows, &managed, &listed, &policy);
 
+    let rows: Vec<AuditRow> = entries.iter().map(AuditRow::new).collect();
+
     if let Some(path) = &a.html {
-        std::fs::write(path, html(&entries, &policy))
-            .with_context(|| format!("writing {} failed", path.display()))?;
+        std::fs::write(path, page::render(&rows, &age_histogram(&entries), &policy))
+            .with_context(|| format!("writing the HTML page to {} failed", path.display()))?;
     }
     match output {
-        Output::Json => crate::render::print_json(
-            &json!({"asOf": rfc3339(as_of), "maxAgeDays": a.max_age, "keys": entries.iter().map(entry_json).collect::<Vec<_>>()}),
-        ),
-        Output::Csv => {
-            println!("{}", COLUMNS.join(","));
-            for e in &entries {
-                let v = entry_json(e);
-                println!(
-                    "{}",
-                    COLUMNS
-                        .iter()
-                        .map(|c| csv_cell(&v[*c]))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                );
-            }
-        }
-        Output::Table => table(&entries, &policy, fail_on),
+        Output::Json => print_json(&AuditReport {
+            as_of: rfc3339(as_of),
+            max_age_days: a.max_age,
+            keys: &rows,
+        }),
+        Output::Csv => print_csv(&rows, &CSV_FIELDS),
+        Output::Table => table(&rows, &policy, fail_on),
     }
-    Ok(entries.iter().all(|e| e.worst() < fail_on))
+    Ok(rows.iter().all(|r| r.worst < fail_on))
 }
-
-const COLUMNS: [&str; 13] = [
-    "user",
-    "slot",
-    "keyId",
-    "ageDays",
-    "created",
-    "lastUsed",
-    "lastUsedService",
-    "lastUsedRegion",
-    "secret",
-    "label",
-    "rotationEnabled",
-    "nextRotation",
-    "finding",
-];
 
 fn parse_date(d: &str) -> Option<OffsetDateTime> {
     parse_rfc3339(d).or_else(|| {
@@ -205,17 +182,106 @@ async fn held_keys(
     Ok((out, listed))
 }
 
-fn entry_json(e: &AuditEntry) -> Value {
-    let m = e.managed.as_ref();
-    json!({
-        "user": e.user, "arn": e.arn, "slot": e.slot, "keyId": e.key_id, "ageDays": e.age_days,
-        "created": e.created.map(rfc3339), "lastUsed": e.last_used.map(rfc3339),
-        "lastUsedService": e.last_used_service, "lastUsedRegion": e.last_used_region,
-        "secret": m.map(|m| &m.secret), "label": m.map(|m| &m.label),
-        "rotationEnabled": m.map(|m| m.rotation_enabled), "nextRotation": m.and_then(|m| m.next_rotation).map(rfc3339),
-        "finding": e.worst().as_str(), "findings": e.findings.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
-    })
+/// One key's line of the audit: its JSON object, its CSV row, the source of its table row and
+/// of its line on the HTML page.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct AuditRow {
+    user: String,
+    arn: String,
+    /// Its slot in the credential report (1 or 2, by creation); absent for a key IAM no longer has.
+    slot: Option<u8>,
+    key_id: Option<String>,
+    age_days: Option<i64>,
+    created: Option<String>,
+    last_used: Option<String>,
+    last_used_service: Option<String>,
+    last_used_region: Option<String>,
+    /// The managed secret holding the key, and the label it holds it under.
+    secret: Option<String>,
+    label: Option<String>,
+    rotation_enabled: Option<bool>,
+    next_rotation: Option<String>,
+    /// The most serious of `findings`.
+    finding: &'static str,
+    findings: Vec<&'static str>,
+    #[serde(skip)]
+    worst: Finding,
 }
+
+impl AuditRow {
+    fn new(e: &AuditEntry) -> Self {
+        let m = e.managed.as_ref();
+        AuditRow {
+            user: e.user.clone(),
+            arn: e.arn.clone(),
+            slot: e.slot,
+            key_id: e.key_id.clone(),
+            age_days: e.age_days,
+            created: e.created.map(rfc3339),
+            last_used: e.last_used.map(rfc3339),
+            last_used_service: e.last_used_service.clone(),
+            last_used_region: e.last_used_region.clone(),
+            secret: m.map(|m| m.secret.clone()),
+            label: m.map(|m| m.label.clone()),
+            rotation_enabled: m.map(|m| m.rotation_enabled),
+            next_rotation: m.and_then(|m| m.next_rotation).map(rfc3339),
+            finding: e.worst().as_str(),
+            findings: e.findings.iter().map(|f| f.as_str()).collect(),
+            worst: e.worst(),
+        }
+    }
+
+    /// The day of the last use and the service, or `never`.
+    fn used(&self) -> String {
+        match &self.last_used {
+            Some(t) => format!(
+                "{} {}",
+                t.get(..10).unwrap_or(t),
+                self.last_used_service.as_deref().unwrap_or("")
+            )
+            .trim_end()
+            .to_string(),
+            None => "never".into(),
+        }
+    }
+
+    /// `secret (label)`, or `-` for a key no managed secret holds.
+    fn held(&self) -> String {
+        match (&self.secret, &self.label) {
+            (Some(s), Some(l)) => format!("{s} ({l})"),
+            (Some(s), None) => s.clone(),
+            _ => "-".into(),
+        }
+    }
+}
+
+/// The whole audit as `--output json` prints it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AuditReport<'a> {
+    as_of: String,
+    max_age_days: i64,
+    keys: &'a [AuditRow],
+}
+
+/// The CSV columns, in order (the JSON fields of the same names; `findings` and `arn` are left
+/// out: the most serious finding is `finding`).
+const CSV_FIELDS: [&str; 13] = [
+    "user",
+    "slot",
+    "keyId",
+    "ageDays",
+    "created",
+    "lastUsed",
+    "lastUsedService",
+    "lastUsedRegion",
+    "secret",
+    "label",
+    "rotationEnabled",
+    "nextRotation",
+    "finding",
+];
 
 /// The finding's colour on a terminal (console honours NO_COLOR, CLICOLOR and CLICOLOR_FORCE).
 fn coloured(f: Finding, text: String) -> String {
@@ -230,7 +296,7 @@ fn coloured(f: Finding, text: String) -> String {
     style.apply_to(text).to_string()
 }
 
-fn table(entries: &[AuditEntry], policy: &AuditPolicy, fail_on: Finding) {
+fn table(rows: &[AuditRow], policy: &AuditPolicy, fail_on: Finding) {
     // FINDINGS is the last column: its colour codes do not shift the others.
     let mut out = plain_table([
         "USER",
@@ -241,39 +307,24 @@ fn table(entries: &[AuditEntry], policy: &AuditPolicy, fail_on: Finding) {
         "SECRET",
         "FINDINGS",
     ]);
-    for e in entries {
-        let used = match (&e.last_used, &e.last_used_service) {
-            (Some(t), s) => format!("{} {}", &rfc3339(*t)[..10], s.as_deref().unwrap_or("")),
-            (None, _) => "never".into(),
-        };
-        let held = e
-            .managed
-            .as_ref()
-            .map(|m| format!("{} ({})", m.secret, m.label))
-            .unwrap_or_else(|| "-".into());
-        let findings = e
-            .findings
-            .iter()
-            .map(|f| f.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
+    for r in rows {
         out.add_row([
-            term(&e.user).into_owned(),
-            e.slot.map_or("-".to_string(), |s| s.to_string()),
-            term(e.key_id.as_deref().unwrap_or("-")).into_owned(),
-            e.age_days.map_or("-".to_string(), |d| d.to_string()),
-            term(used.trim_end()).into_owned(),
-            term(&held).into_owned(),
-            coloured(e.worst(), findings),
+            term(&r.user).into_owned(),
+            r.slot.map_or("-".to_string(), |s| s.to_string()),
+            term(r.key_id.as_deref().unwrap_or("-")).into_owned(),
+            r.age_days.map_or("-".to_string(), |d| d.to_string()),
+            term(&r.used()).into_owned(),
+            term(&r.held()).into_owned(),
+            coloured(r.worst, r.findings.join(",")),
         ]);
     }
     if let Some(age) = out.column_mut(3) {
         age.set_cell_alignment(comfy_table::CellAlignment::Right);
     }
-    println!("{out}");
+    print_table(&out);
     let mut counts: BTreeMap<Finding, usize> = BTreeMap::new();
-    for e in entries {
-        *counts.entry(e.worst()).or_default() += 1;
+    for r in rows {
+        *counts.entry(r.worst).or_default() += 1;
     }
     let summary: Vec<String> = counts
         .iter()
@@ -282,7 +333,7 @@ fn table(entries: &[AuditEntry], policy: &AuditPolicy, fail_on: Finding) {
         .collect();
     println!(
         "{} active key(s) as of {}: {}; failing on {} or worse",
-        entries.len(),
+        rows.len(),
         &rfc3339(policy.as_of)[..10],
         if summary.is_empty() {
             "none".into()
@@ -291,74 +342,4 @@ fn table(entries: &[AuditEntry], policy: &AuditPolicy, fail_on: Finding) {
         },
         fail_on.as_str()
     );
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// One self-contained page: inline CSS and SVG, no scripts, no external assets.
-fn html(entries: &[AuditEntry], policy: &AuditPolicy) -> String {
-    let buckets = age_histogram(entries);
-    let max = buckets.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
-    let (bar_w, gap, height) = (90usize, 20usize, 200usize);
-    let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" role="img" aria-label="Active access keys by age">"#,
-        buckets.len() * (bar_w + gap) + gap,
-        height + 60
-    );
-    for (i, (label, n)) in buckets.iter().enumerate() {
-        let h = n * height / max;
-        let x = gap + i * (bar_w + gap);
-        let fill = if i >= 3 {
-            "#c0392b"
-        } else if i == 2 {
-            "#e67e22"
-        } else {
-            "#2e86c1"
-        };
-        svg.push_str(&format!(
-            r#"<rect x="{x}" y="{}" width="{bar_w}" height="{h}" fill="{fill}"/><text x="{}" y="{}" text-anchor="middle">{n}</text><text x="{}" y="{}" text-anchor="middle" font-size="12">{}</text>"#,
-            height + 20 - h, x + bar_w / 2, height + 15 - h, x + bar_w / 2, height + 40, escape(label)
-        ));
-    }
-    svg.push_str("</svg>");
-    let rows: String = entries
-        .iter()
-        .map(|e| {
-            let v = entry_json(e);
-            format!(
-                "<tr class=\"{f}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&e.user), e.slot.map_or("-".to_string(), |s| s.to_string()), escape(&text(&v["keyId"])), text(&v["ageDays"]), escape(text(&v["lastUsed"]).get(..10).unwrap_or("never")),
-                escape(&text(&v["secret"])), escape(&text(&v["label"])),
-                e.findings.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
-                f = e.worst().as_str()
-            )
-        })
-        .collect();
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>keyturn audit {date}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin-top: 1em; }} th, td {{ padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; }}
-tr.overdue td {{ background: #fadbd8; }} tr.unmanaged td {{ background: #f5eef8; }}
-tr.stale-previous td, tr.due td {{ background: #fdebd0; }} tr.never-used td {{ background: #e8f8f5; }}
-</style></head><body>
-<h1>Access keys as of {date}</h1>
-<p>{n} active key(s); overdue means older than {max} days.</p>
-<h2>Key ages</h2>
-{svg}
-<h2>Findings</h2>
-<table><thead><tr><th>User</th><th>Slot</th><th>Key</th><th>Age (days)</th><th>Last used</th><th>Secret</th><th>Label</th><th>Findings</th></tr></thead>
-<tbody>{rows}</tbody></table>
-</body></html>
-"#,
-        date = &rfc3339(policy.as_of)[..10],
-        n = entries.len(),
-        max = policy.max_age.whole_days(),
-    )
 }

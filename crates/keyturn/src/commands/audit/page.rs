@@ -1,0 +1,95 @@
+//! The audit's HTML page: one self-contained document (inline CSS and SVG, no scripts, no
+//! external assets) from a maud template, which escapes every value it interpolates.
+
+use keyturn_core::audit::AuditPolicy;
+use keyturn_core::error::rfc3339;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+use super::AuditRow;
+
+const STYLE: &str = "
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin-top: 1em; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; }
+td.num { text-align: right; }
+tr.current-key-missing td, tr.overdue td { background: #fadbd8; }
+tr.unmanaged td { background: #f5eef8; }
+tr.stale-previous td, tr.due td { background: #fdebd0; }
+tr.never-used td { background: #e8f8f5; }
+";
+
+/// The chart's geometry: bar width, gap between bars, tallest bar (pixels).
+const BAR: usize = 90;
+const GAP: usize = 20;
+const HEIGHT: usize = 200;
+
+pub(super) fn render(rows: &[AuditRow], ages: &[(&str, usize)], policy: &AuditPolicy) -> String {
+    let date = rfc3339(policy.as_of);
+    let date = date.get(..10).unwrap_or(&date);
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "keyturn audit " (date) }
+                // A constant of this file, not data: nothing to escape.
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { "Access keys as of " (date) }
+                p {
+                    (rows.len()) " active key(s); overdue means older than "
+                    (policy.max_age.whole_days()) " days."
+                }
+                h2 { "Key ages" }
+                (chart(ages))
+                h2 { "Findings" }
+                table {
+                    thead {
+                        tr {
+                            th { "User" } th { "Slot" } th { "Key" } th { "Age (days)" }
+                            th { "Last used" } th { "Secret" } th { "Label" } th { "Findings" }
+                        }
+                    }
+                    tbody {
+                        @for r in rows {
+                            tr class=(r.finding) {
+                                td { (r.user) }
+                                td { (dash(r.slot)) }
+                                td { (r.key_id.as_deref().unwrap_or("-")) }
+                                td.num { (dash(r.age_days)) }
+                                td { (r.used()) }
+                                td { (r.secret.as_deref().unwrap_or("-")) }
+                                td { (r.label.as_deref().unwrap_or("-")) }
+                                td { (r.findings.join(", ")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+fn dash(v: Option<impl ToString>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+/// A bar per age bucket; the two oldest buckets red, the one before them orange.
+fn chart(ages: &[(&str, usize)]) -> Markup {
+    let tallest = ages.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="Active access keys by age"
+            width=(ages.len() * (BAR + GAP) + GAP) height=(HEIGHT + 60) {
+            @for (i, (label, n)) in ages.iter().enumerate() {
+                @let h = n * HEIGHT / tallest;
+                @let x = GAP + i * (BAR + GAP);
+                @let fill = match i { 0 | 1 => "#2e86c1", 2 => "#e67e22", _ => "#c0392b" };
+                rect x=(x) y=(HEIGHT + 20 - h) width=(BAR) height=(h) fill=(fill) {}
+                text x=(x + BAR / 2) y=(HEIGHT + 15 - h) text-anchor="middle" { (n) }
+                text x=(x + BAR / 2) y=(HEIGHT + 40) text-anchor="middle" font-size="12" { (label) }
+            }
+        }
+    }
+}
