@@ -266,6 +266,9 @@ pub enum RotationError {
         source: ApiError,
     },
 
+    #[error("listing the secrets tagged {tag} failed (ListSecrets: {source}); grant secretsmanager:ListSecrets to the caller")]
+    ListFailed { tag: String, source: ApiError },
+
     #[error("secret {secret}: {action} failed{}{}: {source}; {}", user.as_ref().map(|u| format!(" for user {u}")).unwrap_or_default(), key_id.as_ref().map(|k| format!(" on key {k}")).unwrap_or_default(), next_step(action, source))]
     Aws {
         action: &'static str,
@@ -333,7 +336,9 @@ impl RotationError {
             RotationError::WrongIdentity { .. } => "WrongIdentity",
             RotationError::KeyDoesNotAuthenticate { .. } => "KeyDoesNotAuthenticate",
             RotationError::StoreFailed { .. } => "StoreFailed",
-            RotationError::Aws { source, .. } => source.kind(),
+            RotationError::Aws { source, .. } | RotationError::ListFailed { source, .. } => {
+                source.kind()
+            }
         }
     }
 
@@ -341,6 +346,7 @@ impl RotationError {
     pub fn is_transient(&self) -> bool {
         match self {
             RotationError::Aws { source, .. }
+            | RotationError::ListFailed { source, .. }
             | RotationError::StoreFailed { source, .. }
             | RotationError::CreateSecretFailed { source, .. } => source.is_transient(),
             RotationError::KeyDoesNotAuthenticate { .. } => true,

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use keyturn_core::ports::{Clock, Iam, IdentityCheck, SecretStore};
+use keyturn_core::rotation::ManagedSecrets;
 use keyturn_core::rules::{self, InUsePolicy, SweepPolicy};
 use keyturn_core::tags;
 use keyturn_core::{Backoff, RotationError, RotationEvent, RotationSettings, Rotator, StepReport};
@@ -108,23 +109,14 @@ where
     V: IdentityCheck,
     C: Clock,
 {
-    let secrets = rotator
-        .store()
-        .list_tagged(tags::MANAGED, Some(tags::MANAGED_TRUE))
-        .await
-        .map_err(|e| Failure {
-            error_type: e.kind(),
-            message: format!(
-                "listing the secrets tagged {}={} failed: {e}; grant secretsmanager:ListSecrets",
-                tags::MANAGED,
-                tags::MANAGED_TRUE
-            ),
-        })?;
+    let ManagedSecrets {
+        inside: secrets,
+        outside,
+    } = rotator.managed_secrets().await.map_err(|e| Failure {
+        error_type: e.error_type(),
+        message: e.to_string(),
+    })?;
     let scope = &rotator.settings().scope;
-    let (secrets, outside): (Vec<_>, Vec<_>) = secrets
-        .into_iter()
-        .filter(|s| rules::is_managed(&s.tags))
-        .partition(|s| scope.selects(&s.name));
     for s in &outside {
         tracing::warn!(request_id, step = "sweep", secret = %s.name, prefix = scope.prefix(), outcome = "skipped",
             "tagged {}={} but outside the deployment's prefix: not swept (rename it under the prefix, or untag it)", tags::MANAGED, tags::MANAGED_TRUE);

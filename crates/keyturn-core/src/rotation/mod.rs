@@ -11,9 +11,9 @@ use std::time::Duration;
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
 use crate::ports::{ApiError, Clock, Iam, IdentityCheck, SecretInfo, SecretStore};
-use crate::rules::{OrphanPolicy, Retirement, Scope};
+use crate::rules::{self, OrphanPolicy, Retirement, Scope};
 use crate::state::in_flight;
-use crate::tags::{AWSCURRENT, AWSPENDING};
+use crate::tags::{self, AWSCURRENT, AWSPENDING};
 
 mod create;
 pub mod local;
@@ -148,6 +148,24 @@ enum Driver {
     Local(OrphanPolicy),
 }
 
+/// The managed secrets, as [`Rotator::managed_secrets`] splits them.
+#[derive(Debug, Clone, Default)]
+pub struct ManagedSecrets {
+    /// Under the scope's prefix: what `--all`, `--due` and the scheduled sweep act on.
+    pub inside: Vec<SecretInfo>,
+    /// Tagged as managed but outside the prefix: acted on only when named.
+    pub outside: Vec<SecretInfo>,
+}
+
+impl ManagedSecrets {
+    /// All of them, inside the prefix first (the audit reports every held key).
+    pub fn all(self) -> Vec<SecretInfo> {
+        let mut all = self.inside;
+        all.extend(self.outside);
+        all
+    }
+}
+
 impl<S, I, V, C> Rotator<S, I, V, C>
 where
     S: SecretStore,
@@ -191,6 +209,25 @@ where
             .describe(secret_id)
             .await
             .map_err(|e| aws("DescribeSecret", secret_id, None, None, e))
+    }
+
+    /// Every managed secret (tag `keyturn:managed=true`, matched exactly: ListSecrets matches
+    /// prefixes), with ListSecrets' metadata, split by the scope: `inside` the prefix keyturn may
+    /// select by itself; `outside` it names and skips.
+    pub async fn managed_secrets(&self) -> Result<ManagedSecrets, RotationError> {
+        let listed = self
+            .store
+            .list_tagged(tags::MANAGED, Some(tags::MANAGED_TRUE))
+            .await
+            .map_err(|source| RotationError::ListFailed {
+                tag: format!("{}={}", tags::MANAGED, tags::MANAGED_TRUE),
+                source,
+            })?;
+        let (inside, outside) = listed
+            .into_iter()
+            .filter(|s| rules::is_managed(&s.tags))
+            .partition(|s| self.settings.scope.selects(&s.name));
+        Ok(ManagedSecrets { inside, outside })
     }
 
     /// Runs one step, as Secrets Manager invokes it.

@@ -324,11 +324,16 @@ where
             reason,
         };
         let signed = |key: &AccessKey| (self.iam().signed_with(key), Some(key.id.clone()));
-        if Scope::is_self(info, master) {
-            let key = value
+        // The secret's own key, when masterarn names the secret itself: as written, or (after
+        // DescribeSecret) by another name or ARN that resolves to it.
+        let own_key = || {
+            value
                 .and_then(SecretValue::key)
-                .ok_or_else(|| bad("its AWSCURRENT value holds no key".into()))?;
-            return Ok(signed(key));
+                .map(signed)
+                .ok_or_else(|| bad("its AWSCURRENT value holds no key".into()))
+        };
+        if Scope::is_self(info, master) {
+            return own_key();
         }
         // Described first: the allow-list is matched against the name and full ARN Secrets
         // Manager resolves the reference to, never the reference as written.
@@ -338,10 +343,7 @@ where
             .await
             .map_err(|e| bad(format!("describing it failed: {e}")))?;
         if described.arn == info.arn {
-            let key = value
-                .and_then(SecretValue::key)
-                .ok_or_else(|| bad("its AWSCURRENT value holds no key".into()))?;
-            return Ok(signed(key));
+            return own_key();
         }
         let scope = &self.settings().scope;
         if !scope.trusts_master(&described) {

@@ -387,6 +387,38 @@ fn a_scope_is_validated() {
     assert!(s.admits_path("/apps/ci/") && !s.admits_path("/"));
 }
 
+#[tokio::test]
+async fn managed_secrets_are_matched_exactly_and_split_by_the_prefix() {
+    let world = World::new();
+    world.add_secret("keyturn/in", "{}", &[("keyturn:managed", "true")]);
+    world.add_secret("legacy/out", "{}", &[("keyturn:managed", "true")]);
+    world.add_secret("keyturn/almost", "{}", &[("keyturn:managed", "true-ish")]);
+    world.add_secret("keyturn/untagged", "{}", &[]);
+    let r = rotator_with(&world, settings());
+    let m = r.managed_secrets().await.expect("listed");
+    let names = |v: &[keyturn_core::ports::SecretInfo]| {
+        v.iter().map(|s| s.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&m.inside), ["keyturn/in"]);
+    assert_eq!(names(&m.outside), ["legacy/out"]);
+    assert_eq!(names(&m.clone().all()), ["keyturn/in", "legacy/out"]);
+
+    world.arm(Fault::FailAt {
+        call: 1,
+        error: ApiError::AccessDenied(
+            "not authorized to perform secretsmanager:ListSecrets".into(),
+        ),
+    });
+    let err = r.managed_secrets().await.expect_err("denied");
+    assert!(matches!(err, RotationError::ListFailed { .. }), "{err}");
+    assert_eq!(err.error_type(), "AccessDenied");
+    let text = err.to_string();
+    assert!(
+        text.contains("keyturn:managed=true") && text.contains("grant secretsmanager:ListSecrets"),
+        "{text}"
+    );
+}
+
 async fn admin_last_use(world: &World, key_id: &str) -> keyturn_core::ports::KeyUse {
     use keyturn_core::ports::{AccessKeys, Iam};
     world.own().last_used(key_id).await.expect("last used")

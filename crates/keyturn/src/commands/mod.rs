@@ -10,10 +10,10 @@ mod sweep;
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use keyturn_aws::{Aws, AwsRotator};
-use keyturn_core::ports::SecretStore;
+use keyturn_core::rotation::ManagedSecrets;
 use keyturn_core::rules;
 use keyturn_core::{tags, RotationSettings};
 
@@ -90,22 +90,8 @@ pub(crate) async fn targets(
     if !named.is_empty() {
         return Ok(named);
     }
-    let listed = rotator
-        .store()
-        .list_tagged(tags::MANAGED, Some(tags::MANAGED_TRUE))
-        .await
-        .with_context(|| {
-            format!(
-                "listing the secrets tagged {}={} failed; check secretsmanager:ListSecrets",
-                tags::MANAGED,
-                tags::MANAGED_TRUE
-            )
-        })?;
+    let ManagedSecrets { inside, outside } = rotator.managed_secrets().await?;
     let scope = &rotator.settings().scope;
-    let (inside, outside): (Vec<_>, Vec<_>) = listed
-        .into_iter()
-        .filter(|i| rules::is_managed(&i.tags))
-        .partition(|i| scope.selects(&i.name));
     for i in &outside {
         eprintln!(
             "keyturn: skipped {}: tagged {}={} but outside the prefix {}; name it to act on it, or pass --prefix",

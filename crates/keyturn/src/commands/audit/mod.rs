@@ -13,7 +13,7 @@ use keyturn_core::audit::{
     ListedKey, ManagedKey,
 };
 use keyturn_core::error::{parse_rfc3339, rfc3339};
-use keyturn_core::ports::{Clock, Iam, SecretInfo, SecretStore, AWSCURRENT, AWSPREVIOUS};
+use keyturn_core::ports::{Clock, Iam, SecretInfo, AWSCURRENT, AWSPREVIOUS};
 use keyturn_core::rules::{self, SweepPolicy};
 use keyturn_core::state::Needs;
 use keyturn_core::tags;
@@ -85,21 +85,8 @@ async fn managed_keys(
     default_days: i64,
     concurrency: u16,
 ) -> anyhow::Result<(Vec<ManagedKey>, Vec<ListedKey>)> {
-    let secrets = rotator
-        .store()
-        .list_tagged(tags::MANAGED, Some(tags::MANAGED_TRUE))
-        .await
-        .with_context(|| {
-            format!(
-                "listing the secrets tagged {}={} failed (secretsmanager:ListSecrets)",
-                tags::MANAGED,
-                tags::MANAGED_TRUE
-            )
-        })?;
-    let secrets: Vec<SecretInfo> = secrets
-        .into_iter()
-        .filter(|s| rules::is_managed(&s.tags))
-        .collect();
+    // Every managed secret, inside the prefix or not: the audit reports every key one holds.
+    let secrets = rotator.managed_secrets().await?.all();
     let r = rotator.clone();
     let per_secret = bulk(secrets, concurrency, move |info| {
         let r = r.clone();
