@@ -1,6 +1,7 @@
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,11 +33,35 @@ def harvest_secrets(moto) -> None:
                     ALL_SECRETS.update(str(value[f]) for f in SECRET_FIELDS if value.get(f))
 
 
-def pytest_sessionfinish(session, exitstatus):
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):
+        config.hygiene_dir = tempfile.mkdtemp(prefix="keyturn-hygiene-")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """pytest-xdist: each worker writes its findings where the controller reads them."""
+    node.workerinput["hygiene_dir"] = node.config.hygiene_dir
+
+
+def own_findings() -> dict:
     text = "\n".join(o if isinstance(o, str) else o.read_text(errors="replace") for o in ALL_OUTPUT if isinstance(o, str) or o.exists())
     leaked = sorted(s[:4] + "..." for s in ALL_SECRETS if len(s) >= 16 and s in text)
-    print(f"\nsecret hygiene: {len(ALL_SECRETS)} secret access keys searched for in {len(text)} characters of output")
-    if not ALL_SECRETS or not text:
+    return {"secrets": len(ALL_SECRETS), "characters": len(text), "leaked": leaked}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    if hasattr(config, "workerinput"):
+        # An xdist worker: its secrets and output are its own; the controller adds them up.
+        path = Path(config.workerinput["hygiene_dir"]) / f"{config.workerinput['workerid']}.json"
+        path.write_text(json.dumps(own_findings()))
+        return
+    found = [own_findings()] + [json.loads(p.read_text()) for p in sorted(Path(config.hygiene_dir).glob("*.json"))]
+    secrets, characters = sum(f["secrets"] for f in found), sum(f["characters"] for f in found)
+    leaked = sorted({k for f in found for k in f["leaked"]})
+    print(f"\nsecret hygiene: {secrets} secret access keys searched for in {characters} characters of output ({len(found) - 1} workers)")
+    if not secrets or not characters:
         print("secret hygiene: nothing to search, the check would be vacuous")
         session.exitstatus = 1
     if leaked:

@@ -51,15 +51,28 @@ pub fn print_rows<R: Row>(rows: &[R], output: Output) {
     }
 }
 
-/// Rows as CSV: a header line of the JSON field names, then each row's fields (absent ones
-/// empty, every cell neutralised).
+/// Rows as CSV on standard output (see `write_csv`).
 pub fn print_csv<R: Serialize>(rows: &[R], fields: &[&str]) {
-    println!("{}", fields.join(","));
+    if let Err(e) = write_csv(std::io::stdout().lock(), rows, fields) {
+        eprintln!("keyturn: the output could not be written as CSV: {e}");
+    }
+}
+
+/// Rows as CSV: a header line of the JSON field names, then each row's fields (absent ones empty,
+/// none a spreadsheet formula), quoted by the csv writer where a comma, quote or line break needs it.
+pub fn write_csv<R: Serialize>(
+    out: impl std::io::Write,
+    rows: &[R],
+    fields: &[&str],
+) -> csv::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(fields)?;
     for row in rows {
         let v = serde_json::to_value(row).unwrap_or(Value::Null);
-        let cells: Vec<String> = fields.iter().map(|f| csv_cell(&v[*f])).collect();
-        println!("{}", cells.join(","));
+        w.write_record(fields.iter().map(|f| csv_cell(&v[*f])))?;
     }
+    w.flush()?;
+    Ok(())
 }
 
 /// A table's lines without the padding after the last column.
@@ -101,11 +114,11 @@ pub fn text(v: &Value) -> String {
     }
 }
 
-/// One CSV field, neutralised (see `safe::csv_field`).
-pub fn csv_cell(v: &Value) -> String {
+/// One CSV field's text: absent is empty, and no field is a formula (`safe::not_a_formula`).
+fn csv_cell(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
-        other => crate::safe::csv_field(&text(other)),
+        other => crate::safe::not_a_formula(&text(other)).into_owned(),
     }
 }
 
@@ -149,4 +162,40 @@ where
     }
     bar.finish();
     results.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Cell {
+        a: Option<String>,
+        b: Option<i64>,
+    }
+
+    #[test]
+    fn csv_is_quoted_by_the_writer_and_never_a_formula() {
+        let rows = [
+            Cell {
+                a: Some("a,b".into()),
+                b: Some(-2),
+            },
+            Cell {
+                a: Some("say \"hi\"\nnext".into()),
+                b: None,
+            },
+            Cell {
+                a: Some("=HYPERLINK(\"x\")".into()),
+                b: Some(3),
+            },
+        ];
+        let mut out = Vec::new();
+        write_csv(&mut out, &rows, &["a", "b"]).expect("written");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(
+            text,
+            "a,b\n\"a,b\",'-2\n\"say \"\"hi\"\"\nnext\",\n\"'=HYPERLINK(\"\"x\"\")\",3\n"
+        );
+    }
 }
