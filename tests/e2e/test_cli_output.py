@@ -124,12 +124,14 @@ def test_credential_process_prints_its_json_by_default_and_when_asked(moto, keyt
         assert out["Version"] == 1 and out["AccessKeyId"] == key["AccessKeyId"], args
 
 
-def run_on_a_terminal(argv: list[str], env: dict) -> tuple[int, str, str]:
-    """Runs argv with standard error on a pseudo-terminal (100 columns) and standard output on a
-    pipe; returns the exit code, standard output, and what was drawn on the terminal."""
+def run_on_a_terminal(argv: list[str], env: dict, stream: str = "stderr") -> tuple[int, str, str]:
+    """Runs argv with one stream (standard error by default) on a pseudo-terminal of 100 columns
+    and the other on a pipe; returns the exit code, what the pipe got, and what was drawn on the
+    terminal."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave, env=env)
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, stream: slave}
+    proc = subprocess.Popen(argv, stdout=streams["stdout"], stderr=streams["stderr"], env=env)
     os.close(slave)
     drawn = bytearray()
 
@@ -145,10 +147,31 @@ def run_on_a_terminal(argv: list[str], env: dict) -> tuple[int, str, str]:
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
-    out, _ = proc.communicate(timeout=300)
+    out, err = proc.communicate(timeout=300)
     reader.join(timeout=30)
     os.close(master)
-    return proc.returncode, out.decode(), drawn.decode(errors="replace")
+    piped = out if stream == "stderr" else err
+    return proc.returncode, piped.decode(), drawn.decode(errors="replace")
+
+
+def test_colours_follow_the_terminal_no_color_and_clicolor_force(moto, keyturn_binary, secrets_seen):
+    managed_secret(moto, secrets_seen, prefix="outcol")
+    env = base_env(moto.endpoint, *moto.admin)
+    ansi = "\x1b["
+
+    def piped(**extra):
+        proc = subprocess.run([str(keyturn_binary), "audit"], capture_output=True, text=True, env={**env, **extra}, timeout=300)
+        assert proc.returncode in (0, 1), proc.stderr
+        return proc.stdout
+
+    assert ansi not in piped(), "no colour into a pipe"
+    assert ansi in piped(CLICOLOR_FORCE="1"), "CLICOLOR_FORCE colours a pipe"
+    _, _, coloured = run_on_a_terminal([str(keyturn_binary), "audit"], env, stream="stdout")
+    assert ansi in coloured and "USER" in coloured, repr(coloured[:300])
+    _, _, plain = run_on_a_terminal([str(keyturn_binary), "audit"], {**env, "NO_COLOR": "1"}, stream="stdout")
+    assert ansi not in plain and "USER" in plain, repr(plain[:300])
+    _, _, plain = run_on_a_terminal([str(keyturn_binary), "audit"], {**env, "CLICOLOR": "0"}, stream="stdout")
+    assert ansi not in plain and "USER" in plain, repr(plain[:300])
 
 
 def test_the_progress_bar_is_drawn_on_a_terminal_only(moto, keyturn_binary, secrets_seen):
