@@ -122,6 +122,42 @@ def test_four_steps_rotate_the_key(moto, function_factory, secrets_seen):
     assert len(key_statuses(moto, user)) == 2
 
 
+def test_the_configuration_test_of_rotate_immediately_false_passes_and_changes_nothing(moto, function_factory, secrets_seen):
+    """RotateImmediately=false: Secrets Manager runs testSecret alone on a temporary AWSPENDING
+    version (moto runs nothing, so the test plays that part), then removes it. keyturn checks the
+    configuration and makes, deletes and writes nothing; a real rotation still tests its new key."""
+    user, secret_id = unique("cfgtest"), unique("keyturn/cfgtest")
+    old = make_user(moto, user, secrets_seen)
+    sm = moto.client("secretsmanager")
+    sm.create_secret(
+        Name=secret_id,
+        SecretString=json.dumps({"UserName": user, "AccessKeyId": old["AccessKeyId"], "SecretAccessKey": old["SecretAccessKey"]}),
+        Tags=[{"Key": "keyturn:managed", "Value": "true"}],
+    )
+    token = start_rotation(moto, secret_id)
+    versions_before = sm.list_secret_version_ids(SecretId=secret_id)["Versions"]
+    fn = function_factory()
+    ok, body = fn.step("testSecret", secret_id, token)
+    assert ok, f"the configuration test failed: {body}\n{fn.output()}"
+    assert key_statuses(moto, user) == {old["AccessKeyId"]: "Active"}, "no key made or changed"
+    after = sm.list_secret_version_ids(SecretId=secret_id)["Versions"]
+    assert [(v["VersionId"], v["VersionStages"]) for v in after] == [(v["VersionId"], v["VersionStages"]) for v in versions_before]
+    assert "keyturn:cutover-version" not in {t["Key"] for t in sm.describe_secret(SecretId=secret_id).get("Tags", [])}
+    lines = [json.loads(l) for l in fn.output().splitlines() if l.startswith("{")]
+    assert any(l.get("outcome") == "configuration-checked" and l.get("user") == user for l in lines), fn.output()
+
+    # Secrets Manager then removes the temporary version's label; a real rotation runs all four
+    # steps and tests the new key.
+    sm.update_secret_version_stage(SecretId=secret_id, VersionStage="AWSPENDING", RemoveFromVersionId=token)
+    token = start_rotation(moto, secret_id)
+    run_steps(fn, secret_id, token)
+    current = value(moto, secret_id, "AWSCURRENT")
+    secrets_seen.add(current["SecretAccessKey"])
+    assert current["AccessKeyId"] != old["AccessKeyId"]
+    done = [json.loads(l) for l in fn.output().splitlines() if l.startswith("{") and '"rotation step done"' in l]
+    assert [l["outcome"] for l in done if l["step"] == "testSecret"][-1] == "tested"
+
+
 def test_second_rotation_deletes_the_unused_previous_key(moto, function_factory, secrets_seen):
     user, secret_id = unique("app"), unique("keyturn/app")
     first = make_user(moto, user, secrets_seen)

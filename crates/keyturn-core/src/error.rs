@@ -225,6 +225,14 @@ pub enum RotationError {
         source: ApiError,
     },
 
+    #[error("secret {secret}: the pending version {token} holds AWSCURRENT's key {key_id} of user {user}, not a new one (a copy left by Secrets Manager's configuration test, or written by hand); nothing was changed: remove its AWSPENDING label (aws secretsmanager update-secret-version-stage --secret-id {secret} --version-stage AWSPENDING --remove-from-version-id {token}) and rotate again")]
+    PendingIsCurrent {
+        secret: String,
+        user: String,
+        key_id: String,
+        token: String,
+    },
+
     #[error("secret {secret}: the pending version {token} holds key {key_id}, which user {user} no longer has in IAM; cancel this rotation (remove its AWSPENDING label, or keyturn rotate --cancel) and rotate again")]
     PendingKeyMissing {
         secret: String,
@@ -322,6 +330,7 @@ impl RotationError {
             RotationError::UserOutsidePath { .. } => "UserOutsidePath",
             RotationError::NoRoomForKey { .. } => "KeyInUse",
             RotationError::PendingKeyMissing { .. } => "PendingKeyMissing",
+            RotationError::PendingIsCurrent { .. } => "PendingIsCurrent",
             RotationError::RotationInFlight { .. } => "RotationInFlight",
             RotationError::UserConflict { .. } => "UserConflict",
             RotationError::UserHasOtherSecret { .. } => "UserHasOtherSecret",

@@ -71,6 +71,7 @@ where
                     version: AWSPENDING.into(),
                 })?
                 .to_string();
+            rules::check_pending_is_new(&read.state, token, &key_id)?;
             if read.state.key(&key_id).is_none() {
                 return Err(RotationError::PendingKeyMissing {
                     secret: name,

@@ -72,6 +72,10 @@ pub enum Action {
     Confirmed,
     /// testSecret: the key authenticated as the user after this many attempts.
     Tested { attempts: u32 },
+    /// testSecret of Secrets Manager's configuration test (`RotateImmediately=false`): the
+    /// pending version holds no key to test; the secret, its user and the function's access were
+    /// checked, nothing was created or deleted.
+    ConfigurationChecked,
     /// finishSecret moved AWSCURRENT to the token's version.
     Promoted,
 }
@@ -84,6 +88,7 @@ impl Action {
             Action::Created => "created",
             Action::Confirmed => "confirmed",
             Action::Tested { .. } => "tested",
+            Action::ConfigurationChecked => "configuration-checked",
             Action::Promoted => "promoted",
         }
     }

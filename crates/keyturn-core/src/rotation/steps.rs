@@ -6,7 +6,7 @@ use crate::error::{rfc3339, RotationError};
 use crate::event::Step;
 use crate::ports::{ApiError, Clock, Iam, IdentityCheck, SecretStore, VersionRef};
 use crate::rules::{self, SecretUser};
-use crate::secret::SecretValue;
+use crate::secret::{SecretText, SecretValue};
 use crate::tags::{self, AWSCURRENT, AWSPENDING};
 
 use super::{aws, Action, Opened, Rotator, StepReport};
@@ -35,7 +35,11 @@ where
     /// testSecret: the pending key must authenticate as the user, in the secret's account, within
     /// a bounded backoff (new keys take seconds to be valid everywhere).
     pub(super) async fn test(&self, o: &Opened<'_>) -> Result<StepReport, RotationError> {
-        let pending = self.pending_value(o).await?;
+        let text = self.pending_text(o).await?;
+        if rules::is_configuration_test(text.as_ref()) {
+            return self.check_configuration(o).await;
+        }
+        let pending = self.parse_pending(o, text)?;
         let user = self.user_of(o, &pending)?.name;
         let key = pending.key().ok_or_else(|| RotationError::NoKeyInValue {
             secret: o.name().to_string(),
@@ -157,23 +161,56 @@ where
     }
 
     async fn pending_value(&self, o: &Opened<'_>) -> Result<SecretValue, RotationError> {
-        let text = self
-            .store()
+        let text = self.pending_text(o).await?;
+        self.parse_pending(o, text)
+    }
+
+    /// The token's AWSPENDING value as stored, if it has one.
+    async fn pending_text(&self, o: &Opened<'_>) -> Result<Option<SecretText>, RotationError> {
+        self.store()
             .value(
                 &o.info.arn,
                 &VersionRef::IdWithLabel(o.token.to_string(), AWSPENDING),
             )
             .await
-            .map_err(|e| aws("GetSecretValue", o.name(), None, None, e))?
-            .ok_or_else(|| RotationError::PendingValueMissing {
-                secret: o.name().to_string(),
-                token: o.token.to_string(),
-            })?;
+            .map_err(|e| aws("GetSecretValue", o.name(), None, None, e))
+    }
+
+    fn parse_pending(
+        &self,
+        o: &Opened<'_>,
+        text: Option<SecretText>,
+    ) -> Result<SecretValue, RotationError> {
+        let text = text.ok_or_else(|| RotationError::PendingValueMissing {
+            secret: o.name().to_string(),
+            token: o.token.to_string(),
+        })?;
         SecretValue::parse(&text).map_err(|reason| RotationError::BadValue {
             secret: o.name().to_string(),
             version: AWSPENDING.into(),
             reason,
         })
+    }
+
+    /// Secrets Manager's configuration test: what a rotation would read first, read now, with
+    /// nothing created, deleted or written. AWSCURRENT's value must parse and name a user, the
+    /// function must be able to list that user's keys (and read a trusted master), and AWSCURRENT's
+    /// key must be one of them.
+    async fn check_configuration(&self, o: &Opened<'_>) -> Result<StepReport, RotationError> {
+        let read = self
+            .read_state(o.info.clone(), None, crate::state::Needs::default())
+            .await?;
+        if read.current.is_none() {
+            return Err(RotationError::NoCurrentVersion {
+                secret: o.name().to_string(),
+            });
+        }
+        rules::check_whose_key(&read.state)?;
+        tracing::info!(secret = o.name(), user = %read.state.user.name, "configuration test: no new key to test; the secret, its user and this function's access checked");
+        let mut report = StepReport::new(Step::Test, o.name(), Action::ConfigurationChecked);
+        report.user = Some(read.state.user.name.clone());
+        report.current_key_id = read.state.current_key().map(str::to_string);
+        Ok(report)
     }
 
     /// The user a value of this secret belongs to, by the rules.

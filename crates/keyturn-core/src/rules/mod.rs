@@ -131,6 +131,34 @@ pub fn check_user_path(
     })
 }
 
+/// Whether a testSecret is Secrets Manager's configuration test rather than a rotation's: with
+/// `RotateImmediately=false`, Secrets Manager runs testSecret alone on a temporary AWSPENDING
+/// version, which holds no value (or a copy of AWSCURRENT, whose key the test then authenticates).
+/// A rotation's testSecret always follows a createSecret that stored a new key there, so a
+/// pending version without a value has no new key to test: the configuration is checked instead.
+pub fn is_configuration_test(pending_value: Option<&crate::secret::SecretText>) -> bool {
+    pending_value.is_none()
+}
+
+/// createSecret found AWSPENDING already holding a key: it must be a new key, not AWSCURRENT's
+/// (a configuration test's copy, or a hand-made write), or finishSecret would "rotate" to the
+/// same key and every consumer would keep the old one while the rotation reports success.
+pub fn check_pending_is_new(
+    state: &SecretState,
+    token: &str,
+    pending_key_id: &str,
+) -> Result<(), RotationError> {
+    if state.current_key() == Some(pending_key_id) {
+        return Err(RotationError::PendingIsCurrent {
+            secret: state.info.name.clone(),
+            user: state.user.name.clone(),
+            key_id: pending_key_id.to_string(),
+            token: token.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Before anything is created or retired: no other secret is tagged for the same user (one user,
 /// one managed secret), and the key AWSCURRENT holds is one of the user's keys in IAM (a secret
 /// that names one user but holds another's key would silently change a program's identity).

@@ -328,3 +328,100 @@ async fn a_rotation_makes_the_minimum_calls() {
         2
     );
 }
+
+/// Every call that writes: a configuration test makes none of them.
+fn writes(world: &World) -> Vec<String> {
+    world
+        .calls()
+        .into_iter()
+        .filter(|c| {
+            [
+                "CreateAccessKey",
+                "DeleteAccessKey",
+                "UpdateAccessKey",
+                "PutSecretValue",
+                "UpdateSecretVersionStage",
+                "TagResource",
+                "UntagResource",
+            ]
+            .iter()
+            .any(|w| c.contains(w))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_configuration_test_passes_on_an_empty_pending_version_and_changes_nothing() {
+    // RotateImmediately=false: Secrets Manager runs testSecret alone, on a pending version with no
+    // value, and removes it afterwards.
+    let world = World::new();
+    let old = enrolled(&world);
+    let r = rotator(&world);
+    let token = world.start_rotation("keyturn/app1");
+    world.clear_calls();
+    let tested = step(&r, Step::Test, "keyturn/app1", &token)
+        .await
+        .expect("the configuration test passes");
+    assert_eq!(tested.action, Action::ConfigurationChecked);
+    assert_eq!(tested.user.as_deref(), Some("app1"));
+    assert_eq!(tested.current_key_id.as_deref(), Some(old.id.as_str()));
+    assert_eq!(writes(&world), Vec::<String>::new(), "nothing written");
+    assert!(
+        world.calls().iter().any(|c| c == "iam:ListAccessKeys"),
+        "the function's IAM access is exercised: {:?}",
+        world.calls()
+    );
+    assert_eq!(world.keys_of("app1").len(), 1, "no key made");
+
+    // A configuration that cannot rotate fails the test: AWSCURRENT holding a key the user does
+    // not have.
+    world.add_user("app2");
+    let stray = world.create_key("app2");
+    world.add_secret("keyturn/app2", &canonical("app1", &stray), &[]);
+    let token = world.start_rotation("keyturn/app2");
+    let err = step(&r, Step::Test, "keyturn/app2", &token)
+        .await
+        .expect_err("AWSCURRENT's key is not app1's");
+    assert!(err.to_string().contains("keyturn/app2"), "{err}");
+    assert_eq!(writes(&world), Vec::<String>::new(), "nothing written");
+}
+
+#[tokio::test]
+async fn a_pending_copy_of_awscurrent_passes_the_configuration_test_but_is_never_rotated_to() {
+    use keyturn_core::ports::SecretStore;
+    use keyturn_core::secret::SecretText;
+    let world = World::new();
+    let old = enrolled(&world);
+    let r = rotator(&world);
+    let token = world.start_rotation("keyturn/app1");
+    let copy = world
+        .value_with("keyturn/app1", AWSCURRENT)
+        .expect("current value");
+    world
+        .put_pending("keyturn/app1", &token, &SecretText::new(copy))
+        .await
+        .expect("copy stored");
+    world.clear_calls();
+    let tested = step(&r, Step::Test, "keyturn/app1", &token)
+        .await
+        .expect("the copy's key (AWSCURRENT's) authenticates");
+    assert_eq!(tested.action, Action::Tested { attempts: 1 });
+    assert_eq!(writes(&world), Vec::<String>::new(), "nothing written");
+
+    // A rotation that found the copy refuses before making anything: finishing it would report
+    // success while every consumer kept the old key.
+    let err = step(&r, Step::Create, "keyturn/app1", &token)
+        .await
+        .expect_err("pending holds AWSCURRENT's key");
+    assert!(
+        matches!(err, RotationError::PendingIsCurrent { ref key_id, .. } if *key_id == old.id),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("update-secret-version-stage --secret-id keyturn/app1"),
+        "{err}"
+    );
+    assert_eq!(writes(&world), Vec::<String>::new(), "nothing written");
+    assert_eq!(world.keys_of("app1").len(), 1, "no key made");
+}
