@@ -43,14 +43,13 @@ def translated() -> dict:
     return json.loads(json.dumps(out, default=str))
 
 
-def deploy(moto, parameters: dict[str, str]) -> dict:
-    """Deploys the translated template; returns the role's inline policy document."""
+def create_stack(moto, name: str, body: str, parameters: dict[str, str], capabilities: list[str]) -> dict:
+    """Creates a stack and waits for it; returns its logical-to-physical resource ids."""
     cf = moto.client("cloudformation")
-    name = f"keyturn-{uuid.uuid4().hex[:8]}"
     cf.create_stack(
         StackName=name,
-        TemplateBody=json.dumps(translated()),
-        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        TemplateBody=body,
+        Capabilities=capabilities,
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
     )
     deadline = time.monotonic() + 60
@@ -60,7 +59,13 @@ def deploy(moto, parameters: dict[str, str]) -> dict:
             break
         time.sleep(0.5)
     assert stack["StackStatus"] == "CREATE_COMPLETE", stack
-    resources = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in cf.list_stack_resources(StackName=name)["StackResourceSummaries"]}
+    return {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in cf.list_stack_resources(StackName=name)["StackResourceSummaries"]}
+
+
+def deploy(moto, parameters: dict[str, str], name: str | None = None) -> dict:
+    """Deploys the translated template; returns the role's inline policy document."""
+    name = name or f"keyturn-{uuid.uuid4().hex[:8]}"
+    resources = create_stack(moto, name, json.dumps(translated()), parameters, ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
     iam = moto.client("iam")
     role = resources["RotationRole"]
     doc = iam.get_role_policy(RoleName=role, PolicyName="keyturn")["PolicyDocument"]
@@ -135,3 +140,132 @@ def test_a_prefix_without_a_trailing_slash_is_refused(prefix):
     pattern = translated()["Parameters"]["SecretNamePrefix"]["AllowedPattern"]
     assert not re.fullmatch(pattern, prefix), f"{prefix!r} passes {pattern}"
     assert re.fullmatch(pattern, "keyturn/") and re.fullmatch(pattern, "team/keyturn/")
+
+
+class auth_off:
+    """moto's signature check rejects Lambda's GET calls: reading the function back is done with
+    authentication switched off (moto's reset-auth), and on again after."""
+
+    def __init__(self, moto):
+        self.moto = moto
+
+    def _set(self, value: str):
+        import urllib.request
+
+        req = urllib.request.Request(f"{self.moto.endpoint}/moto-api/reset-auth", data=value.encode(), method="POST", headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(req, timeout=10).read()
+
+    def __enter__(self):
+        self._set("inf")
+
+    def __exit__(self, *exc):
+        self._set("0")
+
+
+def test_the_deployed_stack_is_what_the_readme_promises(moto):
+    deployed = deploy(moto, {})
+    r = deployed["resources"]
+    with auth_off(moto):
+        lam = moto.client("lambda")
+        fn = lam.get_function_configuration(FunctionName=r["RotationFunction"])
+        concurrency = lam.get_function_concurrency(FunctionName=r["RotationFunction"])
+    assert (fn["Runtime"], fn["Handler"], fn["MemorySize"], fn["Timeout"]) == ("provided.al2023", "bootstrap", 128, 180), fn
+    assert fn["Architectures"] == ["x86_64"], fn
+    assert "ReservedConcurrentExecutions" not in concurrency, "no reservation unless asked for"
+    env = fn["Environment"]["Variables"]
+    # Lambda keeps variables as strings; moto keeps a number as CloudFormation passed it.
+    assert env["KEYTURN_SECRET_PREFIX"] == "keyturn/" and env["KEYTURN_USER_PATH"] == "/keyturn/" and str(env["KEYTURN_GRACE_DAYS"]) == "7", env
+
+    logs = moto.client("logs").describe_log_groups(logGroupNamePrefix=r["RotationLogGroup"])["logGroups"]
+    assert [g["retentionInDays"] for g in logs] == [90], logs
+
+    events = moto.client("events")
+    failure = events.describe_rule(Name=r["RotationFailureRule"])
+    pattern = json.loads(failure["EventPattern"])
+    assert set(pattern["detail"]["eventName"]) == {"RotationFailed", "RotationAbandoned", "TestRotationFailed"}
+    assert pattern["detail"]["additionalEventData"]["SecretId"] == [{"prefix": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:keyturn/"}], pattern
+    target = events.list_targets_by_rule(Rule=r["RotationFailureRule"])["Targets"][0]
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"]["secret"] == "$.detail.additionalEventData.SecretId", transformer
+    assert "<event> for secret <secret>" in transformer["InputTemplate"] and r["RotationLogGroup"] in transformer["InputTemplate"]
+
+    schedules = [n for n in r if n.startswith("RotationFunctionDailySweep") and not n.endswith("Permission")]
+    assert len(schedules) == 1, r
+    sweep = events.describe_rule(Name=r[schedules[0]])
+    assert sweep["ScheduleExpression"] == "rate(1 day)"
+    sweep_target = events.list_targets_by_rule(Rule=r[schedules[0]])["Targets"][0]
+    assert json.loads(sweep_target["Input"]) == {"keyturn": "sweep"}
+    assert sweep_target["RetryPolicy"] == {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 3600}, sweep_target
+
+    invoke = [res for res in translated()["Resources"].values() if res["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert [i["Properties"]["MaximumRetryAttempts"] for i in invoke] == [2], invoke
+    log_group = translated()["Resources"]["RotationLogGroup"]
+    assert log_group["DeletionPolicy"] == "Retain" and "LogGroupName" not in log_group["Properties"]
+
+
+def test_a_reserved_concurrency_is_set_only_when_asked_for(moto):
+    deployed = deploy(moto, {"ReservedConcurrency": "5"})
+    with auth_off(moto):
+        concurrency = moto.client("lambda").get_function_concurrency(FunctionName=deployed["resources"]["RotationFunction"])
+    assert concurrency["ReservedConcurrentExecutions"] == 5
+    pattern = translated()["Parameters"]["ReservedConcurrency"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "") and re.fullmatch(pattern, "10") and not re.fullmatch(pattern, "0")
+
+
+def resolve(node, params: dict, exports: dict):
+    """CloudFormation's intrinsic functions the example uses (Ref, Fn::Sub, Fn::Join,
+    Fn::ImportValue), evaluated against parameters and the exports of deployed stacks."""
+    if isinstance(node, dict) and len(node) == 1:
+        (fn, arg), = node.items()
+        if fn == "Ref":
+            return params[arg]
+        if fn == "Fn::Sub":
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(params[m.group(1)]), arg)
+        if fn == "Fn::Join":
+            return arg[0].join(str(resolve(x, params, exports)) for x in arg[1])
+        if fn == "Fn::ImportValue":
+            return exports[resolve(arg, params, exports)]
+    if isinstance(node, dict):
+        return {k: resolve(v, params, exports) for k, v in node.items()}
+    if isinstance(node, list):
+        return [resolve(x, params, exports) for x in node]
+    return node
+
+
+def test_one_user_example_follows_the_stack_it_imports(moto, function_factory, secrets_seen):
+    """deploy/examples/one-user.yaml against a keyturn stack with its own prefix and path: the user,
+    the secret's name and the schedule's function all come from that stack's exports. moto's
+    CloudFormation creates the user but has no AWS::SecretsManager::Secret or RotationSchedule: the
+    test evaluates those two resources against the same exports and makes them with the API calls
+    CloudFormation would make, then lets keyturn's function run the first rotation on them."""
+    name = f"kt{uuid.uuid4().hex[:6]}"
+    main = deploy(moto, {"SecretNamePrefix": "team/", "UserPath": "/team/"}, name=name)
+    user = f"svc-{uuid.uuid4().hex[:6]}"
+    template = decode_str((ROOT / "deploy" / "examples" / "one-user.yaml").read_text())[0]
+    template = json.loads(json.dumps(template, default=str))
+    params = {"KeyturnStackName": name, "UserName": user, "RotationDays": 30}
+    resources = create_stack(moto, f"{name}-{user}", json.dumps(template), {"KeyturnStackName": name, "UserName": user}, ["CAPABILITY_NAMED_IAM"])
+    assert resources["User"] == user, resources
+    assert moto.client("iam").get_user(UserName=user)["User"]["Path"] == "/team/"
+
+    cf = moto.client("cloudformation")
+    exports = {e["Name"]: e["Value"] for e in cf.list_exports()["Exports"]}
+    secret = resolve(template["Resources"]["Secret"]["Properties"], params, exports)
+    assert secret["Name"] == f"team/{user}" and template["Resources"]["Secret"]["DeletionPolicy"] == "Retain"
+    sm = moto.client("secretsmanager")
+    arn = sm.create_secret(Name=secret["Name"], Description=secret["Description"], SecretString=secret["SecretString"], Tags=secret["Tags"])["ARN"]
+    schedule = resolve(template["Resources"]["Schedule"]["Properties"], {**params, "Secret": arn}, exports)
+    with auth_off(moto):
+        function_arn = moto.client("lambda").get_function_configuration(FunctionName=main["resources"]["RotationFunction"])["FunctionArn"]
+    assert schedule["RotationLambdaARN"] == function_arn and schedule["SecretId"] == arn
+    assert template["Resources"]["Schedule"]["Properties"]["RotateImmediatelyOnUpdate"] is True
+    token = sm.rotate_secret(SecretId=arn, RotationLambdaARN=moto.placeholder_function(), RotationRules=schedule["RotationRules"])["VersionId"]
+    fn = function_factory(KEYTURN_SECRET_PREFIX="team/", KEYTURN_USER_PATH="/team/")
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        ok, body = fn.step(step, arn, token)
+        assert ok, f"{step}: {body}\n{fn.output()}"
+    current = json.loads(sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
+    secrets_seen.add(current["SecretAccessKey"])
+    assert current["UserName"] == user and current["AccessKeyId"] in {
+        k["AccessKeyId"] for k in moto.client("iam").list_access_keys(UserName=user)["AccessKeyMetadata"]
+    }, "the first rotation gave the example's user its first key"
