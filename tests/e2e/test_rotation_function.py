@@ -132,8 +132,7 @@ def test_the_configuration_test_of_rotate_immediately_false_passes_and_changes_n
     sm.create_secret(
         Name=secret_id,
         SecretString=json.dumps({"UserName": user, "AccessKeyId": old["AccessKeyId"], "SecretAccessKey": old["SecretAccessKey"]}),
-        Tags=[{"Key": "keyturn:managed", "Value": "true"}],
-    )
+    )  # not tagged managed: this module's scheduled-sweep test counts the managed secrets it sweeps
     token = start_rotation(moto, secret_id)
     versions_before = sm.list_secret_version_ids(SecretId=secret_id)["Versions"]
     fn = function_factory()
