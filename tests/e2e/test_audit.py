@@ -103,3 +103,51 @@ def test_audit_names_every_key_it_knows_and_flags_a_current_key_iam_no_longer_ha
     table = keyturn("audit", check=False).stdout
     assert extra["AccessKeyId"] in table and "current-key-missing" in table
     moto.client("secretsmanager").delete_secret(SecretId=gone_secret, ForceDeleteWithoutRecovery=True)
+
+
+def test_an_auditor_without_get_secret_value_still_joins_keys_to_their_secrets(moto, keyturn, secrets_seen):
+    """finishSecret records the key ids AWSCURRENT and AWSPREVIOUS hold in the secret's tags, so a
+    read-only auditor (no secretsmanager:GetSecretValue) still sees which secret holds which key;
+    a recorded id that is not the user's key is not believed."""
+    from botocore.exceptions import ClientError
+    from harness import allow
+
+    user, secret_id, _ = managed_secret(moto, secrets_seen, prefix="recorded")
+    keyturn("rotate", secret_id)
+    keyturn("rotate", secret_id)
+    current, previous = (value(moto, secret_id, label) for label in ("AWSCURRENT", "AWSPREVIOUS"))
+    secrets_seen.update({current["SecretAccessKey"], previous["SecretAccessKey"]})
+    sm = moto.client("secretsmanager")
+    tags = {t["Key"]: t["Value"] for t in sm.describe_secret(SecretId=secret_id)["Tags"]}
+    assert (tags["keyturn:current-key"], tags["keyturn:previous-key"]) == (current["AccessKeyId"], previous["AccessKeyId"])
+
+    auditor_name = unique("auditor")
+    auditor = make_user(moto, auditor_name, secrets_seen, policy=allow(
+        "iam:GenerateCredentialReport", "iam:GetCredentialReport", "iam:ListAccessKeys", "iam:GetAccessKeyLastUsed",
+        "secretsmanager:ListSecrets", "secretsmanager:DescribeSecret", "sts:GetCallerIdentity",
+    ))
+    as_auditor = {"AWS_ACCESS_KEY_ID": auditor["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": auditor["SecretAccessKey"]}
+    try:
+        moto.client("secretsmanager", auditor["AccessKeyId"], auditor["SecretAccessKey"]).get_secret_value(SecretId=secret_id)
+        raise AssertionError("the auditor could read a secret value")
+    except ClientError as e:
+        assert "not authorized to perform: secretsmanager:GetSecretValue" in str(e), e
+
+    def held(env):
+        proc = keyturn("--output", "json", "audit", env_extra=env, check=False)
+        assert proc.returncode in (0, 1), proc.stderr
+        return {k["keyId"]: k["label"] for k in json.loads(proc.stdout)["keys"] if k["user"] == user}, proc.stderr
+
+    labels, _ = held(as_auditor)
+    assert labels == {current["AccessKeyId"]: "AWSCURRENT", previous["AccessKeyId"]: "AWSPREVIOUS"}, labels
+
+    # A forged record (another user's key as AWSCURRENT): not believed; the auditor cannot read the
+    # value instead, so the secret is reported as unreadable and its keys as unmanaged.
+    other = make_user(moto, unique("other"), secrets_seen)
+    sm.tag_resource(SecretId=secret_id, Tags=[{"Key": "keyturn:current-key", "Value": other["AccessKeyId"]}])
+    labels, stderr = held(as_auditor)
+    assert other["AccessKeyId"] not in labels and set(labels.values()) == {None}, labels
+    assert secret_id in stderr and "reported as unmanaged" in stderr, stderr
+    # With GetSecretValue (the administrator), the values decide, whatever the tag says.
+    labels, _ = held({})
+    assert labels == {current["AccessKeyId"]: "AWSCURRENT", previous["AccessKeyId"]: "AWSPREVIOUS"}, labels

@@ -187,7 +187,7 @@ def test_enroll_creates_a_managed_secret_with_a_working_key(moto, keyturn, secre
     assert whoami(moto, current["AccessKeyId"], current["SecretAccessKey"]).endswith(f":user/{user}")
     tags = {t["Key"]: t["Value"] for t in moto.client("secretsmanager").describe_secret(SecretId=out["secret"])["Tags"]}
     enrolled_at = tags.pop("keyturn:enrolled-at")
-    assert tags == {"keyturn:managed": "true", "keyturn:user": user, "team": "payments"}
+    assert tags == {"keyturn:managed": "true", "keyturn:user": user, "keyturn:current-key": out["keyId"], "team": "payments"}
     assert enrolled_at.startswith(time.strftime("%Y-%m-%dT", time.gmtime()))
     # The enrolled secret rotates.
     assert json.loads(keyturn("--output", "json", "rotate", out["secret"]).stdout)[0]["outcome"] == "rotated"

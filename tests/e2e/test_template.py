@@ -93,10 +93,11 @@ def statement(policy: dict, sid: str) -> dict:
 
 
 def tags_keyturn_writes() -> set[str]:
-    """The tags the function writes (finish: user and cut-over; sweep: deactivation), from tags.rs."""
+    """The tags the function writes (finish: user, cut-over and the key ids; sweep: deactivation),
+    from tags.rs."""
     source = TAGS_RS.read_text()
     consts = dict(re.findall(r'pub const (\w+): &str = "([^"]+)";', source))
-    return {consts[n] for n in ("USER", "CUTOVER_VERSION", "CUTOVER_AT", "DEACTIVATED_KEY", "DEACTIVATED_AT")}
+    return {consts[n] for n in ("USER", "CUTOVER_VERSION", "CUTOVER_AT", "DEACTIVATED_KEY", "DEACTIVATED_AT", "CURRENT_KEY", "PREVIOUS_KEY")}
 
 
 def test_the_deployed_role_is_bounded_by_prefix_user_path_and_master_list(moto):

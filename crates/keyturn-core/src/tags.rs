@@ -20,6 +20,12 @@ pub const ROTATION_DAYS: &str = "keyturn:rotation-days";
 /// The last cut-over: the version that became AWSCURRENT, and when.
 pub const CUTOVER_VERSION: &str = "keyturn:cutover-version";
 pub const CUTOVER_AT: &str = "keyturn:cutover-at";
+/// The key ids AWSCURRENT and AWSPREVIOUS hold, recorded by finishSecret (with the cut-over), enroll
+/// and adopt, so that an audit can join keys to secrets without reading a value. Trusted only as
+/// [`crate::rules::recorded_keys`] says: each must be one of the user's keys, and the record must
+/// belong to the current cut-over.
+pub const CURRENT_KEY: &str = "keyturn:current-key";
+pub const PREVIOUS_KEY: &str = "keyturn:previous-key";
 /// Sweep policy overrides.
 pub const GRACE_DAYS: &str = "keyturn:grace-days";
 pub const DELETE_AFTER_DAYS: &str = "keyturn:delete-after-days";

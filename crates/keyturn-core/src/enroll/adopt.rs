@@ -83,7 +83,7 @@ where
                 });
             }
         }
-        let tag_list = self.enrollment_tags(&user, &req.extra_tags);
+        let tag_list = self.enrollment_tags(&user, value.access_key_id(), &req.extra_tags);
         self.store()
             .tag(&info.arn, &tag_list)
             .await

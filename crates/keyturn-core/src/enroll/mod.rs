@@ -128,7 +128,7 @@ where
         };
         let key_id = key.id.clone();
         let value = SecretValue::canonical(user, key).render();
-        let tag_list = self.enrollment_tags(user, &req.extra_tags);
+        let tag_list = self.enrollment_tags(user, Some(&key_id), &req.extra_tags);
         let arn = match self.store().create(name, &value, &tag_list).await {
             Ok(arn) => arn,
             Err(error) => {
@@ -308,10 +308,12 @@ where
         }
     }
 
-    /// The tags enroll and adopt write: managed, the user, when, and the operator's extra tags.
+    /// The tags enroll and adopt write: managed, the user, when, AWSCURRENT's key id (for the
+    /// audit, which then reads no value), and the operator's extra tags.
     pub(super) fn enrollment_tags(
         &self,
         user: &str,
+        key_id: Option<&str>,
         extra: &[(String, String)],
     ) -> Vec<(String, String)> {
         let mut list = vec![
@@ -319,6 +321,9 @@ where
             (tags::USER.to_string(), user.to_string()),
             (tags::ENROLLED_AT.to_string(), rfc3339(self.clock().now())),
         ];
+        if let Some(id) = key_id {
+            list.push((tags::CURRENT_KEY.to_string(), id.to_string()));
+        }
         list.extend(extra.iter().cloned());
         list
     }

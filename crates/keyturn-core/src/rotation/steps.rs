@@ -116,11 +116,15 @@ where
         let current_version = o.info.version_with(AWSCURRENT).map(str::to_string);
         // Recorded before the move: if the move then fails, the retry records it again; a time a
         // little early only makes "used since the cut-over" more cautious.
-        let tags = [
+        let mut tags = vec![
             (tags::CUTOVER_VERSION.to_string(), o.token.to_string()),
             (tags::CUTOVER_AT.to_string(), rfc3339(self.clock().now())),
             (tags::USER.to_string(), user.clone()),
+            (tags::CURRENT_KEY.to_string(), key_id.clone()),
         ];
+        if let Some(previous) = rules::previous_key_to_record(&o.info, o.token, &key_id) {
+            tags.push((tags::PREVIOUS_KEY.to_string(), previous));
+        }
         self.store()
             .tag(&o.info.arn, &tags)
             .await

@@ -23,7 +23,8 @@ use crate::state::SecretState;
 use crate::tags;
 
 pub use policy::{
-    cutover_time, is_due, recorded_cutover, rotation_days, used_since, InUsePolicy, SweepPolicy,
+    cutover_time, is_due, previous_key_to_record, recorded_cutover, recorded_keys, rotation_days,
+    used_since, InUsePolicy, RecordedKeys, SweepPolicy,
 };
 pub use problems::problems;
 pub use retire::{

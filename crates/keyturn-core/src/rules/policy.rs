@@ -5,7 +5,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::error::{parse_rfc3339, RotationError};
 use crate::ports::{KeyInfo, KeyUse, SecretInfo};
-use crate::tags::{self, AWSCURRENT};
+use crate::tags::{self, AWSCURRENT, AWSPREVIOUS};
 
 /// The cut-over finishSecret recorded, if it names the version that is AWSCURRENT now.
 pub fn recorded_cutover(info: &SecretInfo) -> Option<OffsetDateTime> {
@@ -171,4 +171,55 @@ impl SweepPolicy {
             in_use,
         })
     }
+}
+
+/// finishSecret's record of AWSPREVIOUS's key: the key the last cut-over recorded as current
+/// (it is AWSCURRENT's until this cut-over moves the label). Nothing on a retry of the same
+/// cut-over (the record is already written) or when no earlier record exists (the first rotation
+/// of a hand-made secret: the audit then reads AWSPREVIOUS's value).
+pub fn previous_key_to_record(info: &SecretInfo, token: &str, new_key: &str) -> Option<String> {
+    if info.tags.get(tags::CUTOVER_VERSION).map(String::as_str) == Some(token) {
+        return None;
+    }
+    info.tags
+        .get(tags::CURRENT_KEY)
+        .filter(|k| k.as_str() != new_key)
+        .cloned()
+}
+
+/// The key ids a secret's tags record for AWSCURRENT and AWSPREVIOUS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedKeys {
+    pub current: String,
+    pub previous: Option<String>,
+}
+
+/// The recorded key ids, when they can stand in for reading the values: the record belongs to the
+/// version AWSCURRENT is on now (the cut-over's version; a secret never rotated by keyturn has no
+/// cut-over and its record is enroll's or adopt's), AWSCURRENT's id is one of `user_keys` (IAM's
+/// list of the secret's user's keys), and where AWSPREVIOUS is on a version, its id is another of
+/// them. A forged or stale tag therefore cannot make a key outside the user's look managed; `None`
+/// means: read the values.
+pub fn recorded_keys(info: &SecretInfo, user_keys: &[KeyInfo]) -> Option<RecordedKeys> {
+    let current_version = info.version_with(AWSCURRENT)?;
+    if let Some(cutover) = info.tags.get(tags::CUTOVER_VERSION) {
+        if cutover != current_version {
+            return None;
+        }
+    }
+    let is_users = |id: &str| user_keys.iter().any(|k| k.id == id);
+    let current = info.tags.get(tags::CURRENT_KEY).filter(|k| is_users(k))?;
+    let previous = match info.version_with(AWSPREVIOUS) {
+        None => None,
+        Some(_) => Some(
+            info.tags
+                .get(tags::PREVIOUS_KEY)
+                .filter(|k| *k != current && is_users(k))?
+                .clone(),
+        ),
+    };
+    Some(RecordedKeys {
+        current: current.clone(),
+        previous,
+    })
 }

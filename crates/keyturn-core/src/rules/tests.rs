@@ -674,3 +674,120 @@ fn keys_an_unanswered_create_made_are_the_new_unused_ones_only() {
         "not the key listed before, a used one, or one whose use is unknown"
     );
 }
+
+fn recorded_info(versions: &[(&str, &str)], tags: &[(&str, &str)]) -> SecretInfo {
+    SecretInfo {
+        arn: "arn:aws:secretsmanager:us-east-1:1:secret:keyturn/app1".into(),
+        name: "keyturn/app1".into(),
+        rotation_enabled: true,
+        versions: versions
+            .iter()
+            .map(|(v, l)| (v.to_string(), vec![l.to_string()]))
+            .collect(),
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        last_rotated: None,
+        next_rotation: None,
+        rotation_days: None,
+    }
+}
+
+fn user_keys(ids: &[&str]) -> Vec<crate::ports::KeyInfo> {
+    ids.iter()
+        .map(|id| crate::ports::KeyInfo {
+            id: id.to_string(),
+            status: KeyStatus::Active,
+            created: datetime!(2026-01-01 0:00 UTC),
+        })
+        .collect()
+}
+
+#[test]
+fn recorded_key_ids_count_only_when_they_are_the_users_and_belong_to_the_current_cutover() {
+    let rotated = [("v1", AWSPREVIOUS), ("v2", AWSCURRENT)];
+    let record = [
+        (tags::CUTOVER_VERSION, "v2"),
+        (tags::CURRENT_KEY, "AKIANEW"),
+        (tags::PREVIOUS_KEY, "AKIAOLD"),
+    ];
+    let keys = user_keys(&["AKIAOLD", "AKIANEW"]);
+    assert_eq!(
+        recorded_keys(&recorded_info(&rotated, &record), &keys),
+        Some(RecordedKeys {
+            current: "AKIANEW".into(),
+            previous: Some("AKIAOLD".into())
+        })
+    );
+    // A forged id (another user's key, or none of anyone's) is not taken.
+    let forged = [
+        (tags::CUTOVER_VERSION, "v2"),
+        (tags::CURRENT_KEY, "AKIAOTHERUSER"),
+        (tags::PREVIOUS_KEY, "AKIAOLD"),
+    ];
+    assert_eq!(
+        recorded_keys(&recorded_info(&rotated, &forged), &keys),
+        None
+    );
+    let forged_previous = [
+        (tags::CUTOVER_VERSION, "v2"),
+        (tags::CURRENT_KEY, "AKIANEW"),
+        (tags::PREVIOUS_KEY, "AKIANEW"),
+    ];
+    assert_eq!(
+        recorded_keys(&recorded_info(&rotated, &forged_previous), &keys),
+        None,
+        "AWSPREVIOUS recorded as AWSCURRENT's key"
+    );
+    // A record of an earlier cut-over (AWSCURRENT moved since, by hand): read the values.
+    let moved = [("v2", AWSPREVIOUS), ("v3", AWSCURRENT)];
+    assert_eq!(recorded_keys(&recorded_info(&moved, &record), &keys), None);
+    // AWSPREVIOUS on a version but no record of its key (the first keyturn rotation of a
+    // hand-made secret): read the values.
+    let first = [
+        (tags::CUTOVER_VERSION, "v2"),
+        (tags::CURRENT_KEY, "AKIANEW"),
+    ];
+    assert_eq!(recorded_keys(&recorded_info(&rotated, &first), &keys), None);
+    // Enrolled, never rotated: enroll's record of AWSCURRENT's key alone.
+    let enrolled = recorded_info(&[("v1", AWSCURRENT)], &[(tags::CURRENT_KEY, "AKIAOLD")]);
+    assert_eq!(
+        recorded_keys(&enrolled, &keys),
+        Some(RecordedKeys {
+            current: "AKIAOLD".into(),
+            previous: None
+        })
+    );
+    assert_eq!(
+        recorded_keys(&enrolled, &user_keys(&["AKIANEW"])),
+        None,
+        "key gone"
+    );
+}
+
+#[test]
+fn finish_records_the_last_cutovers_key_as_the_previous_one_once() {
+    let info = recorded_info(
+        &[("v1", AWSCURRENT), ("v2", AWSPENDING)],
+        &[
+            (tags::CUTOVER_VERSION, "v1"),
+            (tags::CURRENT_KEY, "AKIAOLD"),
+        ],
+    );
+    assert_eq!(
+        previous_key_to_record(&info, "v2", "AKIANEW").as_deref(),
+        Some("AKIAOLD")
+    );
+    // A retry of the same cut-over: the record already says AWSCURRENT is the new key.
+    let retried = recorded_info(
+        &[("v1", AWSCURRENT), ("v2", AWSPENDING)],
+        &[
+            (tags::CUTOVER_VERSION, "v2"),
+            (tags::CURRENT_KEY, "AKIANEW"),
+        ],
+    );
+    assert_eq!(previous_key_to_record(&retried, "v2", "AKIANEW"), None);
+    let hand_made = recorded_info(&[("v1", AWSCURRENT), ("v2", AWSPENDING)], &[]);
+    assert_eq!(previous_key_to_record(&hand_made, "v2", "AKIANEW"), None);
+}

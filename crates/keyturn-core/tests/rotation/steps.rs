@@ -425,3 +425,39 @@ async fn a_pending_copy_of_awscurrent_passes_the_configuration_test_but_is_never
     assert_eq!(writes(&world), Vec::<String>::new(), "nothing written");
     assert_eq!(world.keys_of("app1").len(), 1, "no key made");
 }
+
+#[tokio::test]
+async fn finish_records_the_key_ids_the_labels_hold_so_the_audit_needs_no_value() {
+    use keyturn_core::ports::{AccessKeys, Iam, SecretStore};
+    use keyturn_core::rules::recorded_keys;
+    let world = World::new();
+    enrolled(&world);
+    let r = rotator(&world);
+    let recorded = || async {
+        let info = world.describe("keyturn/app1").await.expect("described");
+        let keys = world.own().list("app1").await.expect("listed");
+        recorded_keys(&info, &keys)
+    };
+    // A hand-made secret rotated once: AWSCURRENT's key is recorded, AWSPREVIOUS's is not yet
+    // (the audit reads that value).
+    rotate(&r, &world, "keyturn/app1").await.expect("first");
+    assert_eq!(recorded().await, None);
+    assert_eq!(
+        world
+            .tags("keyturn/app1")
+            .get("keyturn:current-key")
+            .cloned(),
+        key_at(&world, "keyturn/app1", AWSCURRENT).map(|k| k.id)
+    );
+    // From the second rotation on, both, matching what the labels hold.
+    rotate(&r, &world, "keyturn/app1").await.expect("second");
+    let got = recorded().await.expect("both recorded");
+    assert_eq!(
+        Some(got.current),
+        key_at(&world, "keyturn/app1", AWSCURRENT).map(|k| k.id)
+    );
+    assert_eq!(
+        got.previous,
+        key_at(&world, "keyturn/app1", AWSPREVIOUS).map(|k| k.id)
+    );
+}

@@ -13,7 +13,7 @@ use keyturn_core::audit::{
     ListedKey, ManagedKey,
 };
 use keyturn_core::error::{parse_rfc3339, rfc3339};
-use keyturn_core::ports::{Clock, Iam, SecretInfo, AWSCURRENT, AWSPREVIOUS};
+use keyturn_core::ports::{AccessKeys, Clock, Iam, SecretInfo, AWSCURRENT, AWSPREVIOUS};
 use keyturn_core::rules::{self, SweepPolicy};
 use keyturn_core::state::Needs;
 use keyturn_core::tags;
@@ -114,8 +114,10 @@ async fn managed_keys(
     Ok((keys, listed))
 }
 
-/// The keys one managed secret holds, read through the one state reader. `info` comes from
-/// ListSecrets (labels, tags, rotation settings): no DescribeSecret.
+/// The keys one managed secret holds. Where its tags record them (finishSecret, enroll and adopt
+/// do) and the rules accept the record, one ListAccessKeys and no secret value; otherwise through
+/// the one state reader, which reads the values. `info` comes from ListSecrets (labels, tags,
+/// rotation settings): no DescribeSecret.
 async fn held_keys(
     r: &AwsRotator,
     info: SecretInfo,
@@ -126,6 +128,23 @@ async fn held_keys(
         .for_secret(&info)
         .ok()
         .and_then(|p| info.tags.contains_key(tags::GRACE_DAYS).then_some(p.grace));
+    if let (Some(user), true) = (
+        info.tags.get(tags::USER).cloned(),
+        info.tags.contains_key(tags::CURRENT_KEY),
+    ) {
+        // A failure here is left to the state reader below, which names it as it always has.
+        if let Ok(keys) = r.iam().own().list(&user).await {
+            if let Some(recorded) = rules::recorded_keys(&info, &keys) {
+                let held = [
+                    (AWSCURRENT, Some(recorded.current)),
+                    (AWSPREVIOUS, recorded.previous),
+                ];
+                let keys: Vec<(String, OffsetDateTime)> =
+                    keys.into_iter().map(|k| (k.id, k.created)).collect();
+                return Ok(joined(&info, &user, keys, held, days, grace));
+            }
+        }
+    }
     let needs = Needs {
         all_versions: true,
         tolerate_bad_values: true,
@@ -133,40 +152,65 @@ async fn held_keys(
     };
     let read = r.read_state(info, None, needs).await?;
     let state = &read.state;
-    let mut by_age: Vec<_> = state.keys.iter().collect();
-    by_age.sort_by_key(|k| k.created);
+    let keys = state
+        .keys
+        .iter()
+        .map(|k| (k.id.clone(), k.created))
+        .collect();
+    let held = [AWSCURRENT, AWSPREVIOUS].map(|l| (l, state.key_of(l).map(str::to_string)));
+    Ok(joined(
+        &state.info,
+        &state.user.name,
+        keys,
+        held,
+        days,
+        grace,
+    ))
+}
+
+/// The held keys joined with the user's keys (id, creation): each held key's report slot (its
+/// position among the user's keys by creation), and every key of the user as listed.
+fn joined(
+    info: &SecretInfo,
+    user: &str,
+    mut keys: Vec<(String, OffsetDateTime)>,
+    held: [(&str, Option<String>); 2],
+    rotation_days: i64,
+    grace: Option<time::Duration>,
+) -> (Vec<ManagedKey>, Vec<ListedKey>) {
+    keys.sort_by_key(|(_, created)| *created);
     let mut out = Vec::new();
-    for label in [AWSCURRENT, AWSPREVIOUS] {
-        let Some(key_id) = state.key_of(label) else {
+    for (label, key_id) in held {
+        let Some(key_id) = key_id else {
             continue;
         };
-        let position = by_age.iter().position(|k| k.id == key_id);
+        let position = keys.iter().position(|(id, _)| *id == key_id);
         out.push(ManagedKey {
-            secret: state.info.name.clone(),
+            secret: info.name.clone(),
             label: label.to_string(),
-            user: state.user.name.clone(),
-            key_id: key_id.to_string(),
+            user: user.to_string(),
+            key_id,
             slot: position.map(|i| i as u8 + 1),
-            created: position.map(|i| by_age[i].created),
-            rotation_enabled: state.info.rotation_enabled,
-            next_rotation: state.info.next_rotation,
-            rotation_days: days,
-            cutover: rules::recorded_cutover(&state.info),
+            created: position.map(|i| keys[i].1),
+            rotation_enabled: info.rotation_enabled,
+            next_rotation: info.next_rotation,
+            rotation_days,
+            cutover: rules::recorded_cutover(info),
             grace,
             exists: position.is_some(),
         });
     }
-    let listed = by_age
-        .iter()
+    let listed = keys
+        .into_iter()
         .enumerate()
-        .map(|(i, k)| ListedKey {
-            user: state.user.name.clone(),
-            key_id: k.id.clone(),
+        .map(|(i, (key_id, created))| ListedKey {
+            user: user.to_string(),
+            key_id,
             slot: i as u8 + 1,
-            created: k.created,
+            created,
         })
         .collect();
-    Ok((out, listed))
+    (out, listed)
 }
 
 /// One key's line of the audit: its JSON object, its CSV row, the source of its table row and
