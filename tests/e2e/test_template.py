@@ -188,7 +188,9 @@ def test_the_deployed_stack_is_what_the_readme_promises(moto):
     target = events.list_targets_by_rule(Rule=r["RotationFailureRule"])["Targets"][0]
     transformer = target["InputTransformer"]
     assert transformer["InputPathsMap"]["secret"] == "$.detail.additionalEventData.SecretId", transformer
-    assert "<event> for secret <secret>" in transformer["InputTemplate"] and r["RotationLogGroup"] in transformer["InputTemplate"]
+    assert transformer["InputPathsMap"]["error"] == "$.detail.errorMessage", transformer
+    assert "<event> for secret <secret>" in transformer["InputTemplate"] and "<error>" in transformer["InputTemplate"]
+    assert r["RotationLogGroup"] in transformer["InputTemplate"]
 
     schedules = [n for n in r if n.startswith("RotationFunctionDailySweep") and not n.endswith("Permission")]
     assert len(schedules) == 1, r
