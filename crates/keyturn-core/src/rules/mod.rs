@@ -141,6 +141,12 @@ pub fn is_configuration_test(pending_value: Option<&crate::secret::SecretText>) 
     pending_value.is_none()
 }
 
+/// A pending key that never authenticated is the configuration test's copy of AWSCURRENT (that
+/// test then succeeds) when AWSCURRENT holds the same key; otherwise it is a new key that failed.
+pub fn is_copy_of_current(pending_key_id: &str, current_key_id: Option<&str>) -> bool {
+    current_key_id == Some(pending_key_id)
+}
+
 /// createSecret found AWSPENDING already holding a key: it must be a new key, not AWSCURRENT's
 /// (a configuration test's copy, or a hand-made write), or finishSecret would "rotate" to the
 /// same key and every consumer would keep the old one while the rotation reports success.

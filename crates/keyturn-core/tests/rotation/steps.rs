@@ -408,6 +408,29 @@ async fn a_pending_copy_of_awscurrent_passes_the_configuration_test_but_is_never
     assert_eq!(tested.action, Action::Tested { attempts: 1 });
     assert_eq!(writes(&world), Vec::<String>::new(), "nothing written");
 
+    // The copy's key (AWSCURRENT's) no longer authenticating does not fail the configuration
+    // test either: it is told from a new key that never authenticates, and nothing is written.
+    {
+        use keyturn_core::ports::{AccessKeys, Iam, KeyStatus};
+        world
+            .own()
+            .set_status("app1", &old.id, KeyStatus::Inactive)
+            .await
+            .expect("deactivated");
+        world.clear_calls();
+        let tested = step(&r, Step::Test, "keyturn/app1", &token)
+            .await
+            .expect("a configuration test with a broken current key still passes");
+        assert_eq!(tested.action, Action::ConfigurationChecked);
+        assert_eq!(writes(&world), Vec::<String>::new(), "nothing written");
+        world
+            .own()
+            .set_status("app1", &old.id, KeyStatus::Active)
+            .await
+            .expect("reactivated");
+        world.clear_calls();
+    }
+
     // A rotation that found the copy refuses before making anything: finishing it would report
     // success while every consumer kept the old key.
     let err = step(&r, Step::Create, "keyturn/app1", &token)
