@@ -4,12 +4,12 @@
 //! CreateSecret's outcome is unknown it looks before deleting the new key.
 
 use crate::error::{rfc3339, RotationError};
-use crate::ports::{AccessKeys, Clock, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef};
+use crate::ports::{AccessKeys, Clock, Iam, IdentityCheck, SecretInfo, SecretStore};
 use crate::rotation::aws;
 use crate::rules::{self, AfterFailedStore, StoreCheck};
 use crate::secret::SecretValue;
 use crate::state::KeyFacts;
-use crate::tags::{self, AWSCURRENT};
+use crate::tags;
 use crate::Rotator;
 
 mod adopt;
@@ -241,17 +241,10 @@ where
         let name = info.name.clone();
         let ours = rules::is_managed(&info.tags)
             && info.tags.get(tags::USER).map(String::as_str) == Some(user);
-        let held = match self
-            .store()
-            .value(&info.arn, &VersionRef::Label(AWSCURRENT))
+        let held = self
+            .current_key_id(&info.arn)
             .await
-            .map_err(|e| aws("GetSecretValue", &name, Some(user), None, e))?
-        {
-            Some(text) => SecretValue::parse(&text)
-                .ok()
-                .and_then(|v| v.access_key_id().map(str::to_string)),
-            None => None,
-        };
+            .map_err(|e| aws("GetSecretValue", &name, Some(user), None, e))?;
         let keys = self
             .iam()
             .own()
@@ -287,23 +280,9 @@ where
             Err(crate::ports::ApiError::NotFound(_)) => return (StoreCheck::DoesNotHold, None),
             Err(e) => return (StoreCheck::Unknown(e.to_string()), None),
         };
-        match self
-            .store()
-            .value(&info.arn, &VersionRef::Label(AWSCURRENT))
-            .await
-        {
-            Ok(Some(text)) => {
-                let holds = SecretValue::parse(&text)
-                    .ok()
-                    .is_some_and(|v| v.access_key_id() == Some(key_id));
-                let check = if holds {
-                    StoreCheck::Holds
-                } else {
-                    StoreCheck::DoesNotHold
-                };
-                (check, Some(info.arn))
-            }
-            Ok(None) => (StoreCheck::DoesNotHold, Some(info.arn)),
+        match self.current_key_id(&info.arn).await {
+            Ok(held) if held.as_deref() == Some(key_id) => (StoreCheck::Holds, Some(info.arn)),
+            Ok(_) => (StoreCheck::DoesNotHold, Some(info.arn)),
             Err(e) => (StoreCheck::Unknown(e.to_string()), Some(info.arn)),
         }
     }

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
-use crate::ports::{ApiError, Clock, Iam, IdentityCheck, SecretInfo, SecretStore};
+use crate::ports::{ApiError, Clock, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef};
 use crate::rules::{self, OrphanPolicy, Retirement, Scope};
+use crate::secret::SecretValue;
 use crate::state::in_flight;
 use crate::tags::{self, AWSCURRENT, AWSPENDING};
 
@@ -214,6 +215,20 @@ where
             .describe(secret_id)
             .await
             .map_err(|e| aws("DescribeSecret", secret_id, None, None, e))
+    }
+
+    /// The key id AWSCURRENT's value holds: `None` when it has no value, or one that does not
+    /// parse or names no key.
+    pub(crate) async fn current_key_id(&self, arn: &str) -> Result<Option<String>, ApiError> {
+        let text = self
+            .store
+            .value(arn, &VersionRef::Label(AWSCURRENT))
+            .await?;
+        Ok(text.and_then(|t| {
+            SecretValue::parse(&t)
+                .ok()
+                .and_then(|v| v.access_key_id().map(str::to_string))
+        }))
     }
 
     /// Every managed secret (tag `keyturn:managed=true`, matched exactly: ListSecrets matches

@@ -81,7 +81,7 @@ where
                     // Secrets Manager's configuration test may hold a copy of AWSCURRENT, whose key
                     // is then the one that failed: that test succeeds and changes nothing. Read
                     // AWSCURRENT only here, on the failure path, so a rotation pays no extra call.
-                    let current = self.current_key_id(o).await;
+                    let current = self.current_key_id(&o.info.arn).await.ok().flatten();
                     if rules::is_copy_of_current(&key.id, current.as_deref()) {
                         return self.check_configuration(o).await;
                     }
@@ -201,19 +201,6 @@ where
             version: AWSPENDING.into(),
             reason,
         })
-    }
-
-    /// The key id AWSCURRENT's value holds, if it can be read.
-    async fn current_key_id(&self, o: &Opened<'_>) -> Option<String> {
-        let text = self
-            .store()
-            .value(&o.info.arn, &VersionRef::Label(AWSCURRENT))
-            .await
-            .ok()??;
-        SecretValue::parse(&text)
-            .ok()?
-            .access_key_id()
-            .map(str::to_string)
     }
 
     /// Secrets Manager's configuration test: what a rotation would read first, read now, with
