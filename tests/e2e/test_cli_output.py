@@ -21,6 +21,9 @@ from harness import base_env, free_port
 from test_cli import managed_secret
 from test_rotation_function import key_statuses, unique, value
 
+# moto's default account: the caller's own, where every row of a run without account flags is.
+ACCOUNT = "123456789012"
+
 
 def lines_are_trimmed(text: str) -> bool:
     return all(line == line.rstrip() for line in text.splitlines())
@@ -81,21 +84,26 @@ def test_rotate_and_sweep_print_a_table_json_or_csv(moto, keyturn, secrets_seen)
 
     table = keyturn("rotate", secret_id).stdout
     heading, row, summary = table.splitlines()
-    assert heading.startswith("SECRET  ") and "  OUTCOME  " in heading and "  NEW KEY  " in heading, table
-    assert row.split()[:2] == [secret_id, "rotated"] and summary == "1 secret(s), 0 failed", table
+    # Every row names its account (the caller's own here); the account heads its group of rows.
+    assert heading.startswith("ACCOUNT  ") and "  SECRET  " in heading and "  OUTCOME  " in heading and "  NEW KEY  " in heading, table
+    assert row.split()[:3] == [ACCOUNT, secret_id, "rotated"] and summary == "1 secret(s), 0 failed", table
     assert lines_are_trimmed(table) and not heading.startswith(" "), table
     rotated = json.loads(keyturn("--output", "json", "rotate", secret_id).stdout)
     assert rotated[0]["outcome"] == "rotated" and rotated[0]["error"] is None, rotated
-    rows = csv_rows(keyturn("--output", "csv", "rotate", secret_id).stdout)
+    assert rotated[0]["account"] == ACCOUNT and rotated[0]["accountName"] is None, rotated
+    text = keyturn("--output", "csv", "rotate", secret_id).stdout
+    assert text.startswith("account,accountName,secret,"), text
+    rows = csv_rows(text)
     assert rows[0]["secret"] == secret_id and rows[0]["outcome"] == "rotated" and rows[0]["error"] == "", rows
     assert rows[0]["newKeyId"] == value(moto, secret_id, "AWSCURRENT")["AccessKeyId"], rows
 
     swept = keyturn("sweep", "--dry-run", secret_id).stdout
     heading, row, summary = swept.splitlines()
-    assert heading.split()[:2] == ["SECRET", "ACTION"] and row.split()[:2] == [secret_id, "waiting"], swept
+    assert heading.split()[:3] == ["ACCOUNT", "SECRET", "ACTION"] and row.split()[:3] == [ACCOUNT, secret_id, "waiting"], swept
     assert summary == "1 secret(s), 0 failed" and lines_are_trimmed(swept), swept
     plan = json.loads(keyturn("--output", "json", "sweep", "--dry-run", secret_id).stdout)[0]
     assert plan["action"] == "waiting" and plan["failed"] is False and "outcome" not in plan, plan
+    assert plan["account"] == ACCOUNT, plan
     previous = value(moto, secret_id, "AWSPREVIOUS")["AccessKeyId"]
     assert plan["keyId"] == previous, plan
     rows = csv_rows(keyturn("--output", "csv", "sweep", "--dry-run", secret_id).stdout)
@@ -105,15 +113,18 @@ def test_rotate_and_sweep_print_a_table_json_or_csv(moto, keyturn, secrets_seen)
 def test_audit_prints_a_table_json_or_csv(moto, keyturn, secrets_seen):
     user, secret_id, key = managed_secret(moto, secrets_seen, prefix="outaud")
     table = keyturn("audit").stdout
-    assert table.splitlines()[0].split()[:3] == ["USER", "SLOT", "KEY"] and lines_are_trimmed(table), table
+    assert table.splitlines()[0].split()[:4] == ["ACCOUNT", "USER", "SLOT", "KEY"] and lines_are_trimmed(table), table
+    assert table.splitlines()[1].startswith(ACCOUNT + "  "), table
     mine = [l for l in table.splitlines() if key["AccessKeyId"] in l]
-    assert len(mine) == 1 and mine[0].split()[0] == user and f"{secret_id} (AWSCURRENT)" in mine[0], table
+    assert len(mine) == 1 and user in mine[0].split()[:2] and f"{secret_id} (AWSCURRENT)" in mine[0], table
     report = json.loads(keyturn("--output", "json", "audit").stdout)
     entry = next(k for k in report["keys"] if k["keyId"] == key["AccessKeyId"])
     assert entry["secret"] == secret_id and entry["label"] == "AWSCURRENT" and entry["findings"] == [entry["finding"]], entry
+    assert entry["account"] == ACCOUNT and entry["exemption"] is None and entry["error"] is None, entry
     assert set(report) == {"asOf", "maxAgeDays", "keys"}, report
     rows = csv_rows(keyturn("--output", "csv", "audit").stdout)
     row = next(r for r in rows if r["keyId"] == key["AccessKeyId"])
+    assert row["account"] == ACCOUNT and list(row)[:3] == ["account", "accountName", "user"], row
     assert row["secret"] == secret_id and row["ageDays"] == "0" and row["finding"] == entry["finding"], row
 
 

@@ -7,6 +7,8 @@
 
 pub mod errors;
 pub mod iam;
+pub mod org;
+pub mod probe;
 pub mod secrets;
 pub mod sts;
 pub mod time;
@@ -19,8 +21,9 @@ use aws_config::SdkConfig;
 use keyturn_core::{RotationSettings, Rotator};
 
 pub use iam::{IamClients, IamKeys};
+pub use org::{OrgAccount, Organization};
 pub use secrets::SecretsManager;
-pub use sts::Sts;
+pub use sts::{AssumedRole, Sts};
 pub use time::SystemClock;
 
 /// The rotator wired to AWS.
@@ -64,6 +67,15 @@ pub async fn check_credentials(config: &SdkConfig, profile: Option<&str>) -> Res
         (None, CredentialsError::CredentialsNotLoaded(_)) => "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a profile with --profile or AWS_PROFILE, or run where a role provides them".to_string(),
         (None, _) => format!("the AWS credentials could not be loaded: {cause}"),
     })
+}
+
+/// A member account's configuration: `config` (region, endpoint, retries, timeouts) signed by the
+/// account's role.
+pub fn role_config(config: &SdkConfig, role: AssumedRole) -> SdkConfig {
+    config
+        .to_builder()
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(role))
+        .build()
 }
 
 /// Static credentials for a key held in a secret (their `Debug` redacts the secret).

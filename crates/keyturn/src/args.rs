@@ -65,6 +65,42 @@ pub struct ScopeArgs {
     pub master_secrets: Vec<String>,
 }
 
+/// Which accounts a command runs in: the caller's own (none of these given), or accounts of the
+/// organization reached by assuming a role in each (see README, "Across an AWS Organization").
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Accounts")]
+pub struct AccountArgs {
+    /// Every ACTIVE account of the organization (the management account with your own
+    /// credentials, the others through --role-name).
+    #[arg(long, conflicts_with = "ous")]
+    pub org: bool,
+    /// The accounts in this OU and the OUs nested in it (repeatable).
+    #[arg(long = "ou", value_name = "OU_ID")]
+    pub ous: Vec<String>,
+    /// This account (repeatable; with --ou, added to the OUs' accounts).
+    #[arg(long = "account", value_name = "ACCOUNT_ID")]
+    pub accounts: Vec<String>,
+    /// Leave this account out (repeatable).
+    #[arg(long = "exclude-account", value_name = "ACCOUNT_ID")]
+    pub exclude: Vec<String>,
+    /// The role keyturn assumes in each member account.
+    #[arg(long, env = "KEYTURN_ORG_ROLE", default_value = "keyturn-org-access")]
+    pub role_name: String,
+    /// The external id the member role's trust requires, if any.
+    #[arg(long, env = "KEYTURN_EXTERNAL_ID")]
+    pub external_id: Option<String>,
+    /// How many accounts to work in at once (1 to 64).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub account_concurrency: u16,
+}
+
+impl AccountArgs {
+    /// Whether any account flag was given (else the command runs in the caller's own account).
+    pub fn selects(&self) -> bool {
+        self.org || !self.ous.is_empty() || !self.accounts.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     Table,
@@ -97,6 +133,22 @@ pub enum Command {
     Audit(AuditArgs),
     /// Print the AWS credential_process JSON for the secret's AWSCURRENT key.
     CredentialProcess(CredentialProcessArgs),
+    /// Across an AWS Organization: `org check` tries, in each account, what keyturn needs.
+    #[command(subcommand)]
+    Org(OrgCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Assume the role in each selected account and try each capability keyturn needs (audit,
+    /// rotate, sweep) with calls that change nothing.
+    Check(OrgCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OrgCheckArgs {
+    #[command(flatten)]
+    pub accounts: AccountArgs,
 }
 
 impl Command {
@@ -109,6 +161,7 @@ impl Command {
             Command::Sweep(_) => "sweep",
             Command::Audit(_) => "audit",
             Command::CredentialProcess(_) => "credential-process",
+            Command::Org(OrgCommand::Check(_)) => "org check",
         }
     }
 
@@ -118,7 +171,9 @@ impl Command {
             Command::Rotate(_) | Command::Sweep(_) | Command::Audit(_) => {
                 &[Output::Table, Output::Json, Output::Csv]
             }
-            Command::Enroll(_) | Command::Status(_) => &[Output::Table, Output::Json],
+            Command::Enroll(_) | Command::Status(_) | Command::Org(_) => {
+                &[Output::Table, Output::Json]
+            }
             // The AWS SDKs read this JSON; any other form would break them.
             Command::CredentialProcess(_) => &[Output::Json],
         }
@@ -203,6 +258,12 @@ pub struct RotateArgs {
     /// How many secrets to rotate at once (1 to 256).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// With --due: a reviewed TOML file of [[exemption]] entries; a due secret whose user one
+    /// covers is left until its date.
+    #[arg(long, value_name = "FILE", requires = "due")]
+    pub exemptions: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub accounts: AccountArgs,
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +293,8 @@ pub struct SweepArgs {
     /// How many secrets to sweep at once (1 to 256).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    #[command(flatten)]
+    pub accounts: AccountArgs,
 }
 
 #[derive(Debug, Args)]
@@ -243,7 +306,8 @@ pub struct AuditArgs {
     #[arg(long)]
     pub as_of: Option<String>,
     /// Exit 1 when a key has this finding or a more serious one:
-    /// ok < never-used < due < stale-previous < unmanaged < overdue < current-key-missing.
+    /// ok < never-used < due < stale-previous < unmanaged < overdue < current-key-missing
+    /// (an exempt key counts for none).
     #[arg(long, default_value = "overdue")]
     pub fail_on: String,
     /// Rotation period of managed secrets without a schedule or keyturn:rotation-days tag (1 to 1000).
@@ -261,6 +325,12 @@ pub struct AuditArgs {
     /// How many managed secrets to read at once (1 to 256).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// A reviewed TOML file of [[exemption]] entries (account, user, reason, owner, until): an
+    /// exempt key is reported as such and counts for no --fail-on until its date.
+    #[arg(long, value_name = "FILE")]
+    pub exemptions: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub accounts: AccountArgs,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! (commands), on the same engine as the rotation function. Exit codes: 0 ok, 1 findings (a secret
 //! failed, a key still in use under `--in-use fail`), 2 error.
 
+mod accounts;
 mod args;
 mod commands;
 mod render;

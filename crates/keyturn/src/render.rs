@@ -8,6 +8,7 @@ use comfy_table::{presets, ContentArrangement, Table};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::accounts::InAccount;
 use crate::args::Output;
 use crate::safe::term;
 
@@ -20,8 +21,9 @@ pub trait Row: Serialize {
 }
 
 /// Prints rows as `output` asks. JSON is the rows' array, pretty-printed like every JSON keyturn
-/// prints; CSV has one header line of the JSON field names.
-pub fn print_rows<R: Row>(rows: &[R], output: Output) {
+/// prints; CSV has one header line of the JSON field names, `account` and `accountName` first;
+/// the table groups the rows by account (they come in account order), naming each account once.
+pub fn print_rows<R: Row>(rows: &[InAccount<R>], output: Output) {
     let values: Vec<Value> = rows
         .iter()
         .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
@@ -29,7 +31,10 @@ pub fn print_rows<R: Row>(rows: &[R], output: Output) {
     match output {
         Output::Json => print_json(&values),
         Output::Csv => {
-            let fields: Vec<&str> = R::COLUMNS.iter().map(|(_, f)| *f).collect();
+            let fields: Vec<&str> = ACCOUNT_FIELDS
+                .into_iter()
+                .chain(R::COLUMNS.iter().map(|(_, f)| *f))
+                .collect();
             print_csv(rows, &fields);
         }
         Output::Table => {
@@ -38,17 +43,43 @@ pub fn print_rows<R: Row>(rows: &[R], output: Output) {
                 .iter()
                 .filter(|(_, f)| values.iter().any(|v| !v[*f].is_null()))
                 .collect();
-            let mut table = plain_table(shown.iter().map(|(h, _)| *h));
-            for v in &values {
-                table.add_row(shown.iter().map(|(_, f)| term(&text(&v[*f])).into_owned()));
+            let mut table =
+                plain_table(std::iter::once("ACCOUNT").chain(shown.iter().map(|(h, _)| *h)));
+            for (v, group) in values.iter().zip(account_groups(rows)) {
+                table.add_row(
+                    std::iter::once(group.map(|g| term(&g).into_owned()).unwrap_or_default())
+                        .chain(shown.iter().map(|(_, f)| term(&text(&v[*f])).into_owned())),
+                );
             }
             if !rows.is_empty() {
                 print_table(&table);
             }
-            let failed = rows.iter().filter(|r| r.failed()).count();
-            println!("{} secret(s), {failed} failed", rows.len());
+            let failed = rows.iter().filter(|r| r.row.failed()).count();
+            let accounts = account_groups(rows).flatten().count();
+            if accounts > 1 {
+                println!(
+                    "{} row(s) in {accounts} accounts, {failed} failed",
+                    rows.len()
+                );
+            } else {
+                println!("{} secret(s), {failed} failed", rows.len());
+            }
         }
     }
+}
+
+/// The account columns every list command's CSV starts with.
+pub const ACCOUNT_FIELDS: [&str; 2] = ["account", "accountName"];
+
+/// For each row, its account's label where a group of rows of one account starts, else `None`.
+pub fn account_groups<R>(rows: &[InAccount<R>]) -> impl Iterator<Item = Option<String>> + '_ {
+    rows.iter().enumerate().map(move |(i, r)| {
+        let starts = i == 0 || rows[i - 1].account != r.account;
+        starts.then(|| match &r.account_name {
+            Some(n) => format!("{} ({n})", r.account),
+            None => r.account.clone(),
+        })
+    })
 }
 
 /// Rows as CSV on standard output (see `write_csv`).
@@ -124,8 +155,9 @@ fn csv_cell(v: &Value) -> String {
 
 /// Runs `work` over `items` with at most `concurrency` at once, with a progress bar on standard
 /// error when it is a terminal (indicatif draws nothing otherwise). Every item runs, whatever the
-/// others do; results come back in the items' order.
-pub async fn bulk<I, T, F, Fut>(items: Vec<I>, concurrency: u16, work: F) -> Vec<T>
+/// others do; results come back in the items' order. No bar when `progress` is false (under a bar
+/// over accounts).
+pub async fn bulk<I, T, F, Fut>(items: Vec<I>, concurrency: u16, progress: bool, work: F) -> Vec<T>
 where
     I: Send + 'static,
     T: Send + 'static,
@@ -133,7 +165,7 @@ where
     Fut: std::future::Future<Output = T> + Send + 'static,
 {
     let total = items.len();
-    let bar = if total > 1 {
+    let bar = if total > 1 && progress {
         indicatif::ProgressBar::new(total as u64)
     } else {
         indicatif::ProgressBar::hidden()

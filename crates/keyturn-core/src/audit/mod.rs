@@ -10,6 +10,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::ports::{AccessKeys, ApiError, ApiResult, Clock};
 
+pub mod exempt;
 mod report;
 
 pub use report::{parse_report, ReportError, ReportKey, ReportRow};
@@ -78,6 +79,9 @@ pub struct ListedKey {
 /// What the audit says about one active key, from least to most serious.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Finding {
+    /// A key with findings that a reviewed exemption covers until its date: it counts for no
+    /// `--fail-on` threshold.
+    Exempt,
     Ok,
     NeverUsed,
     Due,
@@ -89,7 +93,8 @@ pub enum Finding {
 }
 
 impl Finding {
-    pub const ALL: [Finding; 7] = [
+    pub const ALL: [Finding; 8] = [
+        Finding::Exempt,
         Finding::Ok,
         Finding::NeverUsed,
         Finding::Due,
@@ -101,6 +106,7 @@ impl Finding {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Finding::Exempt => "exempt",
             Finding::Ok => "ok",
             Finding::NeverUsed => "never-used",
             Finding::Due => "due",
@@ -139,13 +145,21 @@ pub struct AuditEntry {
     pub last_used_service: Option<String>,
     pub last_used_region: Option<String>,
     pub managed: Option<ManagedKey>,
-    /// Every finding that applies, most serious first (`[Ok]` when none does).
+    /// Every finding that applies, most serious first (`[Ok]` when none does), exemption or not.
     pub findings: Vec<Finding>,
+    /// The exemption that covers the key ([`exempt::apply`]), holding or expired.
+    pub exemption: Option<exempt::Applied>,
 }
 
 impl AuditEntry {
+    /// The finding that counts: the most serious, or `exempt` while an exemption holds for a key
+    /// that has any.
     pub fn worst(&self) -> Finding {
-        self.findings.first().copied().unwrap_or(Finding::Ok)
+        let judged = self.findings.first().copied().unwrap_or(Finding::Ok);
+        match &self.exemption {
+            Some(x) if x.holds && judged > Finding::Ok => Finding::Exempt,
+            _ => judged,
+        }
     }
 }
 
@@ -254,6 +268,7 @@ pub fn audit_with(
                 last_used_region: key.last_used_region.clone(),
                 managed: held.cloned(),
                 findings,
+                exemption: None,
             });
         }
     }
@@ -277,6 +292,7 @@ pub fn audit_with(
             last_used_region: None,
             managed: Some(m.clone()),
             findings: vec![Finding::CurrentKeyMissing],
+            exemption: None,
         });
     }
     entries
@@ -294,6 +310,11 @@ pub const AGE_BUCKETS: [(&str, i64); 6] = [
 
 /// How many keys fall in each age bucket (unknown ages are left out).
 pub fn age_histogram(entries: &[AuditEntry]) -> Vec<(&'static str, usize)> {
+    age_buckets(entries.iter().filter_map(|e| e.age_days))
+}
+
+/// How many of these ages (in days) fall in each age bucket.
+pub fn age_buckets(ages: impl Iterator<Item = i64> + Clone) -> Vec<(&'static str, usize)> {
     AGE_BUCKETS
         .iter()
         .enumerate()
@@ -303,11 +324,7 @@ pub fn age_histogram(entries: &[AuditEntry]) -> Vec<(&'static str, usize)> {
             } else {
                 AGE_BUCKETS[i - 1].1
             };
-            let n = entries
-                .iter()
-                .filter_map(|e| e.age_days)
-                .filter(|d| *d > lower && d <= upper)
-                .count();
+            let n = ages.clone().filter(|d| *d > lower && d <= upper).count();
             (*label, n)
         })
         .collect()

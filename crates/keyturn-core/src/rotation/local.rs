@@ -9,6 +9,7 @@
 //! another run's and left alone. A run that fails before storing its key deletes it again, so it
 //! leaves nothing that blocks its retry.
 
+use crate::audit::exempt::AccountExemptions;
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
 use crate::ports::{Clock, Iam, IdentityCheck, SecretInfo, SecretStore};
@@ -40,6 +41,9 @@ pub struct LocalRequest {
     pub due_days: Option<i64>,
     /// The token for a new rotation's version (the caller brings the randomness).
     pub new_token: String,
+    /// With `--due`: the account's reviewed exemptions; a due secret whose user one covers today
+    /// is left alone (`exempt`).
+    pub exemptions: AccountExemptions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +53,8 @@ pub enum LocalOutcome {
     Cancelled,
     NothingInFlight,
     NotDue,
+    /// Due, but its user is exempt until a date (`--exemptions`).
+    Exempt,
     /// A dry run: what would happen, nothing written.
     Planned,
 }
@@ -61,6 +67,7 @@ impl LocalOutcome {
             LocalOutcome::Cancelled => "cancelled",
             LocalOutcome::NothingInFlight => "nothing-in-flight",
             LocalOutcome::NotDue => "not-due",
+            LocalOutcome::Exempt => "exempt",
             LocalOutcome::Planned => "planned",
         }
     }
@@ -127,6 +134,25 @@ where
                     LocalOutcome::NotDue,
                     "not due yet",
                 ));
+            }
+            if pending.is_none() && !request.exemptions.is_empty() {
+                // The user as the state reader resolves it (checked against IAM), not a tag.
+                let read = self
+                    .read_state(info.clone(), None, Needs::default())
+                    .await?;
+                let user = read.state.user.name.clone();
+                if let Some(x) = request.exemptions.holding(&user, self.clock().now().date()) {
+                    let mut report = LocalReport::new(
+                        &info.name,
+                        LocalOutcome::Exempt,
+                        format!(
+                            "due, but exempt until {}: {} (owner {})",
+                            x.until, x.reason, x.owner
+                        ),
+                    );
+                    report.user = Some(user);
+                    return Ok(report);
+                }
             }
         }
         match (request.mode, pending) {

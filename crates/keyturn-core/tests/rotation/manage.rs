@@ -30,6 +30,7 @@ fn request(mode: LocalMode, dry_run: bool) -> LocalRequest {
         dry_run,
         due_days: None,
         new_token: format!("{:08x}-2222-4333-8444-555555555555", rand_ish()),
+        exemptions: Default::default(),
     }
 }
 
@@ -71,6 +72,63 @@ fn writes(world: &World) -> Vec<String> {
             .any(|w| c.ends_with(&format!(":{w}")))
         })
         .collect()
+}
+
+#[tokio::test]
+async fn rotate_due_leaves_a_due_secret_whose_user_is_exempt_until_the_date() {
+    use keyturn_core::audit::exempt::Exemptions;
+    let world = World::new();
+    let old = enrolled(&world);
+    let r = local_rotator(&world);
+    world.advance(DAY * 40);
+    let today = world.now().date();
+    let file = format!(
+        "[[exemption]]\naccount = \"123456789012\"\nuser = \"app*\"\nreason = \"vendor freeze\"\nowner = \"ops\"\nuntil = \"{}\"\n",
+        today + time::Duration::days(2)
+    );
+    let exemptions = Exemptions::parse(&file, today).expect("valid");
+    let due = |exemptions: &Exemptions, account: &str| LocalRequest {
+        due_days: Some(30),
+        exemptions: exemptions.for_account(account),
+        ..request(LocalMode::Rotate, false)
+    };
+    world.clear_calls();
+    let report = r
+        .rotate_local("keyturn/app1", &due(&exemptions, "123456789012"))
+        .await
+        .expect("exempt");
+    assert_eq!(report.outcome, LocalOutcome::Exempt);
+    assert_eq!(report.user.as_deref(), Some("app1"));
+    assert!(
+        report.detail.contains("vendor freeze") && report.detail.contains("ops"),
+        "{}",
+        report.detail
+    );
+    assert!(writes(&world).is_empty(), "{:?}", writes(&world));
+    assert_eq!(
+        key_at(&world, "keyturn/app1", AWSCURRENT),
+        Some(old.clone())
+    );
+
+    // Another account's exemption does not apply; after the date the rotation runs.
+    let other = r
+        .rotate_local(
+            "keyturn/app1",
+            &LocalRequest {
+                dry_run: true,
+                ..due(&exemptions, "999988887777")
+            },
+        )
+        .await
+        .expect("planned");
+    assert_eq!(other.outcome, LocalOutcome::Planned);
+    world.advance(DAY * 3);
+    let rotated = r
+        .rotate_local("keyturn/app1", &due(&exemptions, "123456789012"))
+        .await
+        .expect("rotated");
+    assert_eq!(rotated.outcome, LocalOutcome::Rotated);
+    assert_eq!(key_at(&world, "keyturn/app1", AWSPREVIOUS), Some(old));
 }
 
 #[tokio::test]

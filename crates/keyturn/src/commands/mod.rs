@@ -4,23 +4,32 @@
 mod audit;
 mod credential_process;
 mod enroll;
+mod org;
 mod rotate;
 mod status;
 mod sweep;
 
 use std::sync::Arc;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use keyturn_aws::{Aws, AwsRotator};
+use keyturn_core::audit::exempt::Exemptions;
 use keyturn_core::rotation::ManagedSecrets;
 use keyturn_core::rules;
 use keyturn_core::{tags, RotationSettings};
 
-use crate::args::{AwsArgs, Cli, Command, Output};
+use crate::accounts::Fleet;
+use crate::args::{AwsArgs, Cli, Command, OrgCommand, Output};
 use crate::safe::term;
 
 pub async fn run(cli: Cli, output: Output) -> anyhow::Result<bool> {
+    // A reviewed exemptions file is checked before anything else runs.
+    let exemptions = match &cli.command {
+        Command::Audit(a) => load_exemptions(a.exemptions.as_deref())?,
+        Command::Rotate(a) => load_exemptions(a.exemptions.as_deref())?,
+        _ => Exemptions::default(),
+    };
     let config = sdk_config(&cli.aws).await?;
     let scope = rules::Scope::new(
         &cli.scope.prefix,
@@ -33,16 +42,49 @@ pub async fn run(cli: Cli, output: Output) -> anyhow::Result<bool> {
         scope,
         ..RotationSettings::default()
     };
-    let rotator = Arc::new(Aws::from_config(&config).rotator(settings));
+    let name = cli.command.name();
     match cli.command {
-        Command::Enroll(a) => enroll::run(&rotator, &a, output).await,
-        Command::Rotate(a) => rotate::run(rotator, a, output).await,
-        Command::Status(a) => status::run(&rotator, a, output).await,
-        Command::Sweep(a) => sweep::run(rotator, a, output).await,
+        Command::Enroll(a) => enroll::run(&own(&config, settings), &a, output).await,
+        Command::Rotate(a) => {
+            let fleet = Fleet::select(&config, &a.accounts, name).await?;
+            rotate::run(&fleet, settings, exemptions, a, output).await
+        }
+        Command::Status(a) => status::run(&own(&config, settings), a, output).await,
+        Command::Sweep(a) => {
+            let fleet = Fleet::select(&config, &a.accounts, name).await?;
+            sweep::run(&fleet, settings, a, output).await
+        }
         // Json, the one format it has (checked in main).
-        Command::CredentialProcess(a) => credential_process::run(&rotator, a).await,
-        Command::Audit(a) => audit::run(rotator, a, output).await,
+        Command::CredentialProcess(a) => credential_process::run(&own(&config, settings), a).await,
+        Command::Audit(a) => {
+            let fleet = Fleet::select(&config, &a.accounts, name).await?;
+            audit::run(&fleet, settings, exemptions, a, output).await
+        }
+        Command::Org(OrgCommand::Check(a)) => {
+            let fleet = Fleet::select(&config, &a.accounts, name).await?;
+            org::check(&fleet, &cli.scope.prefix, output).await
+        }
     }
+}
+
+/// The rotator for the caller's own account (the commands that act on one secret).
+fn own(config: &SdkConfig, settings: RotationSettings) -> Arc<AwsRotator> {
+    Arc::new(Aws::from_config(config).rotator(settings))
+}
+
+fn load_exemptions(path: Option<&std::path::Path>) -> anyhow::Result<Exemptions> {
+    let Some(path) = path else {
+        return Ok(Exemptions::default());
+    };
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "--exemptions {}: the file could not be read",
+            path.display()
+        )
+    })?;
+    let today = time::OffsetDateTime::now_utc().date();
+    Exemptions::parse(&text, today)
+        .map_err(|e| anyhow::anyhow!("--exemptions {}: {e}; nothing was run", path.display()))
 }
 
 async fn sdk_config(a: &AwsArgs) -> anyhow::Result<SdkConfig> {

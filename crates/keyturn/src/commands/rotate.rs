@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-use keyturn_aws::AwsRotator;
+use keyturn_core::audit::exempt::Exemptions;
 use keyturn_core::rotation::{LocalMode, LocalRequest};
+use keyturn_core::RotationSettings;
 use serde::Serialize;
 
 use super::targets;
+use crate::accounts::{AccountFailure, Fleet};
 use crate::args::{Output, RotateArgs};
 use crate::render::{bulk, print_rows, Row};
 
@@ -14,7 +16,8 @@ use crate::render::{bulk, print_rows, Row};
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RotateRow {
-    secret: String,
+    /// Absent on an account's error row.
+    secret: Option<String>,
     /// rotated, planned, resumed, cancelled, nothing-in-flight, ... or failed.
     outcome: String,
     user: Option<String>,
@@ -40,13 +43,34 @@ impl Row for RotateRow {
     }
 }
 
-pub async fn run(rotator: Arc<AwsRotator>, a: RotateArgs, output: Output) -> anyhow::Result<bool> {
+impl AccountFailure for RotateRow {
+    fn account_failed(error: String) -> Self {
+        RotateRow {
+            secret: None,
+            outcome: "failed".into(),
+            user: None,
+            new_key_id: None,
+            deleted_key_id: None,
+            deleted_because: None,
+            detail: None,
+            error_type: Some("AccountFailed"),
+            error: Some(error),
+        }
+    }
+}
+
+pub async fn run(
+    fleet: &Fleet,
+    settings: RotationSettings,
+    exemptions: Exemptions,
+    a: RotateArgs,
+    output: Output,
+) -> anyhow::Result<bool> {
     let named = if a.all || a.due {
         Vec::new()
     } else {
         a.secrets.clone()
     };
-    let secrets = targets(&rotator, named).await?;
     let mode = if a.cancel {
         LocalMode::Cancel
     } else if a.resume {
@@ -54,43 +78,63 @@ pub async fn run(rotator: Arc<AwsRotator>, a: RotateArgs, output: Output) -> any
     } else {
         LocalMode::Rotate
     };
-    let (dry_run, due_days) = (a.dry_run, a.due.then_some(a.rotation_days));
-    let rows = bulk(secrets, a.concurrency, move |secret| {
-        let rotator = rotator.clone();
-        async move {
-            let request = LocalRequest {
-                mode,
-                dry_run,
-                due_days,
-                new_token: uuid::Uuid::new_v4().to_string(),
-            };
-            match rotator.rotate_local(&secret, &request).await {
-                Ok(r) => RotateRow {
-                    outcome: r.outcome.as_str().to_string(),
-                    user: r.user,
-                    new_key_id: r.new_key_id,
-                    deleted_key_id: r.retired.as_ref().map(|d| d.key_id().to_string()),
-                    deleted_because: r.retired.as_ref().map(|d| d.reason().to_string()),
-                    detail: Some(r.detail).filter(|d| !d.is_empty()),
-                    error_type: None,
-                    error: None,
-                    secret: r.secret,
-                },
-                Err(e) => RotateRow {
-                    secret,
-                    outcome: "failed".into(),
-                    user: None,
-                    new_key_id: None,
-                    deleted_key_id: None,
-                    deleted_because: None,
-                    detail: None,
-                    error_type: Some(e.error_type()),
-                    error: Some(e.to_string()),
-                },
+    let (dry_run, due_days, concurrency) =
+        (a.dry_run, a.due.then_some(a.rotation_days), a.concurrency);
+    let exemptions = Arc::new(exemptions);
+    let ran = fleet
+        .run(move |reached| {
+            let (named, settings, exemptions) =
+                (named.clone(), settings.clone(), exemptions.clone());
+            async move {
+                let rotator = Arc::new(reached.aws().rotator(settings));
+                let secrets = targets(&rotator, named).await?;
+                let account_exemptions = exemptions.for_account(&reached.account.id);
+                let rows = bulk(secrets, concurrency, reached.progress, move |secret| {
+                    let rotator = rotator.clone();
+                    let request = LocalRequest {
+                        mode,
+                        dry_run,
+                        due_days,
+                        new_token: uuid::Uuid::new_v4().to_string(),
+                        exemptions: account_exemptions.clone(),
+                    };
+                    async move { row(rotator.rotate_local(&secret, &request).await, secret) }
+                })
+                .await;
+                Ok(rows)
             }
-        }
-    })
-    .await;
-    print_rows(&rows, output);
-    Ok(!rows.iter().any(Row::failed))
+        })
+        .await?;
+    print_rows(&ran.rows, output);
+    ran.finish(!ran.rows.iter().any(|r| r.row.failed()))
+}
+
+fn row(
+    result: Result<keyturn_core::rotation::LocalReport, keyturn_core::RotationError>,
+    secret: String,
+) -> RotateRow {
+    match result {
+        Ok(r) => RotateRow {
+            outcome: r.outcome.as_str().to_string(),
+            user: r.user,
+            new_key_id: r.new_key_id,
+            deleted_key_id: r.retired.as_ref().map(|d| d.key_id().to_string()),
+            deleted_because: r.retired.as_ref().map(|d| d.reason().to_string()),
+            detail: Some(r.detail).filter(|d| !d.is_empty()),
+            error_type: None,
+            error: None,
+            secret: Some(r.secret),
+        },
+        Err(e) => RotateRow {
+            secret: Some(secret),
+            outcome: "failed".into(),
+            user: None,
+            new_key_id: None,
+            deleted_key_id: None,
+            deleted_because: None,
+            detail: None,
+            error_type: Some(e.error_type()),
+            error: Some(e.to_string()),
+        },
+    }
 }

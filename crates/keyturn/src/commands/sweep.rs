@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use keyturn_aws::AwsRotator;
 use keyturn_core::rules::{InUsePolicy, SweepPolicy};
+use keyturn_core::RotationSettings;
 use serde::Serialize;
 
 use super::targets;
+use crate::accounts::{AccountFailure, Fleet};
 use crate::args::{Output, SweepArgs};
 use crate::render::{bulk, print_rows, Row};
 
@@ -15,7 +16,8 @@ use crate::render::{bulk, print_rows, Row};
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SweepRow {
-    secret: String,
+    /// Absent on an account's error row.
+    secret: Option<String>,
     user: Option<String>,
     /// nothing, waiting, in-use, blocked, cleared, deactivated, deleted; absent when the secret
     /// could not be swept (see `error`).
@@ -44,7 +46,28 @@ impl Row for SweepRow {
     }
 }
 
-pub async fn run(rotator: Arc<AwsRotator>, a: SweepArgs, output: Output) -> anyhow::Result<bool> {
+impl AccountFailure for SweepRow {
+    fn account_failed(error: String) -> Self {
+        SweepRow {
+            secret: None,
+            user: None,
+            action: None,
+            key_id: None,
+            detail: None,
+            dry_run: false,
+            failed: true,
+            error_type: Some("AccountFailed"),
+            error: Some(error),
+        }
+    }
+}
+
+pub async fn run(
+    fleet: &Fleet,
+    settings: RotationSettings,
+    a: SweepArgs,
+    output: Output,
+) -> anyhow::Result<bool> {
     let in_use = InUsePolicy::parse(&a.in_use)
         .with_context(|| format!("--in-use {:?}: expected report or fail", a.in_use))?;
     let policy = SweepPolicy {
@@ -52,42 +75,63 @@ pub async fn run(rotator: Arc<AwsRotator>, a: SweepArgs, output: Output) -> anyh
         delete_after: time::Duration::days(a.delete_after_days.into()),
         in_use,
     };
-    let secrets = targets(&rotator, a.secrets).await?;
-    let dry_run = a.dry_run;
-    let rows = bulk(secrets, a.concurrency, move |secret| {
-        let rotator = rotator.clone();
-        async move {
-            match rotator.sweep(&secret, &policy, dry_run).await {
-                Ok(r) => SweepRow {
-                    failed: r.failed,
-                    action: Some(r.outcome.as_str()),
-                    key_id: r.outcome.key_id().map(str::to_string),
-                    detail: Some(if r.dry_run {
-                        format!("dry run: {}", r.outcome.describe_planned())
-                    } else {
-                        r.outcome.describe()
-                    }),
-                    dry_run: r.dry_run,
-                    error_type: None,
-                    error: None,
-                    secret: r.secret,
-                    user: r.user,
-                },
-                Err(e) => SweepRow {
-                    secret,
-                    user: None,
-                    failed: true,
-                    action: None,
-                    key_id: None,
-                    detail: None,
-                    dry_run,
-                    error_type: Some(e.error_type()),
-                    error: Some(e.to_string()),
-                },
+    let (named, dry_run, concurrency) = (a.secrets, a.dry_run, a.concurrency);
+    let ran = fleet
+        .run(move |reached| {
+            let (named, settings) = (named.clone(), settings.clone());
+            async move {
+                let rotator = Arc::new(reached.aws().rotator(settings));
+                let secrets = targets(&rotator, named).await?;
+                let rows = bulk(secrets, concurrency, reached.progress, move |secret| {
+                    let rotator = rotator.clone();
+                    async move {
+                        row(
+                            rotator.sweep(&secret, &policy, dry_run).await,
+                            secret,
+                            dry_run,
+                        )
+                    }
+                })
+                .await;
+                Ok(rows)
             }
-        }
-    })
-    .await;
-    print_rows(&rows, output);
-    Ok(!rows.iter().any(Row::failed))
+        })
+        .await?;
+    print_rows(&ran.rows, output);
+    ran.finish(!ran.rows.iter().any(|r| r.row.failed()))
+}
+
+fn row(
+    result: Result<keyturn_core::rotation::SweepReport, keyturn_core::RotationError>,
+    secret: String,
+    dry_run: bool,
+) -> SweepRow {
+    match result {
+        Ok(r) => SweepRow {
+            failed: r.failed,
+            action: Some(r.outcome.as_str()),
+            key_id: r.outcome.key_id().map(str::to_string),
+            detail: Some(if r.dry_run {
+                format!("dry run: {}", r.outcome.describe_planned())
+            } else {
+                r.outcome.describe()
+            }),
+            dry_run: r.dry_run,
+            error_type: None,
+            error: None,
+            secret: Some(r.secret),
+            user: r.user,
+        },
+        Err(e) => SweepRow {
+            secret: Some(secret),
+            user: None,
+            failed: true,
+            action: None,
+            key_id: None,
+            detail: None,
+            dry_run,
+            error_type: Some(e.error_type()),
+            error: Some(e.to_string()),
+        },
+    }
 }

@@ -8,23 +8,33 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use keyturn_aws::AwsRotator;
+use keyturn_core::audit::exempt::{self, Exemptions};
 use keyturn_core::audit::{
-    age_histogram, audit_with, fetch_report, parse_report, AuditEntry, AuditPolicy, Finding,
+    age_buckets, audit_with, fetch_report, parse_report, AuditEntry, AuditPolicy, Finding,
     ListedKey, ManagedKey,
 };
 use keyturn_core::error::{parse_rfc3339, rfc3339};
 use keyturn_core::ports::{AccessKeys, Clock, Iam, SecretInfo, AWSCURRENT, AWSPREVIOUS};
 use keyturn_core::rules::{self, SweepPolicy};
 use keyturn_core::state::Needs;
-use keyturn_core::tags;
+use keyturn_core::{tags, RotationSettings};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::accounts::{AccountFailure, Fleet, InAccount};
 use crate::args::{AuditArgs, Output};
-use crate::render::{bulk, plain_table, print_csv, print_json, print_table};
+use crate::render::{
+    account_groups, bulk, plain_table, print_csv, print_json, print_table, ACCOUNT_FIELDS,
+};
 use crate::safe::term;
 
-pub async fn run(rotator: Arc<AwsRotator>, a: AuditArgs, output: Output) -> anyhow::Result<bool> {
+pub async fn run(
+    fleet: &Fleet,
+    settings: RotationSettings,
+    exemptions: Exemptions,
+    a: AuditArgs,
+    output: Output,
+) -> anyhow::Result<bool> {
     let fail_on = Finding::parse(&a.fail_on).with_context(|| {
         format!(
             "--fail-on {:?}: expected one of {}",
@@ -33,7 +43,7 @@ pub async fn run(rotator: Arc<AwsRotator>, a: AuditArgs, output: Output) -> anyh
         )
     })?;
     let as_of = match &a.as_of {
-        None => rotator.clock().now(),
+        None => keyturn_aws::SystemClock.now(),
         Some(d) => parse_date(d)
             .with_context(|| format!("--as-of {d:?}: expected YYYY-MM-DD or an RFC 3339 time"))?,
     };
@@ -42,29 +52,64 @@ pub async fn run(rotator: Arc<AwsRotator>, a: AuditArgs, output: Output) -> anyh
         max_age: time::Duration::days(a.max_age),
         grace: time::Duration::days(a.grace_days.into()),
     };
-    let csv = fetch_report(&rotator.iam().own(), rotator.clock(), std::time::Duration::from_secs(a.report_timeout))
-        .await
-        .context("the IAM credential report could not be fetched (iam:GenerateCredentialReport, iam:GetCredentialReport)")?;
-    let rows = parse_report(&csv).context("the IAM credential report could not be read")?;
-    let (managed, listed) = managed_keys(&rotator, a.rotation_days, a.concurrency).await?;
-    let entries = audit_with(&rows, &managed, &listed, &policy);
-
-    let rows: Vec<AuditRow> = entries.iter().map(AuditRow::new).collect();
+    let (rotation_days, concurrency, timeout) = (
+        a.rotation_days,
+        a.concurrency,
+        std::time::Duration::from_secs(a.report_timeout),
+    );
+    let exemptions = Arc::new(exemptions);
+    let ran = fleet
+        .run(move |reached| {
+            let (settings, exemptions) = (settings.clone(), exemptions.clone());
+            async move {
+                let rotator = Arc::new(reached.aws().rotator(settings));
+                let csv = fetch_report(&rotator.iam().own(), rotator.clock(), timeout)
+                    .await
+                    .context("the IAM credential report could not be fetched (iam:GenerateCredentialReport, iam:GetCredentialReport)")?;
+                let report = parse_report(&csv).context("the IAM credential report could not be read")?;
+                let (managed, listed) =
+                    managed_keys(&rotator, rotation_days, concurrency, reached.progress).await?;
+                let mut entries = audit_with(&report, &managed, &listed, &policy);
+                exempt::apply(
+                    &mut entries,
+                    &exemptions.for_account(&reached.account.id),
+                    policy.as_of.date(),
+                );
+                for e in &entries {
+                    if let Some(x) = e.exemption.as_ref().filter(|x| !x.holds) {
+                        eprintln!(
+                            "keyturn: warning: the exemption of user {} in account {} (owner {}) ended on {}: its key is judged as usual; renew the exemption after review, or rotate the key",
+                            term(&e.user),
+                            reached.account.id,
+                            term(&x.owner),
+                            x.until
+                        );
+                    }
+                }
+                Ok(entries.iter().map(AuditRow::new).collect::<Vec<_>>())
+            }
+        })
+        .await?;
+    let rows = ran.rows.as_slice();
 
     if let Some(path) = &a.html {
-        std::fs::write(path, page::render(&rows, &age_histogram(&entries), &policy))
+        let ages = age_buckets(rows.iter().filter_map(|r| r.row.age_days));
+        std::fs::write(path, page::render(rows, &ages, &policy))
             .with_context(|| format!("writing the HTML page to {} failed", path.display()))?;
     }
     match output {
         Output::Json => print_json(&AuditReport {
             as_of: rfc3339(as_of),
             max_age_days: a.max_age,
-            keys: &rows,
+            keys: rows,
         }),
-        Output::Csv => print_csv(&rows, &CSV_FIELDS),
-        Output::Table => table(&rows, &policy, fail_on),
+        Output::Csv => {
+            let fields: Vec<&str> = ACCOUNT_FIELDS.into_iter().chain(CSV_FIELDS).collect();
+            print_csv(rows, &fields)
+        }
+        Output::Table => table(rows, &policy, fail_on),
     }
-    Ok(rows.iter().all(|r| r.worst < fail_on))
+    ran.finish(rows.iter().all(|r| r.row.worst < fail_on))
 }
 
 fn parse_date(d: &str) -> Option<OffsetDateTime> {
@@ -84,11 +129,12 @@ async fn managed_keys(
     rotator: &Arc<AwsRotator>,
     default_days: i64,
     concurrency: u16,
+    progress: bool,
 ) -> anyhow::Result<(Vec<ManagedKey>, Vec<ListedKey>)> {
     // Every managed secret, inside the prefix or not: the audit reports every key one holds.
     let secrets = rotator.managed_secrets().await?.all();
     let r = rotator.clone();
-    let per_secret = bulk(secrets, concurrency, move |info| {
+    let per_secret = bulk(secrets, concurrency, progress, move |info| {
         let r = r.clone();
         async move {
             let name = info.name.clone();
@@ -233,12 +279,52 @@ pub(super) struct AuditRow {
     label: Option<String>,
     rotation_enabled: Option<bool>,
     next_rotation: Option<String>,
-    /// The most serious of `findings`.
+    /// The finding that counts: the most serious of `findings`, or `exempt` while an exemption
+    /// holds (or `account-failed` on an account's error row).
     finding: &'static str,
     findings: Vec<&'static str>,
+    /// The exemption that covers the key: `holds` or `expired`, with its reason, owner and end.
+    exemption: Option<&'static str>,
+    exempt_reason: Option<String>,
+    exempt_owner: Option<String>,
+    exempt_until: Option<String>,
+    /// Why the account could not be audited (its error row only).
+    error: Option<String>,
     #[serde(skip)]
     worst: Finding,
 }
+
+impl AccountFailure for AuditRow {
+    fn account_failed(error: String) -> Self {
+        AuditRow {
+            user: String::new(),
+            arn: String::new(),
+            slot: None,
+            key_id: None,
+            age_days: None,
+            created: None,
+            last_used: None,
+            last_used_service: None,
+            last_used_region: None,
+            secret: None,
+            label: None,
+            rotation_enabled: None,
+            next_rotation: None,
+            finding: ACCOUNT_FAILED,
+            findings: Vec::new(),
+            exemption: None,
+            exempt_reason: None,
+            exempt_owner: None,
+            exempt_until: None,
+            error: Some(error),
+            // Not a key's finding: the run's exit code (2) says the account failed.
+            worst: Finding::Exempt,
+        }
+    }
+}
+
+/// An account's error row's finding.
+const ACCOUNT_FAILED: &str = "account-failed";
 
 impl AuditRow {
     fn new(e: &AuditEntry) -> Self {
@@ -259,7 +345,34 @@ impl AuditRow {
             next_rotation: m.and_then(|m| m.next_rotation).map(rfc3339),
             finding: e.worst().as_str(),
             findings: e.findings.iter().map(|f| f.as_str()).collect(),
+            exemption: e
+                .exemption
+                .as_ref()
+                .map(|x| if x.holds { "holds" } else { "expired" }),
+            exempt_reason: e.exemption.as_ref().map(|x| x.reason.clone()),
+            exempt_owner: e.exemption.as_ref().map(|x| x.owner.clone()),
+            exempt_until: e.exemption.as_ref().map(|x| x.until.to_string()),
+            error: None,
             worst: e.worst(),
+        }
+    }
+
+    fn failed_account(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// The findings column: the findings, then the exemption where one covers the key.
+    fn findings_text(&self) -> String {
+        if let Some(e) = &self.error {
+            return format!("{ACCOUNT_FAILED}: {e}");
+        }
+        let findings = self.findings.join(",");
+        match (self.exemption, &self.exempt_until) {
+            (Some("holds"), Some(until)) if self.worst == Finding::Exempt => {
+                format!("exempt until {until} ({findings})")
+            }
+            (Some("expired"), Some(until)) => format!("{findings}; exemption ended {until}"),
+            _ => findings,
         }
     }
 
@@ -293,12 +406,12 @@ impl AuditRow {
 struct AuditReport<'a> {
     as_of: String,
     max_age_days: i64,
-    keys: &'a [AuditRow],
+    keys: &'a [InAccount<AuditRow>],
 }
 
-/// The CSV columns, in order (the JSON fields of the same names; `findings` and `arn` are left
-/// out: the most serious finding is `finding`).
-const CSV_FIELDS: [&str; 13] = [
+/// The CSV columns after the account's, in order (the JSON fields of the same names; `findings`
+/// and `arn` are left out: the finding that counts is `finding`).
+const CSV_FIELDS: [&str; 18] = [
     "user",
     "slot",
     "keyId",
@@ -312,12 +425,18 @@ const CSV_FIELDS: [&str; 13] = [
     "rotationEnabled",
     "nextRotation",
     "finding",
+    "exemption",
+    "exemptReason",
+    "exemptOwner",
+    "exemptUntil",
+    "error",
 ];
 
 /// The finding's colour on a terminal (console honours NO_COLOR, CLICOLOR and CLICOLOR_FORCE).
 fn coloured(f: Finding, text: String) -> String {
     let style = console::Style::new().for_stdout();
     let style = match f {
+        Finding::Exempt => style.blue(),
         Finding::Overdue | Finding::CurrentKeyMissing => style.red(),
         Finding::Unmanaged => style.magenta(),
         Finding::StalePrevious | Finding::Due => style.yellow(),
@@ -327,9 +446,10 @@ fn coloured(f: Finding, text: String) -> String {
     style.apply_to(text).to_string()
 }
 
-fn table(rows: &[AuditRow], policy: &AuditPolicy, fail_on: Finding) {
+fn table(rows: &[InAccount<AuditRow>], policy: &AuditPolicy, fail_on: Finding) {
     // FINDINGS is the last column: its colour codes do not shift the others.
     let mut out = plain_table([
+        "ACCOUNT",
         "USER",
         "SLOT",
         "KEY",
@@ -338,23 +458,47 @@ fn table(rows: &[AuditRow], policy: &AuditPolicy, fail_on: Finding) {
         "SECRET",
         "FINDINGS",
     ]);
-    for r in rows {
+    for (r, group) in rows.iter().zip(account_groups(rows)) {
+        let (account, r) = (group.unwrap_or_default(), &r.row);
+        let findings = if r.failed_account() {
+            console::Style::new()
+                .for_stdout()
+                .red()
+                .apply_to(r.findings_text())
+                .to_string()
+        } else {
+            coloured(r.worst, r.findings_text())
+        };
         out.add_row([
-            term(&r.user).into_owned(),
+            term(&account).into_owned(),
+            if r.failed_account() {
+                "-".into()
+            } else {
+                term(&r.user).into_owned()
+            },
             r.slot.map_or("-".to_string(), |s| s.to_string()),
             term(r.key_id.as_deref().unwrap_or("-")).into_owned(),
             r.age_days.map_or("-".to_string(), |d| d.to_string()),
-            term(&r.used()).into_owned(),
+            if r.failed_account() {
+                "-".into()
+            } else {
+                term(&r.used()).into_owned()
+            },
             term(&r.held()).into_owned(),
-            coloured(r.worst, r.findings.join(",")),
+            findings,
         ]);
     }
-    if let Some(age) = out.column_mut(3) {
+    if let Some(age) = out.column_mut(4) {
         age.set_cell_alignment(comfy_table::CellAlignment::Right);
     }
     print_table(&out);
+    let keys: Vec<&AuditRow> = rows
+        .iter()
+        .map(|r| &r.row)
+        .filter(|r| !r.failed_account())
+        .collect();
     let mut counts: BTreeMap<Finding, usize> = BTreeMap::new();
-    for r in rows {
+    for r in &keys {
         *counts.entry(r.worst).or_default() += 1;
     }
     let summary: Vec<String> = counts
@@ -362,15 +506,27 @@ fn table(rows: &[AuditRow], policy: &AuditPolicy, fail_on: Finding) {
         .rev()
         .map(|(f, n)| format!("{n} {}", f.as_str()))
         .collect();
+    let accounts = account_groups(rows).flatten().count();
+    let failed = rows.len() - keys.len();
     println!(
-        "{} active key(s) as of {}: {}; failing on {} or worse",
-        rows.len(),
+        "{} active key(s){} as of {}: {}; failing on {} or worse{}",
+        keys.len(),
+        if accounts > 1 {
+            format!(" in {accounts} accounts")
+        } else {
+            String::new()
+        },
         &rfc3339(policy.as_of)[..10],
         if summary.is_empty() {
             "none".into()
         } else {
             summary.join(", ")
         },
-        fail_on.as_str()
+        fail_on.as_str(),
+        if failed > 0 {
+            format!("; {failed} account(s) failed")
+        } else {
+            String::new()
+        }
     );
 }

@@ -1,11 +1,14 @@
 //! The audit's HTML page: one self-contained document (inline CSS and SVG, no scripts, no
 //! external assets) from a maud template, which escapes every value it interpolates.
 
-use keyturn_core::audit::AuditPolicy;
+use std::collections::BTreeMap;
+
+use keyturn_core::audit::{AuditPolicy, Finding};
 use keyturn_core::error::rfc3339;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::AuditRow;
+use crate::accounts::InAccount;
 
 const STYLE: &str = "
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -16,6 +19,8 @@ tr.current-key-missing td, tr.overdue td { background: #fadbd8; }
 tr.unmanaged td { background: #f5eef8; }
 tr.stale-previous td, tr.due td { background: #fdebd0; }
 tr.never-used td { background: #e8f8f5; }
+tr.exempt td { background: #eaf2f8; }
+tr.account-failed td { background: #f5b7b1; }
 ";
 
 /// The chart's geometry: bar width, gap between bars, tallest bar (pixels).
@@ -23,7 +28,12 @@ const BAR: usize = 90;
 const GAP: usize = 20;
 const HEIGHT: usize = 200;
 
-pub(super) fn render(rows: &[AuditRow], ages: &[(&str, usize)], policy: &AuditPolicy) -> String {
+pub(super) fn render(
+    rows: &[InAccount<AuditRow>],
+    ages: &[(&str, usize)],
+    policy: &AuditPolicy,
+) -> String {
+    let keys = rows.iter().filter(|r| !r.row.failed_account()).count();
     let date = rfc3339(policy.as_of);
     let date = date.get(..10).unwrap_or(&date);
     html! {
@@ -38,22 +48,25 @@ pub(super) fn render(rows: &[AuditRow], ages: &[(&str, usize)], policy: &AuditPo
             body {
                 h1 { "Access keys as of " (date) }
                 p {
-                    (rows.len()) " active key(s); overdue means older than "
+                    (keys) " active key(s); overdue means older than "
                     (policy.max_age.whole_days()) " days."
                 }
+                h2 { "Accounts" }
+                (accounts(rows))
                 h2 { "Key ages" }
                 (chart(ages))
                 h2 { "Findings" }
                 table {
                     thead {
                         tr {
-                            th { "User" } th { "Slot" } th { "Key" } th { "Age (days)" }
+                            th { "Account" } th { "User" } th { "Slot" } th { "Key" } th { "Age (days)" }
                             th { "Last used" } th { "Secret" } th { "Label" } th { "Findings" }
                         }
                     }
                     tbody {
-                        @for r in rows {
+                        @for InAccount { account, account_name, row: r } in rows {
                             tr class=(r.finding) {
+                                td { (account) @if let Some(n) = account_name { " (" (n) ")" } }
                                 td { (r.user) }
                                 td { (dash(r.slot)) }
                                 td { (r.key_id.as_deref().unwrap_or("-")) }
@@ -61,7 +74,7 @@ pub(super) fn render(rows: &[AuditRow], ages: &[(&str, usize)], policy: &AuditPo
                                 td { (r.used()) }
                                 td { (r.secret.as_deref().unwrap_or("-")) }
                                 td { (r.label.as_deref().unwrap_or("-")) }
-                                td { (r.findings.join(", ")) }
+                                td { (r.findings_text()) }
                             }
                         }
                     }
@@ -70,6 +83,56 @@ pub(super) fn render(rows: &[AuditRow], ages: &[(&str, usize)], policy: &AuditPo
         }
     }
     .into_string()
+}
+
+/// One line per account: its keys and how many have each finding, the accounts with the most
+/// serious findings first (an account that could not be audited before all).
+fn accounts(rows: &[InAccount<AuditRow>]) -> Markup {
+    struct Summary<'a> {
+        name: Option<&'a str>,
+        counts: BTreeMap<Finding, usize>,
+        error: Option<&'a str>,
+    }
+    let mut by_account: BTreeMap<&str, Summary> = BTreeMap::new();
+    for r in rows {
+        let s = by_account.entry(r.account.as_str()).or_insert(Summary {
+            name: r.account_name.as_deref(),
+            counts: BTreeMap::new(),
+            error: None,
+        });
+        match &r.row.error {
+            Some(e) => s.error = Some(e),
+            None => *s.counts.entry(r.row.worst).or_default() += 1,
+        }
+    }
+    let mut list: Vec<(&str, Summary)> = by_account.into_iter().collect();
+    // Worst first: failed accounts, then by the most serious finding and how many keys have it.
+    let rank = |s: &Summary| {
+        let worst = s.counts.iter().next_back().map(|(f, n)| (*f, *n));
+        (s.error.is_some(), worst)
+    };
+    list.sort_by(|a, b| rank(&b.1).cmp(&rank(&a.1)).then(a.0.cmp(b.0)));
+    html! {
+        table.accounts {
+            thead { tr { th { "Account" } th { "Keys" } th { "Worst" } th { "Findings" } } }
+            tbody {
+                @for (id, s) in &list {
+                    @let worst = s.counts.keys().next_back().map_or("ok", |f| f.as_str());
+                    tr class=(if s.error.is_some() { "account-failed" } else { worst }) {
+                        td { (id) @if let Some(n) = s.name { " (" (n) ")" } }
+                        td.num { (s.counts.values().sum::<usize>()) }
+                        td { (if s.error.is_some() { "account-failed" } else { worst }) }
+                        td {
+                            @if let Some(e) = s.error { (e) }
+                            @else {
+                                (s.counts.iter().rev().map(|(f, n)| format!("{n} {}", f.as_str())).collect::<Vec<_>>().join(", "))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn dash(v: Option<impl ToString>) -> String {
