@@ -13,6 +13,10 @@ arrives and can break the first attempt of invocation k in one of these ways:
 - `stop`: forwards the call, then holds the answer and sets `stopped`, so the test can kill the
   process "right after call k".
 
+With `deny_assume={role ARN, ...}` it answers AssumeRole of those roles with AccessDenied, as STS
+does for a role that does not exist or whose trust does not admit the caller (moto evaluates no
+trust policy and lets any role be assumed, even a missing one).
+
 With `lag=seconds` it plays IAM's eventual consistency instead: for that long after a
 CreateAccessKey through the proxy, STS refuses calls signed with the new key (InvalidClientTokenId),
 and for `list_lag` seconds (default the same) ListAccessKeys answers without it, as real IAM may.
@@ -61,6 +65,7 @@ class FaultProxy:
     def __init__(
         self, upstream: str, kind: str | None = None, at: int | None = None, throttle_share: float = 0.0,
         gate: tuple[str, int] | None = None, every: bool = False, lag: float = 0.0, list_lag: float | None = None,
+        deny_assume: set[str] | None = None,
     ):
         """`gate=(text, n)`: requests whose body contains `text` wait until n of them have arrived
         (at most 10 s), so that n processes make that call at the same moment. `every`: break every
@@ -69,6 +74,8 @@ class FaultProxy:
         self.upstream = upstream.split("//", 1)[1]
         self.kind, self.at, self.throttle_share, self.every = kind, at, throttle_share, every
         self.lag = lag
+        self.deny_assume = set(deny_assume or ())
+        self.assume_denied = 0
         self.list_lag = lag if list_lag is None else list_lag
         self.created: dict[str, float] = {}  # key id -> when CreateAccessKey answered
         self.hidden = 0  # ListAccessKeys answers that left a key out
@@ -135,6 +142,12 @@ class FaultProxy:
 
         if fault in ERRORS:
             return self._error(h, fault, op)
+        if self.deny_assume and op == "AssumeRole":
+            role = (parse_qs(body.decode(errors="replace")).get("RoleArn") or [""])[0]
+            if role in self.deny_assume:
+                with self.lock:
+                    self.assume_denied += 1
+                return self._error(h, "denied", op, f"User is not authorized to perform: sts:AssumeRole on resource: {role}")
         if self.lag and op == "GetCallerIdentity":
             signer = re.search(r"Credential=([A-Z0-9]+)/", h.headers.get("Authorization") or "")
             if signer and self._lagging(signer.group(1), self.lag):
@@ -207,9 +220,9 @@ class FaultProxy:
             conn.close()
 
     @staticmethod
-    def _error(h: BaseHTTPRequestHandler, kind: str, op: str) -> None:
+    def _error(h: BaseHTTPRequestHandler, kind: str, op: str, message: str | None = None) -> None:
         status, json_code, query_code = ERRORS[kind]
-        message = f"injected {kind} on {op}"
+        message = message or f"injected {kind} on {op}"
         if h.headers.get("X-Amz-Target"):
             payload = json.dumps({"__type": json_code, "message": message}).encode()
             ctype = "application/x-amz-json-1.1"

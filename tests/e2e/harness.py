@@ -112,6 +112,27 @@ class Moto:
         self.log.close()
 
 
+class auth_off:
+    """moto with request authentication switched off (its reset-auth, with a raw body), and on
+    again after: for what moto cannot do under authentication (Lambda's GET calls fail its
+    signature check) or what set-up must do before any policy exists."""
+
+    def __init__(self, moto):
+        self.moto = moto
+
+    def _set(self, value: str):
+        import urllib.request
+
+        req = urllib.request.Request(f"{self.moto.endpoint}/moto-api/reset-auth", data=value.encode(), method="POST", headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(req, timeout=10).read()
+
+    def __enter__(self):
+        self._set("inf")
+
+    def __exit__(self, *exc):
+        self._set("0")
+
+
 def stop_process(proc: subprocess.Popen, grace: float = 10) -> None:
     """SIGTERM, then SIGKILL if it has not exited within `grace` seconds."""
     proc.terminate()

@@ -16,7 +16,7 @@ import pytest
 from cfnlint.decode import decode_str
 from samtranslator.translator.transform import transform
 
-from harness import REGION, ROOT
+from harness import REGION, ROOT, auth_off
 
 TEMPLATE = ROOT / "deploy" / "template.yaml"
 TAGS_RS = ROOT / "crates" / "keyturn-core" / "src" / "tags.rs"
@@ -141,26 +141,6 @@ def test_a_prefix_without_a_trailing_slash_is_refused(prefix):
     pattern = translated()["Parameters"]["SecretNamePrefix"]["AllowedPattern"]
     assert not re.fullmatch(pattern, prefix), f"{prefix!r} passes {pattern}"
     assert re.fullmatch(pattern, "keyturn/") and re.fullmatch(pattern, "team/keyturn/")
-
-
-class auth_off:
-    """moto's signature check rejects Lambda's GET calls: reading the function back is done with
-    authentication switched off (moto's reset-auth), and on again after."""
-
-    def __init__(self, moto):
-        self.moto = moto
-
-    def _set(self, value: str):
-        import urllib.request
-
-        req = urllib.request.Request(f"{self.moto.endpoint}/moto-api/reset-auth", data=value.encode(), method="POST", headers={"Content-Type": "text/plain"})
-        urllib.request.urlopen(req, timeout=10).read()
-
-    def __enter__(self):
-        self._set("inf")
-
-    def __exit__(self, *exc):
-        self._set("0")
 
 
 def test_the_deployed_stack_is_what_the_readme_promises(moto):
