@@ -12,9 +12,13 @@ that matter are ratios measured side by side rather than absolute times on a sha
 3. `keyturn rotate --all` over many secrets at several concurrencies, beside moto's ceiling for the
    same calls (1 / moto's CPU seconds per rotation: moto serves requests under one GIL);
 4. the audit's parse and join at 1,000, 10,000 and 100,000 users, time and peak RSS;
-5. the sizes of the release binaries and the deployable zip.
+5. the sizes of the release binaries and the deployable zip;
+6. `keyturn audit --org` over 50 member accounts of 40 users each (a moto server of its own), at
+   account concurrency 1, 8 and 32, beside the sum and the maximum of the same accounts audited
+   one by one (`--account`), with the calls per account and keyturn's peak RSS.
 
-Writes bench/results.json and prints a summary. `--quick` runs a small version of each part.
+Writes bench/results.json and prints a summary. `--quick` runs a small version of each part;
+`--org-only` runs part 6 alone and replaces its figures in results.json.
 """
 
 from __future__ import annotations
@@ -300,6 +304,118 @@ def audit_bench(sizes: list[int]) -> list[dict]:
     return rows
 
 
+def timed(env, *args) -> tuple[float, int, subprocess.CompletedProcess]:
+    """keyturn's wall time (s), its peak RSS (KiB) and what it printed. The peak is VmHWM read from
+    /proc every 5 ms while it runs (wait4's ru_maxrss would count the Python process it was forked
+    from); the last reading comes at most 5 ms before the end."""
+    import threading
+
+    peak = [0]
+    with open(os.devnull, "w") as sink:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([str(RELEASE / "keyturn"), *args], env=env, stdout=subprocess.PIPE, stderr=sink, text=True)
+
+        def watch():
+            status = Path(f"/proc/{proc.pid}/status")
+            while proc.poll() is None:
+                try:
+                    for line in status.read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            peak[0] = max(peak[0], int(line.split()[1]))
+                except (OSError, ValueError):
+                    pass
+                time.sleep(0.005)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        out = proc.stdout.read() if proc.stdout else ""
+        code = proc.wait()
+        elapsed = time.perf_counter() - t0
+        watcher.join()
+    if code not in (0, 1):
+        raise RuntimeError(f"keyturn {' '.join(args)} exited {code}")
+    return elapsed, peak[0], subprocess.CompletedProcess(args, code, out, "")
+
+
+def org_bench(logs: Path, accounts: int, users: int, managed: int, concurrencies: list[int]) -> dict:
+    """An organization in a moto server of its own: `accounts` member accounts, each with
+    `users` users with one key, `managed` of them held by managed secrets, and the member role with
+    the auditor policy of deploy/org/member-role.yaml (created directly: a StackSet of 50 stacks
+    would measure moto's CloudFormation, not keyturn)."""
+    from cfnlint.decode import decode_str
+    from harness import allow, auth_off
+
+    template, problems = decode_str((ROOT / "deploy" / "org" / "member-role.yaml").read_text())
+    assert not problems, problems
+    auditor = json.loads(json.dumps(template["Resources"]["AuditorPolicy"]["Properties"]["PolicyDocument"], default=str))
+    org_logs = logs / "org"
+    org_logs.mkdir(exist_ok=True)
+    moto = Moto(org_logs)
+    try:
+        t0 = time.perf_counter()
+        ids = []
+        with auth_off(moto):
+            org = moto.client("organizations")
+            org.create_organization(FeatureSet="ALL")
+            for i in range(accounts):
+                account = org.create_account(Email=f"bench{i}@example.test", AccountName=f"bench-{i:02d}")["CreateAccountStatus"]["AccountId"]
+                ids.append(account)
+                c = moto.client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="setup")["Credentials"]
+                creds = dict(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"])
+                import boto3
+                iam = boto3.client("iam", endpoint_url=moto.endpoint, region_name="us-east-1", **creds)
+                sm = boto3.client("secretsmanager", endpoint_url=moto.endpoint, region_name="us-east-1", **creds)
+                iam.create_role(RoleName="keyturn-org-access", AssumeRolePolicyDocument=allow("sts:AssumeRole"))
+                iam.put_role_policy(RoleName="keyturn-org-access", PolicyName="keyturn-auditor", PolicyDocument=json.dumps(auditor))
+                for u in range(users):
+                    if u < managed:
+                        new_secret(moto, f"org{i}u{u}", managed=True, iam=iam, sm=sm)
+                    else:
+                        iam.create_user(UserName=f"plain-{i}-{u}")
+                        iam.create_access_key(UserName=f"plain-{i}-{u}")
+        setup_s = time.perf_counter() - t0
+        env = base_env(moto.endpoint, *moto.admin)
+        # Calls per account, counted at a proxy: one account alone, and the whole organization.
+        proxy = FaultProxy(moto.endpoint)
+        penv = dict(env, AWS_ENDPOINT_URL=proxy.endpoint)
+        timed(penv, "--output", "json", "audit", "--account", ids[0])
+        one = list(proxy.calls)
+        before = len(proxy.calls)
+        timed(penv, "--output", "json", "audit", "--org", "--exclude-account", "123456789012")
+        whole = proxy.calls[before:]
+        proxy.close()
+        singles = []
+        for account in ids:
+            elapsed, rss, _ = timed(env, "--output", "json", "audit", "--account", account)
+            singles.append(elapsed)
+        runs = []
+        for n in concurrencies:
+            cpu0 = cpu_seconds(moto.proc.pid)
+            elapsed, rss, proc = timed(env, "--output", "json", "audit", "--org", "--exclude-account", "123456789012", "--account-concurrency", str(n))
+            keys = json.loads(proc.stdout)["keys"]
+            runs.append({
+                "account_concurrency": n, "seconds": round(elapsed, 2), "peak_rss_mib": round(rss / 1024, 1),
+                "keys": len(keys), "accounts": len({k["account"] for k in keys}),
+                "moto_cpu_seconds": round(cpu_seconds(moto.proc.pid) - cpu0, 2),
+            })
+            print(f"  audit --org, concurrency {n}: {runs[-1]}", flush=True)
+        by_op: dict[str, int] = {}
+        for op in one:
+            by_op[op] = by_op.get(op, 0) + 1
+        return {
+            "accounts": accounts, "users_per_account": users, "managed_per_account": managed,
+            "setup_seconds": round(setup_s, 1),
+            "single_account_seconds": {"sum": round(sum(singles), 2), "max": round(max(singles), 2),
+                                       "median": round(statistics.median(singles), 2)},
+            "calls_one_account": {"total": len(one), "by_operation": by_op},
+            "calls_org": {"total": len(whole), "per_account": round(len(whole) / accounts, 1),
+                          "organizations_calls": sum(1 for op in whole if op.startswith("List") and "Account" in op)},
+            "runs": runs,
+        }
+    finally:
+        moto.close()
+
+
 def sizes() -> dict:
     out = {name: (RELEASE / name).stat().st_size for name in ("keyturn-rotation", "keyturn")}
     zip_path = ROOT / "target" / "lambda" / "keyturn-rotation" / "bootstrap.zip"
@@ -311,7 +427,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a small run of every part (a smoke test)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    ap.add_argument("--org-only", action="store_true", help="only the organization audit (part 6), merged into --out")
     a = ap.parse_args()
+    org_size = (5, 8, 2, [1, 8]) if a.quick else (50, 40, 10, [1, 8, 32])
     rounds, warm, secrets, conc, audit_sizes = (6, 10, 1000, [1, 4, 16, 64], [1000, 10000, 100000])
     if a.quick:
         rounds, warm, secrets, conc, audit_sizes = (2, 2, 20, [1, 4], [1000])
@@ -322,6 +440,14 @@ def main() -> None:
     for k in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(k, None)
     os.environ.update(AWS_EC2_METADATA_DISABLED="true")
+    if a.org_only:
+        results = json.loads(Path(a.out).read_text()) if Path(a.out).exists() else {}
+        print(f"audit --org: {org_size[0]} accounts of {org_size[1]} users", flush=True)
+        results["org"] = org_bench(logs, *org_size)
+        results["org"]["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        Path(a.out).write_text(json.dumps(results, indent=1) + "\n")
+        print(json.dumps(results["org"], indent=1))
+        return
     moto = Moto(logs)
     results = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
@@ -346,6 +472,8 @@ def main() -> None:
     results["audit"] = audit_bench(audit_sizes)
     for row in results["audit"]:
         print(f"  {row}", flush=True)
+    print("audit --org across an organization", flush=True)
+    results["org"] = org_bench(logs, *org_size)
     results["sizes"] = sizes()
     print(f"sizes: {results['sizes']}", flush=True)
     Path(a.out).write_text(json.dumps(results, indent=1) + "\n")

@@ -428,3 +428,17 @@ def test_exemptions_hold_until_their_date_and_a_bad_file_is_refused_before_anyth
         for argv in (["audit", "--org", "--exemptions", bad], ["rotate", "--due", "--org", "--exemptions", bad]):
             proc = subprocess.run([str(org.keyturn_bin), *argv], capture_output=True, text=True, env=base_env(closed, "AKIAEXAMPLE", "x"), timeout=60)
             assert proc.returncode == 2 and said in proc.stderr and "nothing was run" in proc.stderr, (argv, proc.stderr)
+
+
+def test_a_terminal_shows_progress_over_accounts_and_not_over_each_accounts_secrets(org, secrets_seen):
+    from test_cli_output import run_on_a_terminal
+
+    a = org.accounts
+    env = dict(base_env(org.proxy.endpoint, *org.moto.admin))
+    code, out, drawn = run_on_a_terminal([str(org.keyturn_bin), "--output", "json", "audit", "--org", "--exclude-account", a["norole"]], env)
+    assert code in (0, 1), drawn
+    assert {k["account"] for k in json.loads(out)["keys"]} == {a[n] for n in ("management", "prod", "nested", "dev")}, "standard output is the JSON alone"
+    assert "4/4" in drawn and "[###" in drawn, repr(drawn)
+    # One bar, over the accounts: the bar over each account's two managed secrets is not drawn.
+    assert "2/2" not in drawn, repr(drawn)
+    assert not [s for s in org.secret_keys | secrets_seen if s in drawn + out]

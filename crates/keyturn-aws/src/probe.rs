@@ -62,9 +62,23 @@ pub struct Prober {
 
 impl Prober {
     pub fn new(config: &SdkConfig, absent_user: &str, absent_secret: &str) -> Self {
+        Self::from_clients(
+            aws_sdk_iam::Client::new(config),
+            aws_sdk_secretsmanager::Client::new(config),
+            absent_user,
+            absent_secret,
+        )
+    }
+
+    pub fn from_clients(
+        iam: aws_sdk_iam::Client,
+        secrets: aws_sdk_secretsmanager::Client,
+        absent_user: &str,
+        absent_secret: &str,
+    ) -> Self {
         Self {
-            iam: aws_sdk_iam::Client::new(config),
-            secrets: aws_sdk_secretsmanager::Client::new(config),
+            iam,
+            secrets,
             user: absent_user.to_string(),
             secret: absent_secret.to_string(),
         }

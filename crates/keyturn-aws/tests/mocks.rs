@@ -490,3 +490,215 @@ async fn a_report_that_never_completes_is_a_clear_timeout() {
         generate.num_calls()
     );
 }
+
+#[tokio::test]
+async fn organization_accounts_are_read_to_the_last_page_and_marked_active_by_state() {
+    use aws_sdk_organizations::operation::list_accounts::ListAccountsOutput;
+    use aws_sdk_organizations::types::{Account, AccountState, AccountStatus};
+    let first = mock!(aws_sdk_organizations::Client::list_accounts)
+        .match_requests(|r| r.next_token().is_none())
+        .then_output(|| {
+            ListAccountsOutput::builder()
+                .accounts(
+                    Account::builder()
+                        .id("111111111111")
+                        .name("prod")
+                        .state(AccountState::Active)
+                        .build(),
+                )
+                .accounts(
+                    Account::builder()
+                        .id("222222222222")
+                        .state(AccountState::Suspended)
+                        .status(AccountStatus::Active)
+                        .build(),
+                )
+                .next_token("p2")
+                .build()
+        });
+    let second = mock!(aws_sdk_organizations::Client::list_accounts)
+        .match_requests(|r| r.next_token() == Some("p2"))
+        .then_output(|| {
+            ListAccountsOutput::builder()
+                .accounts(
+                    Account::builder()
+                        .id("333333333333")
+                        .status(AccountStatus::Active)
+                        .build(),
+                )
+                .build()
+        });
+    let org = keyturn_aws::Organization::new(mock_client!(
+        aws_sdk_organizations,
+        RuleMode::MatchAny,
+        [&first, &second]
+    ));
+    let accounts = org.accounts().await.expect("accounts");
+    let seen: Vec<(&str, bool)> = accounts.iter().map(|a| (a.id.as_str(), a.active)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("111111111111", true),
+            // State wins over the older Status where both are given.
+            ("222222222222", false),
+            ("333333333333", true)
+        ]
+    );
+    assert_eq!(accounts[0].name.as_deref(), Some("prod"));
+}
+
+#[tokio::test]
+async fn an_ous_accounts_include_those_of_its_nested_ous() {
+    use aws_sdk_organizations::operation::list_accounts_for_parent::ListAccountsForParentOutput;
+    use aws_sdk_organizations::operation::list_organizational_units_for_parent::ListOrganizationalUnitsForParentOutput;
+    use aws_sdk_organizations::types::{Account, AccountState, OrganizationalUnit};
+    let account = |id: &str| {
+        Account::builder()
+            .id(id)
+            .state(AccountState::Active)
+            .build()
+    };
+    let top_accounts = mock!(aws_sdk_organizations::Client::list_accounts_for_parent)
+        .match_requests(|r| r.parent_id() == Some("ou-top"))
+        .then_output(move || {
+            ListAccountsForParentOutput::builder()
+                .accounts(account("111111111111"))
+                .build()
+        });
+    let nested_accounts = mock!(aws_sdk_organizations::Client::list_accounts_for_parent)
+        .match_requests(|r| r.parent_id() == Some("ou-nested"))
+        .then_output(move || {
+            ListAccountsForParentOutput::builder()
+                .accounts(account("222222222222"))
+                .build()
+        });
+    let top_ous = mock!(aws_sdk_organizations::Client::list_organizational_units_for_parent)
+        .match_requests(|r| r.parent_id() == Some("ou-top"))
+        .then_output(|| {
+            ListOrganizationalUnitsForParentOutput::builder()
+                .organizational_units(OrganizationalUnit::builder().id("ou-nested").build())
+                .build()
+        });
+    let nested_ous = mock!(aws_sdk_organizations::Client::list_organizational_units_for_parent)
+        .match_requests(|r| r.parent_id() == Some("ou-nested"))
+        .then_output(|| ListOrganizationalUnitsForParentOutput::builder().build());
+    let org = keyturn_aws::Organization::new(mock_client!(
+        aws_sdk_organizations,
+        RuleMode::MatchAny,
+        [&top_accounts, &nested_accounts, &top_ous, &nested_ous]
+    ));
+    let ids: Vec<String> = org
+        .accounts_under("ou-top")
+        .await
+        .expect("accounts")
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(ids, ["111111111111", "222222222222"]);
+    assert_eq!(nested_ous.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn an_assumed_role_gives_its_first_credentials_then_assumes_again_when_asked() {
+    use aws_credential_types::provider::ProvideCredentials;
+    use aws_sdk_sts::operation::assume_role::AssumeRoleOutput;
+    use aws_sdk_sts::types::Credentials;
+    let assume = mock!(aws_sdk_sts::Client::assume_role)
+        .match_requests(|r| {
+            r.role_arn() == Some("arn:aws:iam::111111111111:role/keyturn-org-access")
+                && r.role_session_name() == Some("keyturn-audit")
+                && r.external_id() == Some("ext")
+        })
+        .then_output(|| {
+            AssumeRoleOutput::builder()
+                .credentials(
+                    Credentials::builder()
+                        .access_key_id("ASIA1")
+                        .secret_access_key("session-secret")
+                        .session_token("token")
+                        .expiration(DateTime::from_secs(4_000_000_000))
+                        .build()
+                        .expect("credentials"),
+                )
+                .build()
+        });
+    let sts = Sts::new(mock_client!(aws_sdk_sts, RuleMode::MatchAny, [&assume]));
+    let role = keyturn_aws::AssumedRole::assume(
+        sts,
+        "arn:aws:iam::111111111111:role/keyturn-org-access",
+        "keyturn-audit",
+        Some("ext"),
+    )
+    .await
+    .expect("assumed");
+    assert_eq!(assume.num_calls(), 1);
+    let first = role.provide_credentials().await.expect("first");
+    assert_eq!(first.access_key_id(), "ASIA1");
+    assert_eq!(
+        assume.num_calls(),
+        1,
+        "the proving call's credentials are used"
+    );
+    assert!(!format!("{role:?}{first:?}").contains("session-secret"));
+    role.provide_credentials().await.expect("renewed");
+    assert_eq!(
+        assume.num_calls(),
+        2,
+        "asked again (the SDK's cache found them expiring)"
+    );
+
+    let denied = mock!(aws_sdk_sts::Client::assume_role).then_http_response(|| {
+        http(
+            403,
+            iam_xml_error("AccessDenied", "not authorized to perform: sts:AssumeRole"),
+        )
+    });
+    let sts = Sts::new(mock_client!(aws_sdk_sts, [&denied]));
+    let err = keyturn_aws::AssumedRole::assume(sts, "arn:aws:iam::1:role/x", "keyturn-audit", None)
+        .await
+        .expect_err("denied");
+    assert!(matches!(err, ApiError::AccessDenied(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_probe_is_allowed_on_not_found_denied_on_access_denied_and_an_error_otherwise() {
+    use keyturn_aws::probe::{Probe, Prober};
+    let denied = mock!(aws_sdk_iam::Client::create_access_key).then_http_response(|| {
+        http(
+            403,
+            iam_xml_error(
+                "AccessDenied",
+                "not authorized to perform: iam:CreateAccessKey",
+            ),
+        )
+    });
+    let missing = mock!(aws_sdk_iam::Client::update_access_key).then_http_response(|| {
+        http(
+            404,
+            iam_xml_error("NoSuchEntity", "The user cannot be found."),
+        )
+    });
+    let throttled = mock!(aws_sdk_iam::Client::delete_access_key)
+        .then_http_response(|| http(400, iam_xml_error("Throttling", "Rate exceeded")));
+    let iam = mock_client!(
+        aws_sdk_iam,
+        RuleMode::MatchAny,
+        [&denied, &missing, &throttled]
+    );
+    let sm = mock_client!(aws_sdk_secretsmanager, []);
+    let prober = Prober::from_clients(
+        iam,
+        sm,
+        "keyturn-org-check-x",
+        "keyturn/keyturn-org-check-x",
+    );
+    assert!(!prober
+        .allowed(Probe::CreateAccessKey)
+        .await
+        .expect("answered"));
+    assert!(prober
+        .allowed(Probe::UpdateAccessKey)
+        .await
+        .expect("answered"));
+    assert!(prober.allowed(Probe::DeleteAccessKey).await.is_err());
+}
