@@ -43,13 +43,17 @@ from test_rotation_function import STEPS, start_rotation, unique  # noqa: E402
 RELEASE = ROOT / "target" / "release"
 
 
-def new_secret(moto, prefix="bench", managed=False, iam=None, sm=None):
+def new_secret(moto, prefix="bench", managed=False, iam=None, sm=None, recorded=False):
+    """A hand-made secret for a new user with one key; `recorded`: tagged as enroll tags it (the
+    user and AWSCURRENT's key id), so an audit needs no secret value."""
     iam = iam or moto.client("iam")
     sm = sm or moto.client("secretsmanager")
     user, name = unique(prefix), unique(f"keyturn/{prefix}")
     iam.create_user(UserName=user)
     key = iam.create_access_key(UserName=user)["AccessKey"]
     tags = [{"Key": "keyturn:managed", "Value": "true"}] if managed else []
+    if recorded:
+        tags += [{"Key": "keyturn:user", "Value": user}, {"Key": "keyturn:current-key", "Value": key["AccessKeyId"]}]
     sm.create_secret(
         Name=name,
         SecretString=json.dumps({"UserName": user, "AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}),
@@ -369,7 +373,7 @@ def org_bench(logs: Path, accounts: int, users: int, managed: int, concurrencies
                 iam.put_role_policy(RoleName="keyturn-org-access", PolicyName="keyturn-auditor", PolicyDocument=json.dumps(auditor))
                 for u in range(users):
                     if u < managed:
-                        new_secret(moto, f"org{i}u{u}", managed=True, iam=iam, sm=sm)
+                        new_secret(moto, f"org{i}u{u}", managed=True, iam=iam, sm=sm, recorded=True)
                     else:
                         iam.create_user(UserName=f"plain-{i}-{u}")
                         iam.create_access_key(UserName=f"plain-{i}-{u}")
@@ -393,6 +397,9 @@ def org_bench(logs: Path, accounts: int, users: int, managed: int, concurrencies
             cpu0 = cpu_seconds(moto.proc.pid)
             elapsed, rss, proc = timed(env, "--output", "json", "audit", "--org", "--exclude-account", "123456789012", "--account-concurrency", str(n))
             keys = json.loads(proc.stdout)["keys"]
+            held = sum(1 for k in keys if k["secret"])
+            if held != accounts * managed:
+                raise RuntimeError(f"{held} keys held by managed secrets, expected {accounts * managed}")
             runs.append({
                 "account_concurrency": n, "seconds": round(elapsed, 2), "peak_rss_mib": round(rss / 1024, 1),
                 "keys": len(keys), "accounts": len({k["account"] for k in keys}),

@@ -14,8 +14,8 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import re
 import subprocess
-import sys
 import time
 import zipfile
 
@@ -27,8 +27,18 @@ from cfnlint.decode import decode_str
 from faultproxy import FaultProxy
 from harness import HOST, REGION, ROOT, allow, auth_off, base_env, free_port
 
-sys.path.insert(0, str(ROOT / "deploy" / "org"))
-import build as member_template  # noqa: E402  (deploy/org/build.py)
+
+def _load_build():
+    """deploy/org/build.py, loaded by path (a module named `build` may already be PyPA's)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("keyturn_org_build", ROOT / "deploy" / "org" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+member_template = _load_build()
 
 ROLE = "keyturn-org-access"
 MANAGEMENT = "123456789012"
@@ -255,7 +265,7 @@ def test_the_stack_set_deploys_the_role_and_the_rotation_stack_to_the_target_ous
         assert ROLE not in roles
 
 
-def test_audit_org_reports_every_accounts_keys_and_the_unreachable_account_as_an_error_row(org, kt):
+def test_audit_org_reports_every_accounts_keys_and_the_unreachable_account_as_an_error_row(org, kt, tmp_path):
     assumed_before = org.proxy.calls.count("AssumeRole")
     proc = kt("--output", "json", "audit", "--org")
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -283,12 +293,19 @@ def test_audit_org_reports_every_accounts_keys_and_the_unreachable_account_as_an
     # The management account with the caller's own credentials: one AssumeRole per member account.
     assert org.proxy.calls.count("AssumeRole") - assumed_before == 4
 
-    table = kt("audit", "--org").stdout
+    page = tmp_path / "audit.html"
+    table = kt("audit", "--org", "--html", str(page)).stdout
     lines = table.splitlines()
     for name in ("prod", "nested", "dev", "norole"):
         heads = [l for l in lines if l.startswith(f"{a[name]} ({name})")]
         assert len(heads) == 1, (name, table)
     assert "in 5 accounts" in lines[-1] and "1 account(s) failed" in lines[-1], lines[-1]
+    # The page's summary per account, worst first: the account that failed, then by findings.
+    html = page.read_text()
+    summary = html.split("<h2>Accounts</h2>", 1)[1].split("</table>", 1)[0]
+    order = re.findall(r"<td>(\d{12})", summary)
+    assert order[0] == a["norole"] and sorted(order) == sorted(a.values()), order
+    assert html.index("<h2>Accounts</h2>") < html.index("<h2>Key ages</h2>")
 
 
 def test_ou_selects_nested_ous_and_account_selects_one(org, kt):
