@@ -126,21 +126,31 @@ class Org:
         """The StackSet as deploy/org/stackset.yaml declares it (moto's CloudFormation has no
         AWS::CloudFormation::StackSet resource, so its properties drive the API here), with the
         member-account template deploy/org/build.py makes and the code from a bucket in the
-        management account."""
+        management account (the bucket deploy/org/code-bucket.yaml makes)."""
         admin = (*self.moto.admin, None)
+        # The code bucket from deploy/org/code-bucket.yaml, in the management account.
+        bucket_template, problems = decode_str((ROOT / "deploy" / "org" / "code-bucket.yaml").read_text())
+        assert not problems, problems
+        cf = client(self.moto.endpoint, "cloudformation", admin)
+        cf.create_stack(StackName="keyturn-code", TemplateBody=json.dumps(bucket_template, default=str),
+                        Parameters=[{"ParameterKey": "OrganizationId", "ParameterValue": self.org_id}])
+        deadline = time.monotonic() + 60
+        while (stack := cf.describe_stacks(StackName="keyturn-code")["Stacks"][0])["StackStatus"].endswith("IN_PROGRESS") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert stack["StackStatus"] == "CREATE_COMPLETE", stack
+        self.bucket = next(o["OutputValue"] for o in stack["Outputs"] if o["OutputKey"] == "CodeBucketName")
         s3 = client(self.moto.endpoint, "s3", admin)
-        s3.create_bucket(Bucket="keyturn-code")
         zipped = io.BytesIO()
         with zipfile.ZipFile(zipped, "w") as z:
             z.writestr("bootstrap", "#!/bin/sh\n")  # moto runs no function: any code will do
-        s3.put_object(Bucket="keyturn-code", Key="keyturn/bootstrap.zip", Body=zipped.getvalue())
+        s3.put_object(Bucket=self.bucket, Key="keyturn/bootstrap.zip", Body=zipped.getvalue())
         self.template = member_template.merged()
         declared, problems = decode_str((ROOT / "deploy" / "org" / "stackset.yaml").read_text())
         assert not problems, problems
         props = declared["Resources"]["KeyturnStackSet"]["Properties"]
         self.declared = props
         values = {
-            "CodeBucket": "keyturn-code",
+            "CodeBucket": self.bucket,
             "CodeKey": "keyturn/bootstrap.zip",
             "CentralAccountId": MANAGEMENT,
             "TrustedPrincipalArns": f"arn:aws:iam::{MANAGEMENT}:user/admin",
@@ -155,7 +165,6 @@ class Org:
         }
         assert [p["ParameterKey"] for p in props["Parameters"]] == list(values), "stackset.yaml passes these parameters"
         params = [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
-        cf = client(self.moto.endpoint, "cloudformation", admin)
         name = str(props["StackSetName"])
         cf.create_stack_set(
             StackSetName=name,
