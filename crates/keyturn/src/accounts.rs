@@ -46,6 +46,8 @@ pub struct Fleet {
     external_id: Option<String>,
     concurrency: u16,
     session: String,
+    /// STS with the caller's credentials, built once: every AssumeRole goes through it.
+    sts: Sts,
 }
 
 /// An account reached: its configuration (its own credentials) and whether the command may draw
@@ -141,7 +143,8 @@ impl Fleet {
                 a.role_name
             );
         }
-        let caller = Sts::from_config(config)
+        let sts = Sts::from_config(config);
+        let caller = sts
             .caller()
             .await
             .map_err(|e| anyhow::anyhow!("GetCallerIdentity failed, so the caller's own account is unknown: {e}; check the credentials and the endpoint"))?;
@@ -158,49 +161,39 @@ impl Fleet {
         } else {
             let org = Organization::from_config(config);
             let org_hint = "run from the organization's management account or a delegated administrator (organizations:ListAccounts, ListAccountsForParent, ListOrganizationalUnitsForParent), or name accounts with --account";
-            let mut names: BTreeMap<String, Option<String>> = BTreeMap::new();
+            // What Organizations lists for --org and each --ou, with where it was found.
+            let mut listed = Vec::new();
             if a.org {
                 let all = org.accounts().await.map_err(|e| {
                     anyhow::anyhow!("listing the organization's accounts failed: {e}; {org_hint}")
                 })?;
-                for acc in all {
-                    names.insert(acc.id.clone(), acc.name.clone());
-                    if acc.active {
-                        found.insert(
-                            acc.id.clone(),
-                            Account {
-                                id: acc.id,
-                                name: acc.name,
-                            },
-                        );
-                    } else {
-                        eprintln!(
-                            "keyturn: skipped account {}: not ACTIVE in the organization",
-                            acc.id
-                        );
-                    }
-                }
+                listed.extend(
+                    all.into_iter()
+                        .map(|acc| (acc, "in the organization".to_string())),
+                );
             }
             for ou in &a.ous {
                 let under = org.accounts_under(ou).await.map_err(|e| {
                     anyhow::anyhow!("listing the accounts under {ou} failed: {e}; {org_hint}")
                 })?;
-                for acc in under {
-                    names.insert(acc.id.clone(), acc.name.clone());
-                    if acc.active {
-                        found.insert(
-                            acc.id.clone(),
-                            Account {
-                                id: acc.id,
-                                name: acc.name,
-                            },
-                        );
-                    } else {
-                        eprintln!(
-                            "keyturn: skipped account {} under {ou}: not ACTIVE in the organization",
-                            acc.id
-                        );
-                    }
+                listed.extend(under.into_iter().map(|acc| (acc, format!("under {ou}"))));
+            }
+            let mut names: BTreeMap<String, Option<String>> = BTreeMap::new();
+            for (acc, place) in listed {
+                names.insert(acc.id.clone(), acc.name.clone());
+                if acc.active {
+                    found.insert(
+                        acc.id.clone(),
+                        Account {
+                            id: acc.id,
+                            name: acc.name,
+                        },
+                    );
+                } else {
+                    eprintln!(
+                        "keyturn: skipped account {} {place}: it is not ACTIVE",
+                        acc.id
+                    );
                 }
             }
             for id in &a.accounts {
@@ -231,6 +224,7 @@ impl Fleet {
             external_id: a.external_id.clone(),
             concurrency: a.account_concurrency,
             session: format!("keyturn-{}", command.replace(' ', "-")),
+            sts,
         })
     }
 
@@ -265,8 +259,7 @@ impl Fleet {
             });
         }
         let role = self.role_arn(&account.id);
-        let sts = Sts::from_config(&self.config);
-        match AssumedRole::assume(sts, &role, &self.session, self.external_id.as_deref()).await {
+        match AssumedRole::assume(self.sts.clone(), &role, &self.session, self.external_id.as_deref()).await {
             Ok(assumed) => Ok(Reached {
                 account: account.clone(),
                 config: keyturn_aws::role_config(&self.config, assumed),

@@ -43,19 +43,25 @@ impl Row for RotateRow {
     }
 }
 
-impl AccountFailure for RotateRow {
-    fn account_failed(error: String) -> Self {
+impl RotateRow {
+    fn failed(secret: Option<String>, error_type: &'static str, error: String) -> Self {
         RotateRow {
-            secret: None,
+            secret,
             outcome: "failed".into(),
             user: None,
             new_key_id: None,
             deleted_key_id: None,
             deleted_because: None,
             detail: None,
-            error_type: Some("AccountFailed"),
+            error_type: Some(error_type),
             error: Some(error),
         }
+    }
+}
+
+impl AccountFailure for RotateRow {
+    fn account_failed(error: String) -> Self {
+        RotateRow::failed(None, "AccountFailed", error)
     }
 }
 
@@ -125,16 +131,6 @@ fn row(
             error: None,
             secret: Some(r.secret),
         },
-        Err(e) => RotateRow {
-            secret: Some(secret),
-            outcome: "failed".into(),
-            user: None,
-            new_key_id: None,
-            deleted_key_id: None,
-            deleted_because: None,
-            detail: None,
-            error_type: Some(e.error_type()),
-            error: Some(e.to_string()),
-        },
+        Err(e) => RotateRow::failed(Some(secret), e.error_type(), e.to_string()),
     }
 }

@@ -46,19 +46,30 @@ impl Row for SweepRow {
     }
 }
 
-impl AccountFailure for SweepRow {
-    fn account_failed(error: String) -> Self {
+impl SweepRow {
+    fn failure(
+        secret: Option<String>,
+        dry_run: bool,
+        error_type: &'static str,
+        error: String,
+    ) -> Self {
         SweepRow {
-            secret: None,
+            secret,
             user: None,
             action: None,
             key_id: None,
             detail: None,
-            dry_run: false,
+            dry_run,
             failed: true,
-            error_type: Some("AccountFailed"),
+            error_type: Some(error_type),
             error: Some(error),
         }
+    }
+}
+
+impl AccountFailure for SweepRow {
+    fn account_failed(error: String) -> Self {
+        SweepRow::failure(None, false, "AccountFailed", error)
     }
 }
 
@@ -122,16 +133,6 @@ fn row(
             secret: Some(r.secret),
             user: r.user,
         },
-        Err(e) => SweepRow {
-            secret: Some(secret),
-            user: None,
-            failed: true,
-            action: None,
-            key_id: None,
-            detail: None,
-            dry_run,
-            error_type: Some(e.error_type()),
-            error: Some(e.to_string()),
-        },
+        Err(e) => SweepRow::failure(Some(secret), dry_run, e.error_type(), e.to_string()),
     }
 }
