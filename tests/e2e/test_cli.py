@@ -145,6 +145,34 @@ def test_sweep_deactivates_an_unused_previous_key_and_reports_one_in_use(moto, k
     assert old_a["AccessKeyId"] not in key_statuses(moto, user_a)
 
 
+def test_require_switch_keeps_the_previous_key_until_the_new_key_is_used(moto, keyturn, secrets_seen):
+    user, secret_id, old = managed_secret(moto, secrets_seen, tags=[{"Key": "keyturn:require-switch", "Value": "true"}])
+    keyturn("rotate", secret_id)
+    new = value(moto, secret_id, "AWSCURRENT")
+    secrets_seen.add(new["SecretAccessKey"])
+    # Grace over, the old key unused since the cut-over, but nothing has used the new key yet.
+    waiting = json.loads(keyturn("--output", "json", "sweep", "--grace-days", "0", secret_id).stdout)
+    assert waiting[0]["action"] == "awaiting-switch" and waiting[0]["failed"] is False, waiting
+    assert new["AccessKeyId"] in waiting[0]["detail"], waiting
+    assert key_statuses(moto, user)[old["AccessKeyId"]] == "Active"
+    switch = json.loads(keyturn("--output", "json", "status", secret_id).stdout)["switch"]
+    assert switch["currentKeyId"] == new["AccessKeyId"] and switch["currentUsedSinceCutover"] is False, switch
+    assert switch["previousKeyId"] == old["AccessKeyId"], switch
+    assert "no evidence yet" in keyturn("status", secret_id).stdout
+    # The flag asks the same of a secret without the tag; a consumer then uses the new key.
+    time.sleep(1.1)
+    whoami(moto, new["AccessKeyId"], new["SecretAccessKey"])
+    switch = json.loads(keyturn("--output", "json", "status", secret_id).stdout)["switch"]
+    assert switch["currentUsedSinceCutover"] is True and switch["currentLastUsed"]["service"] == "sts", switch
+    assert "consumers moved" in keyturn("status", secret_id).stdout
+    audited = json.loads(keyturn("--output", "json", "audit", check=False).stdout)["keys"]
+    row = next(r for r in audited if r["keyId"] == new["AccessKeyId"])
+    assert row["label"] == "AWSCURRENT" and row["usedSinceCutover"] is True, row
+    done = json.loads(keyturn("--output", "json", "sweep", "--grace-days", "0", "--require-switch", secret_id).stdout)
+    assert done[0]["action"] == "deactivated", done
+    assert key_statuses(moto, user)[old["AccessKeyId"]] == "Inactive"
+
+
 @pytest.mark.skipif(shutil.which("aws") is None, reason="the AWS CLI is not installed")
 def test_credential_process_feeds_the_aws_cli_before_and_after_a_rotation(moto, keyturn, keyturn_binary, secrets_seen, tmp_path):
     user, secret_id, _ = managed_secret(moto, secrets_seen)

@@ -111,7 +111,7 @@ def test_the_deployed_role_is_bounded_by_prefix_user_path_and_master_list(moto):
     tagging = statement(policy, "RecordCutoverUserAndDeactivationTags")
     allowed = set(tagging["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"])
     assert allowed == tags_keyturn_writes()
-    assert not allowed & {"keyturn:managed", "keyturn:grace-days", "keyturn:delete-after-days", "keyturn:in-use", "keyturn:rotation-days"}
+    assert not allowed & {"keyturn:managed", "keyturn:grace-days", "keyturn:delete-after-days", "keyturn:in-use", "keyturn:rotation-days", "keyturn:require-switch"}
 
     kms = statement(policy, "SecretsEncryptedWithACustomerKey")
     assert kms["Condition"]["StringLike"]["kms:EncryptionContext:SecretARN"] == [PREFIX_ARN.format(region=REGION)]

@@ -30,6 +30,8 @@ pub const PREVIOUS_KEY: &str = "keyturn:previous-key";
 pub const GRACE_DAYS: &str = "keyturn:grace-days";
 pub const DELETE_AFTER_DAYS: &str = "keyturn:delete-after-days";
 pub const IN_USE: &str = "keyturn:in-use";
+/// `true`: the previous key stays active until the new key has been used since the cut-over.
+pub const REQUIRE_SWITCH: &str = "keyturn:require-switch";
 /// The sweep's record of a deactivation (IAM keeps no deactivation date).
 pub const DEACTIVATED_KEY: &str = "keyturn:deactivated-key";
 pub const DEACTIVATED_AT: &str = "keyturn:deactivated-at";

@@ -157,8 +157,9 @@ where
     }
 }
 
-/// The sweep's defaults from `KEYTURN_GRACE_DAYS`, `KEYTURN_DELETE_AFTER_DAYS` (7 each) and
-/// `KEYTURN_IN_USE` (`report` or `fail`); secrets override them with tags.
+/// The sweep's defaults from `KEYTURN_GRACE_DAYS`, `KEYTURN_DELETE_AFTER_DAYS` (7 each),
+/// `KEYTURN_IN_USE` (`report` or `fail`) and `KEYTURN_REQUIRE_SWITCH` (`true` or `false`);
+/// secrets override them with tags.
 pub fn sweep_policy_from_env(get: impl Fn(&str) -> Option<String>) -> Result<SweepPolicy, String> {
     let defaults = SweepPolicy::default();
     let days = |name: &str, default: time::Duration| -> Result<time::Duration, String> {
@@ -174,10 +175,20 @@ pub fn sweep_policy_from_env(get: impl Fn(&str) -> Option<String>) -> Result<Swe
         Some(v) => InUsePolicy::parse(&v)
             .ok_or_else(|| format!("KEYTURN_IN_USE={v:?}: expected report or fail"))?,
     };
+    let require_switch = match get("KEYTURN_REQUIRE_SWITCH").as_deref().map(str::trim) {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(format!(
+                "KEYTURN_REQUIRE_SWITCH={v:?}: expected true or false"
+            ))
+        }
+    };
     Ok(SweepPolicy {
         grace: days("KEYTURN_GRACE_DAYS", defaults.grace)?,
         delete_after: days("KEYTURN_DELETE_AFTER_DAYS", defaults.delete_after)?,
         in_use,
+        require_switch,
     })
 }
 
@@ -416,6 +427,18 @@ mod tests {
         assert!(!world.authenticates(&key), "previous key deactivated");
         let bad = sweep_policy_from_env(|k| (k == "KEYTURN_IN_USE").then(|| "ignore".into()));
         assert!(bad.is_err());
+        let switch = |v: &str| {
+            let v = v.to_string();
+            sweep_policy_from_env(move |k| (k == "KEYTURN_REQUIRE_SWITCH").then(|| v.clone()))
+        };
+        assert!(switch("true").expect("valid").require_switch);
+        assert!(!switch("false").expect("valid").require_switch);
+        assert!(
+            !sweep_policy_from_env(|_| None)
+                .expect("defaults")
+                .require_switch
+        );
+        assert!(switch("maybe").is_err());
     }
 
     #[tokio::test]

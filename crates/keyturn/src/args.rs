@@ -290,6 +290,10 @@ pub struct SweepArgs {
     /// A previous key still in use is never deactivated: `report` it, or also `fail` the sweep.
     #[arg(long, env = "KEYTURN_IN_USE", default_value = "report")]
     pub in_use: String,
+    /// Keep a previous key active past its grace period until the current key has been used since
+    /// the cut-over (tag keyturn:require-switch=true asks it per secret).
+    #[arg(long, env = "KEYTURN_REQUIRE_SWITCH")]
+    pub require_switch: bool,
     /// How many secrets to sweep at once (1 to 256).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,

@@ -149,6 +149,9 @@ pub struct AuditEntry {
     pub findings: Vec<Finding>,
     /// The exemption that covers the key ([`exempt::apply`]), holding or expired.
     pub exemption: Option<exempt::Applied>,
+    /// For a managed secret's AWSCURRENT key with a recorded cut-over: whether it has been used
+    /// since (the evidence that consumers switched; `rules::used_since`).
+    pub used_since_cutover: Option<bool>,
 }
 
 impl AuditEntry {
@@ -266,6 +269,17 @@ pub fn audit_with(
                 last_used: key.last_used,
                 last_used_service: key.last_used_service.clone(),
                 last_used_region: key.last_used_region.clone(),
+                used_since_cutover: held
+                    .filter(|m| m.label == crate::tags::AWSCURRENT)
+                    .and_then(|m| m.cutover)
+                    .map(|cut| {
+                        let used = crate::ports::KeyUse {
+                            last_used: key.last_used,
+                            service: key.last_used_service.clone(),
+                            region: key.last_used_region.clone(),
+                        };
+                        crate::rules::used_since(&used, Some(cut))
+                    }),
                 managed: held.cloned(),
                 findings,
                 exemption: None,
@@ -293,6 +307,7 @@ pub fn audit_with(
             managed: Some(m.clone()),
             findings: vec![Finding::CurrentKeyMissing],
             exemption: None,
+            used_since_cutover: None,
         });
     }
     entries

@@ -33,6 +33,11 @@ pub enum SweepOutcome {
         key_id: String,
         last_use: KeyUse,
     },
+    /// Past its grace period, kept active until the new key is used (`require_switch`).
+    AwaitingSwitch {
+        key_id: String,
+        current: String,
+    },
     /// Retiring it would not be safe (for example AWSCURRENT's key is missing or inactive).
     Blocked {
         key_id: String,
@@ -53,6 +58,7 @@ impl SweepOutcome {
             SweepOutcome::Cleared { .. } => "cleared",
             SweepOutcome::Waiting { .. } => "waiting",
             SweepOutcome::InUse { .. } => "in-use",
+            SweepOutcome::AwaitingSwitch { .. } => "awaiting-switch",
             SweepOutcome::Blocked { .. } => "blocked",
             SweepOutcome::Deactivated { .. } => "deactivated",
             SweepOutcome::Deleted { .. } => "deleted",
@@ -66,6 +72,7 @@ impl SweepOutcome {
             SweepOutcome::Cleared { key_id }
             | SweepOutcome::Waiting { key_id, .. }
             | SweepOutcome::InUse { key_id, .. }
+            | SweepOutcome::AwaitingSwitch { key_id, .. }
             | SweepOutcome::Blocked { key_id, .. }
             | SweepOutcome::Deactivated { key_id }
             | SweepOutcome::Deleted { key_id } => Some(key_id),
@@ -103,6 +110,9 @@ impl SweepOutcome {
             SweepOutcome::InUse { key_id, last_use } => format!(
                 "{key_id} is still in use ({}); move its consumers to the current key",
                 describe_use(last_use)
+            ),
+            SweepOutcome::AwaitingSwitch { key_id, current } => format!(
+                "{key_id} stays active: its grace period is over, but the current key {current} has not been used since the cut-over (the switch is required); move the consumers to the current key"
             ),
             SweepOutcome::Blocked { key_id, why } => format!("{key_id} kept: {why}"),
             SweepOutcome::Deactivated { key_id } => format!("{key_id} deactivated"),
@@ -162,7 +172,12 @@ where
         }
         let needs = Needs {
             all_versions: true,
-            last_use: LastUse::OfVersion(AWSPREVIOUS),
+            // Under require-switch the current key's last use is the evidence too.
+            last_use: if policy.require_switch {
+                LastUse::Every
+            } else {
+                LastUse::OfVersion(AWSPREVIOUS)
+            },
             who_else: true,
             tolerate_bad_values: false,
         };
@@ -189,6 +204,9 @@ where
                 last_use,
                 fail,
             } => (SweepOutcome::InUse { key_id, last_use }, fail),
+            SweepDecision::AwaitingSwitch { key_id, current } => {
+                (SweepOutcome::AwaitingSwitch { key_id, current }, false)
+            }
             SweepDecision::Blocked { key_id, why } => (SweepOutcome::Blocked { key_id, why }, true),
             SweepDecision::DropLabel { key_id, version } => {
                 if !dry_run {

@@ -24,7 +24,7 @@ use crate::tags;
 
 pub use policy::{
     cutover_time, is_due, previous_key_to_record, recorded_cutover, recorded_keys, rotation_days,
-    used_since, InUsePolicy, RecordedKeys, SweepPolicy,
+    switch_evidence, used_since, InUsePolicy, RecordedKeys, SweepPolicy, SwitchEvidence,
 };
 pub use problems::problems;
 pub use retire::{

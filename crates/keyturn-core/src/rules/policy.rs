@@ -51,6 +51,39 @@ pub fn used_since(last_use: &KeyUse, cutover: Option<OffsetDateTime>) -> bool {
     }
 }
 
+/// The evidence that consumers moved to the new key after a rotation: AWSCURRENT's key used since
+/// the cut-over ([`used_since`]), beside the previous key's last use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchEvidence {
+    pub cutover: Option<OffsetDateTime>,
+    pub current_key: String,
+    pub current_use: Option<KeyUse>,
+    /// AWSCURRENT's key has been used since the cut-over (an unknown last use is no evidence).
+    pub switched: bool,
+    pub previous_key: Option<String>,
+    pub previous_use: Option<KeyUse>,
+}
+
+/// The switch evidence of a rotated secret (one with an AWSPREVIOUS version holding another key of
+/// the user); `None` for a secret never rotated or whose AWSCURRENT key IAM does not list.
+pub fn switch_evidence(state: &crate::state::SecretState) -> Option<SwitchEvidence> {
+    let current = state.current_key()?;
+    let previous = state.key_of(AWSPREVIOUS).filter(|p| *p != current)?;
+    let current_facts = state.key(current)?;
+    let cutover = state.cutover();
+    Some(SwitchEvidence {
+        cutover,
+        current_key: current.to_string(),
+        current_use: current_facts.last_use.clone(),
+        switched: current_facts
+            .last_use
+            .as_ref()
+            .is_some_and(|u| used_since(u, cutover)),
+        previous_key: Some(previous.to_string()),
+        previous_use: state.key(previous).and_then(|k| k.last_use.clone()),
+    })
+}
+
 /// The secret's rotation period in days: the `keyturn:rotation-days` tag (a whole number of days
 /// from 1 to 1000, spaces ignored), else its rotation schedule, else `default_days`.
 pub fn rotation_days(info: &SecretInfo, default_days: i64) -> i64 {
@@ -126,6 +159,9 @@ pub struct SweepPolicy {
     pub grace: Duration,
     pub delete_after: Duration,
     pub in_use: InUsePolicy,
+    /// Keep the previous key active until the new key has been used since the cut-over (the
+    /// evidence that consumers switched), whatever the grace period says.
+    pub require_switch: bool,
 }
 
 impl Default for SweepPolicy {
@@ -134,14 +170,16 @@ impl Default for SweepPolicy {
             grace: Duration::days(7),
             delete_after: Duration::days(7),
             in_use: InUsePolicy::Report,
+            require_switch: false,
         }
     }
 }
 
 impl SweepPolicy {
     /// These values with the secret's tags applied as floors: a grace or delete-after tag may only
-    /// lengthen the period, and an in-use tag may turn `report` into `fail` but not back. A
-    /// malformed tag is an error naming it.
+    /// lengthen the period, an in-use tag may turn `report` into `fail` but not back, and a
+    /// require-switch tag may turn the requirement on but not off. A malformed tag is an error
+    /// naming it.
     pub fn for_secret(&self, info: &SecretInfo) -> Result<Self, RotationError> {
         let bad = |tag: &str, value: &String| RotationError::BadPolicy {
             secret: info.name.clone(),
@@ -165,10 +203,17 @@ impl SweepPolicy {
                 InUsePolicy::Report => self.in_use,
             },
         };
+        let require_switch = match info.tags.get(tags::REQUIRE_SWITCH).map(|v| v.trim()) {
+            None => self.require_switch,
+            Some("true") => true,
+            Some("false") => self.require_switch,
+            Some(_) => return Err(bad(tags::REQUIRE_SWITCH, &info.tags[tags::REQUIRE_SWITCH])),
+        };
         Ok(Self {
             grace: days(tags::GRACE_DAYS, self.grace)?,
             delete_after: days(tags::DELETE_AFTER_DAYS, self.delete_after)?,
             in_use,
+            require_switch,
         })
     }
 }

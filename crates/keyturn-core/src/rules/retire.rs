@@ -351,6 +351,9 @@ pub enum SweepDecision {
         last_use: KeyUse,
         fail: bool,
     },
+    /// The grace period is over but the policy requires the switch, and the new key has not been
+    /// used since the cut-over: the previous key stays active (consumers may not have moved).
+    AwaitingSwitch { key_id: String, current: String },
     /// Retiring it would leave the user without a working key, or is otherwise not safe.
     Blocked { key_id: String, why: String },
     /// Deactivate or delete it.
@@ -358,8 +361,9 @@ pub enum SweepDecision {
 }
 
 /// The sweep of one secret: deactivate the AWSPREVIOUS key once the grace period has passed, it
-/// was not used since the cut-over and AWSCURRENT's key exists and is active; delete it once it has
-/// been inactive (and unused) for the delete-after period; report one still in use.
+/// was not used since the cut-over, AWSCURRENT's key exists and is active and, under
+/// `require_switch`, AWSCURRENT's key has been used since the cut-over; delete it once it has been
+/// inactive (and unused) for the delete-after period; report one still in use.
 pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
     let Some(version) = state.info.version_with(AWSPREVIOUS) else {
         return SweepDecision::Nothing("no AWSPREVIOUS version".into());
@@ -388,7 +392,7 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
             state.other_secrets.join(", ")
         ));
     }
-    match current.map(|c| (c, state.key(c))) {
+    let current_key = match current.map(|c| (c, state.key(c))) {
         None => return blocked("AWSCURRENT holds no key".into()),
         Some((c, None)) => {
             return blocked(format!(
@@ -401,8 +405,8 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
                 "AWSCURRENT's key {c} is inactive: the previous key may be the user's last working one; reactivate the current key first"
             ))
         }
-        _ => {}
-    }
+        Some((_, Some(k))) => k,
+    };
     if state.signer.as_deref() == Some(key_id.as_str()) {
         return blocked("it signs keyturn's own IAM calls".into());
     }
@@ -420,11 +424,17 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
         },
         KeyStatus::Active => {
             let until = cutover.unwrap_or(now) + policy.grace;
+            let switched = super::policy::switch_evidence(state).is_some_and(|e| e.switched);
             if now < until {
                 SweepDecision::Waiting {
                     key_id,
                     until,
                     inactive: false,
+                }
+            } else if policy.require_switch && !switched {
+                SweepDecision::AwaitingSwitch {
+                    key_id,
+                    current: current_key.id.clone(),
                 }
             } else {
                 SweepDecision::Retire(Retirement::new(

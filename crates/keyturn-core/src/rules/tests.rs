@@ -415,6 +415,7 @@ fn the_sweep_retires_the_previous_key_only_while_the_current_key_works() {
         }
         SweepDecision::RecordDeactivation { .. } => "record".into(),
         SweepDecision::InUse { fail, .. } => format!("in-use{}", if fail { "-fail" } else { "" }),
+        SweepDecision::AwaitingSwitch { .. } => "awaiting-switch".into(),
         SweepDecision::Blocked { .. } => "blocked".into(),
         SweepDecision::Retire(r) => r.action().as_str().to_string(),
     };
@@ -550,6 +551,83 @@ fn the_sweep_retires_the_previous_key_only_while_the_current_key_works() {
     );
     assert_eq!(
         policy.for_secret(&bad.info).map_err(|e| e.error_type()),
+        Err("BadPolicy")
+    );
+}
+
+#[test]
+fn require_switch_keeps_the_previous_key_until_the_current_key_is_used_since_the_cut_over() {
+    let old = CUTOVER - Duration::days(40);
+    let required = SweepPolicy {
+        require_switch: true,
+        ..SweepPolicy::default()
+    };
+    let plan = |current_use: Option<KeyUse>, policy: &SweepPolicy| {
+        let mut cur = current();
+        cur.last_use = current_use;
+        sweep_plan(
+            &state(Some("PREV"), vec![key("PREV", old, never()), cur]),
+            policy,
+        )
+    };
+    // Never used, used only before the cut-over, or use unknown: no evidence of the switch.
+    for no_evidence in [never(), used(CUTOVER - Duration::hours(1)), None] {
+        assert!(
+            matches!(plan(no_evidence.clone(), &required), SweepDecision::AwaitingSwitch { ref key_id, ref current } if key_id == "PREV" && current == "CUR"),
+            "{no_evidence:?}"
+        );
+        // Without the requirement, the grace period alone decides.
+        assert!(matches!(
+            plan(no_evidence, &SweepPolicy::default()),
+            SweepDecision::Retire(_)
+        ));
+    }
+    assert!(matches!(
+        plan(used(CUTOVER + Duration::days(1)), &required),
+        SweepDecision::Retire(r) if r.action() == RetireAction::Deactivate
+    ));
+    // Within the grace period it waits as before; a previous key in use is still in use.
+    let mut recent = state(Some("PREV"), vec![key("PREV", old, never()), current()]);
+    recent.now = CUTOVER + Duration::days(3);
+    assert!(matches!(
+        sweep_plan(&recent, &required),
+        SweepDecision::Waiting { .. }
+    ));
+    let in_use = state(Some("PREV"), vec![key("PREV", old, used(NOW)), current()]);
+    assert!(matches!(
+        sweep_plan(&in_use, &required),
+        SweepDecision::InUse { .. }
+    ));
+
+    // The tag is a floor: it turns the requirement on, never off; anything else is refused.
+    let tagged = |v: &str| {
+        let mut s = state(Some("PREV"), vec![current()]);
+        s.info.tags.insert(tags::REQUIRE_SWITCH.into(), v.into());
+        s.info
+    };
+    let default = SweepPolicy::default();
+    assert!(
+        default
+            .for_secret(&tagged("true"))
+            .expect("valid")
+            .require_switch
+    );
+    assert!(
+        !default
+            .for_secret(&tagged("false"))
+            .expect("valid")
+            .require_switch
+    );
+    assert!(
+        required
+            .for_secret(&tagged("false"))
+            .expect("valid")
+            .require_switch
+    );
+    assert_eq!(
+        default
+            .for_secret(&tagged("yes please"))
+            .map_err(|e| e.error_type()),
         Err("BadPolicy")
     );
 }

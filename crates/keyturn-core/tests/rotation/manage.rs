@@ -479,7 +479,54 @@ fn policy() -> SweepPolicy {
         grace: time::Duration::days(7),
         delete_after: time::Duration::days(7),
         in_use: InUsePolicy::Report,
+        require_switch: false,
     }
+}
+
+#[tokio::test]
+async fn require_switch_keeps_the_previous_key_until_the_new_key_is_used() {
+    let world = World::new();
+    let old = enrolled(&world);
+    let r = rotator(&world);
+    rotate(&r, &world, "keyturn/app1").await.expect("rotation");
+    let new = key_at(&world, "keyturn/app1", AWSCURRENT).expect("current");
+    world.advance(8 * DAY);
+    let required = SweepPolicy {
+        require_switch: true,
+        ..policy()
+    };
+    world.clear_calls();
+    let waiting = r
+        .sweep("keyturn/app1", &required, false)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        waiting.outcome,
+        SweepOutcome::AwaitingSwitch {
+            key_id: old.id.clone(),
+            current: new.id.clone()
+        }
+    );
+    assert!(!waiting.failed && world.authenticates(&old));
+    assert!(writes(&world).is_empty(), "{:?}", writes(&world));
+    assert!(waiting
+        .outcome
+        .describe()
+        .contains("has not been used since the cut-over"));
+
+    // The consumers switch: the new key is used; the next sweep deactivates the old one.
+    world.advance(Duration::from_secs(60));
+    world.use_key(&new.id, "s3");
+    let done = r
+        .sweep("keyturn/app1", &required, false)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        done.outcome,
+        SweepOutcome::Deactivated {
+            key_id: old.id.clone()
+        }
+    );
 }
 
 #[tokio::test]

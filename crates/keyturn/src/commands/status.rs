@@ -22,7 +22,29 @@ struct StatusReport {
     cutover: Option<String>,
     versions: Vec<VersionRow>,
     keys: Vec<KeyRow>,
+    /// After a rotation: whether consumers moved to the new key.
+    switch: Option<SwitchRow>,
     problems: Vec<String>,
+}
+
+/// The switch evidence (`rules::switch_evidence`): the current key used since the cut-over, and
+/// when and where the previous key was last used.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SwitchRow {
+    current_key_id: String,
+    current_used_since_cutover: bool,
+    current_last_used: Option<LastUsed>,
+    previous_key_id: Option<String>,
+    previous_last_used: Option<LastUsed>,
+}
+
+fn last_used(u: &keyturn_core::ports::KeyUse) -> LastUsed {
+    LastUsed {
+        at: u.last_used.map(rfc3339),
+        service: u.service.clone(),
+        region: u.region.clone(),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -76,11 +98,7 @@ fn report(state: &SecretState) -> StatusReport {
                 key_id: k.id.clone(),
                 status: k.status.as_str(),
                 created: rfc3339(k.created),
-                last_used: k.last_use.as_ref().map(|u| LastUsed {
-                    at: u.last_used.map(rfc3339),
-                    service: u.service.clone(),
-                    region: u.region.clone(),
-                }),
+                last_used: k.last_use.as_ref().map(last_used),
                 held_by: state
                     .labels_holding(&k.id)
                     .into_iter()
@@ -88,6 +106,13 @@ fn report(state: &SecretState) -> StatusReport {
                     .collect(),
             })
             .collect(),
+        switch: rules::switch_evidence(state).map(|e| SwitchRow {
+            current_key_id: e.current_key,
+            current_used_since_cutover: e.switched,
+            current_last_used: e.current_use.as_ref().map(last_used),
+            previous_key_id: e.previous_key,
+            previous_last_used: e.previous_use.as_ref().map(last_used),
+        }),
         problems: rules::problems(state),
     }
 }
@@ -165,6 +190,29 @@ fn print_text(state: &SecretState, out: &StatusReport) {
     }
     println!("keys");
     print_table(&keys);
+    if let Some(e) = rules::switch_evidence(state) {
+        let previous = match (&e.previous_key, &e.previous_use) {
+            (Some(p), Some(u)) => format!("; the previous key {p} was {}", describe_use(u)),
+            (Some(p), None) => format!("; the previous key {p}'s last use is unknown"),
+            _ => String::new(),
+        };
+        println!(
+            "switch   {}{}",
+            term(&if e.switched {
+                format!(
+                    "consumers moved: the current key {} was used since the cut-over ({})",
+                    e.current_key,
+                    e.current_use.as_ref().map(describe_use).unwrap_or_default()
+                )
+            } else {
+                format!(
+                    "no evidence yet: the current key {} has not been used since the cut-over",
+                    e.current_key
+                )
+            }),
+            term(&previous)
+        );
+    }
     println!("problems");
     if out.problems.is_empty() {
         println!("  none");

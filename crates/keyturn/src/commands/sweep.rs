@@ -85,6 +85,7 @@ pub async fn run(
         grace: time::Duration::days(a.grace_days.into()),
         delete_after: time::Duration::days(a.delete_after_days.into()),
         in_use,
+        require_switch: a.require_switch,
     };
     let (named, dry_run, concurrency) = (a.secrets, a.dry_run, a.concurrency);
     let ran = fleet

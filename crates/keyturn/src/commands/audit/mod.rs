@@ -279,6 +279,8 @@ pub(super) struct AuditRow {
     label: Option<String>,
     rotation_enabled: Option<bool>,
     next_rotation: Option<String>,
+    /// An AWSCURRENT key after a keyturn cut-over: used since it (consumers switched) or not.
+    used_since_cutover: Option<bool>,
     /// The finding that counts: the most serious of `findings`, or `exempt` while an exemption
     /// holds (or `account-failed` on an account's error row).
     finding: &'static str,
@@ -310,6 +312,7 @@ impl AccountFailure for AuditRow {
             label: None,
             rotation_enabled: None,
             next_rotation: None,
+            used_since_cutover: None,
             finding: ACCOUNT_FAILED,
             findings: Vec::new(),
             exemption: None,
@@ -343,6 +346,7 @@ impl AuditRow {
             label: m.map(|m| m.label.clone()),
             rotation_enabled: m.map(|m| m.rotation_enabled),
             next_rotation: m.and_then(|m| m.next_rotation).map(rfc3339),
+            used_since_cutover: e.used_since_cutover,
             finding: e.worst().as_str(),
             findings: e.findings.iter().map(|f| f.as_str()).collect(),
             exemption: e
@@ -411,7 +415,7 @@ struct AuditReport<'a> {
 
 /// The CSV columns after the account's, in order (the JSON fields of the same names; `findings`
 /// and `arn` are left out: the finding that counts is `finding`).
-const CSV_FIELDS: [&str; 18] = [
+const CSV_FIELDS: [&str; 19] = [
     "user",
     "slot",
     "keyId",
@@ -424,6 +428,7 @@ const CSV_FIELDS: [&str; 18] = [
     "label",
     "rotationEnabled",
     "nextRotation",
+    "usedSinceCutover",
     "finding",
     "exemption",
     "exemptReason",
