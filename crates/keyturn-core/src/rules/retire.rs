@@ -392,7 +392,7 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
             state.other_secrets.join(", ")
         ));
     }
-    let current_key = match current.map(|c| (c, state.key(c))) {
+    let current_id = match current.map(|c| (c, state.key(c))) {
         None => return blocked("AWSCURRENT holds no key".into()),
         Some((c, None)) => {
             return blocked(format!(
@@ -405,7 +405,7 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
                 "AWSCURRENT's key {c} is inactive: the previous key may be the user's last working one; reactivate the current key first"
             ))
         }
-        Some((_, Some(k))) => k,
+        Some((c, Some(_))) => c,
     };
     if state.signer.as_deref() == Some(key_id.as_str()) {
         return blocked("it signs keyturn's own IAM calls".into());
@@ -434,7 +434,7 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
             } else if policy.require_switch && !switched {
                 SweepDecision::AwaitingSwitch {
                     key_id,
-                    current: current_key.id.clone(),
+                    current: current_id.to_string(),
                 }
             } else {
                 SweepDecision::Retire(Retirement::new(
