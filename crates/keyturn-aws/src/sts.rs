@@ -33,13 +33,7 @@ impl Sts {
             .send()
             .await
             .map_err(from_sdk)?;
-        match (out.account(), out.arn()) {
-            (Some(account), Some(arn)) => Ok(Identity {
-                account: account.to_string(),
-                arn: arn.to_string(),
-            }),
-            _ => Err(malformed("GetCallerIdentity returned no account or ARN")),
-        }
+        identity(&out, "GetCallerIdentity")
     }
 
     /// One AssumeRole call: the role's temporary credentials (their `Debug` redacts the secret).
@@ -70,6 +64,20 @@ impl Sts {
             expiry,
             "keyturn-assume-role",
         ))
+    }
+}
+
+/// GetCallerIdentity's account and ARN; `call` names the call in the error when either is missing.
+fn identity(
+    out: &aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput,
+    call: &str,
+) -> ApiResult<Identity> {
+    match (out.account(), out.arn()) {
+        (Some(account), Some(arn)) => Ok(Identity {
+            account: account.to_string(),
+            arn: arn.to_string(),
+        }),
+        _ => Err(malformed(&format!("{call} returned no account or ARN"))),
     }
 }
 
@@ -158,15 +166,6 @@ impl IdentityCheck for Sts {
             .send()
             .await
             .map_err(from_sdk)?;
-        match (out.account(), out.arn()) {
-            (Some(account), Some(arn)) => Ok(Identity {
-                account: account.to_string(),
-                arn: arn.to_string(),
-            }),
-            _ => Err(malformed(&format!(
-                "GetCallerIdentity for key {} returned no account or ARN",
-                key.id
-            ))),
-        }
+        identity(&out, &format!("GetCallerIdentity for key {}", key.id))
     }
 }
