@@ -274,6 +274,37 @@ pub enum RotationError {
         source: ApiError,
     },
 
+    #[error("secret {secret}: tag {tag}={value:?} does not declare a sink: {reason}; no key was created and nothing was delivered: fix or remove the tag")]
+    BadSink {
+        secret: String,
+        tag: String,
+        value: String,
+        reason: String,
+    },
+
+    #[error("secret {secret}: delivering key {key_id} of user {user} to {sink} failed ({action}: {source}); {}", if *current_moved { "AWSCURRENT already holds it: run keyturn deliver to retry the delivery" } else { "AWSCURRENT is unchanged and still holds the previous key (both keys are valid): fix the sink (its permission, token or name) and retry, with keyturn rotate --resume or by letting Secrets Manager retry the rotation" })]
+    SinkFailed {
+        secret: String,
+        sink: String,
+        action: &'static str,
+        user: String,
+        key_id: String,
+        current_moved: bool,
+        source: ApiError,
+    },
+
+    #[error("secret {secret}: the {detail_type} of key {key_id} (user {user}) was done, but its EventBridge event was not published (PutEvents: {source}); consumers that act on the event were not told: grant events:PutEvents on the default bus (keyturn deliver {secret} announces the current key again)")]
+    EventFailed {
+        secret: String,
+        user: String,
+        key_id: String,
+        detail_type: &'static str,
+        source: ApiError,
+    },
+
+    #[error("secret {secret}: cannot roll back: {why}; nothing was changed")]
+    RollbackRefused { secret: String, why: String },
+
     #[error("listing the secrets tagged {tag} failed (ListSecrets: {source}); grant secretsmanager:ListSecrets to the caller")]
     ListFailed { tag: String, source: ApiError },
 
@@ -345,6 +376,10 @@ impl RotationError {
             RotationError::WrongIdentity { .. } => "WrongIdentity",
             RotationError::KeyDoesNotAuthenticate { .. } => "KeyDoesNotAuthenticate",
             RotationError::StoreFailed { .. } => "StoreFailed",
+            RotationError::BadSink { .. } => "BadSink",
+            RotationError::SinkFailed { .. } => "SinkFailed",
+            RotationError::EventFailed { .. } => "EventFailed",
+            RotationError::RollbackRefused { .. } => "RollbackRefused",
             RotationError::Aws { source, .. } | RotationError::ListFailed { source, .. } => {
                 source.kind()
             }
@@ -357,7 +392,9 @@ impl RotationError {
             RotationError::Aws { source, .. }
             | RotationError::ListFailed { source, .. }
             | RotationError::StoreFailed { source, .. }
-            | RotationError::CreateSecretFailed { source, .. } => source.is_transient(),
+            | RotationError::CreateSecretFailed { source, .. }
+            | RotationError::SinkFailed { source, .. }
+            | RotationError::EventFailed { source, .. } => source.is_transient(),
             RotationError::KeyDoesNotAuthenticate { .. } => true,
             _ => false,
         }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::rules::sinks::GitHubScope;
 use crate::secret::{AccessKey, SecretText};
 
 pub use crate::tags::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
@@ -250,6 +251,108 @@ pub struct Identity {
 /// STS, signed with the key under test.
 pub trait IdentityCheck: Send + Sync {
     fn whoami(&self, key: &AccessKey) -> impl Future<Output = ApiResult<Identity>> + Send;
+}
+
+/// A GitHub public key that Actions secrets are sealed to (GET `.../secrets/public-key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealingKey {
+    pub key_id: String,
+    /// The key as GitHub gives it: base64 of 32 bytes (Curve25519).
+    pub key: String,
+}
+
+/// What keyturn announces on EventBridge's default bus (source `keyturn`): ids and names only,
+/// never a secret key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyEvent {
+    /// The event's `DetailType`.
+    #[serde(skip)]
+    pub detail_type: &'static str,
+    pub secret: String,
+    pub secret_arn: String,
+    pub account: Option<String>,
+    pub user: String,
+    /// The key the event is about: the new AWSCURRENT key, the restored key, the retired key.
+    pub key_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_key_id: Option<String>,
+    /// The version that now holds AWSCURRENT (rotation, rollback, delivery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// A retirement's action: `deactivated` or `deleted`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<&'static str>,
+    /// The sinks the key was delivered to (their names).
+    pub sinks: Vec<String>,
+}
+
+impl KeyEvent {
+    pub const ROTATION: &'static str = "keyturn rotation";
+    pub const ROLLBACK: &'static str = "keyturn rollback";
+    pub const RETIREMENT: &'static str = "keyturn retirement";
+    pub const DELIVERY: &'static str = "keyturn delivery";
+    /// The event's `Source`.
+    pub const SOURCE: &'static str = "keyturn";
+}
+
+/// Where new keys are delivered (sinks) and announced (events). One remote call per method.
+pub trait Delivery: Send + Sync {
+    /// SSM PutParameter: a SecureString `name` holding `value`, overwritten, encrypted with
+    /// `kms_key` (SSM's default key when `None`).
+    fn put_parameter(
+        &self,
+        name: &str,
+        kms_key: Option<&str>,
+        value: &SecretText,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
+    /// GitHub: GET `{scope}/public-key`.
+    fn github_public_key(
+        &self,
+        scope: &GitHubScope,
+    ) -> impl Future<Output = ApiResult<SealingKey>> + Send;
+    /// GitHub: PUT `{scope}/{name}` with `value` sealed to `key` (a libsodium sealed box).
+    fn github_put_secret(
+        &self,
+        scope: &GitHubScope,
+        name: &str,
+        key: &SealingKey,
+        value: &SecretText,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
+    /// EventBridge PutEvents on the default bus: one entry, source `keyturn`.
+    fn publish(&self, event: &KeyEvent) -> impl Future<Output = ApiResult<()>> + Send;
+}
+
+/// No sinks and no events: for callers that deliver nowhere (tests, read-only commands).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Nowhere;
+
+impl Delivery for Nowhere {
+    async fn put_parameter(&self, name: &str, _: Option<&str>, _: &SecretText) -> ApiResult<()> {
+        Err(ApiError::InvalidRequest(format!(
+            "parameter {name}: this process delivers to no sink"
+        )))
+    }
+    async fn github_public_key(&self, scope: &GitHubScope) -> ApiResult<SealingKey> {
+        Err(ApiError::InvalidRequest(format!(
+            "{}: this process delivers to no sink",
+            scope.secrets_path()
+        )))
+    }
+    async fn github_put_secret(
+        &self,
+        scope: &GitHubScope,
+        _: &str,
+        _: &SealingKey,
+        _: &SecretText,
+    ) -> ApiResult<()> {
+        self.github_public_key(scope).await.map(|_| ())
+    }
+    async fn publish(&self, _: &KeyEvent) -> ApiResult<()> {
+        Err(ApiError::InvalidRequest(
+            "this process publishes no events".into(),
+        ))
+    }
 }
 
 /// Time, injected so tests are deterministic.

@@ -35,3 +35,8 @@ pub const REQUIRE_SWITCH: &str = "keyturn:require-switch";
 /// The sweep's record of a deactivation (IAM keeps no deactivation date).
 pub const DEACTIVATED_KEY: &str = "keyturn:deactivated-key";
 pub const DEACTIVATED_AT: &str = "keyturn:deactivated-at";
+/// `keyturn:sink:NAME`: a place the new key is delivered to (`rules::sinks`).
+pub const SINK_PREFIX: &str = "keyturn:sink:";
+/// The last rollback: when, and the key AWSCURRENT held before it.
+pub const ROLLED_BACK_AT: &str = "keyturn:rolled-back-at";
+pub const ROLLED_BACK_FROM: &str = "keyturn:rolled-back-from";

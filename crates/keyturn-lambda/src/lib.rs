@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use keyturn_core::ports::{Clock, Iam, IdentityCheck, SecretStore};
+use keyturn_core::ports::{Clock, Delivery, Iam, IdentityCheck, SecretStore};
 use keyturn_core::rotation::ManagedSecrets;
 use keyturn_core::rules::{self, InUsePolicy, SweepPolicy};
 use keyturn_core::tags;
@@ -48,8 +48,8 @@ pub fn is_sweep_event(payload: &Value) -> bool {
 }
 
 /// Handles one invocation: a rotation step from Secrets Manager, or the scheduled sweep.
-pub async fn handle<S, I, V, C>(
-    rotator: &Rotator<S, I, V, C>,
+pub async fn handle<S, I, V, C, D>(
+    rotator: &Rotator<S, I, V, C, D>,
     policy: &SweepPolicy,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Failure>
@@ -58,6 +58,7 @@ where
     I: Iam,
     V: IdentityCheck,
     C: Clock,
+    D: Delivery,
 {
     if is_sweep_event(&event.payload) {
         return sweep_all(rotator, policy, &event.context.request_id).await;
@@ -98,8 +99,8 @@ where
 
 /// Sweeps every managed secret, one after another, logging each outcome. Fails (so the function's
 /// error alarm fires) when a secret could not be swept or its in-use policy is `fail`.
-async fn sweep_all<S, I, V, C>(
-    rotator: &Rotator<S, I, V, C>,
+async fn sweep_all<S, I, V, C, D>(
+    rotator: &Rotator<S, I, V, C, D>,
     policy: &SweepPolicy,
     request_id: &str,
 ) -> Result<Value, Failure>
@@ -108,6 +109,7 @@ where
     I: Iam,
     V: IdentityCheck,
     C: Clock,
+    D: Delivery,
 {
     let ManagedSecrets {
         inside: secrets,

@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+mod delivery;
 mod iam;
 mod secrets;
 
 use crate::ports::{ApiError, ApiResult, KeyStatus, KeyUse, SecretInfo, AWSCURRENT, AWSPENDING};
 use crate::secret::AccessKey;
 
+pub use delivery::SEALING_KEY_ID;
 pub use iam::FakeKeys;
 
 pub const ACCOUNT: &str = "123456789012";
@@ -71,6 +73,10 @@ struct State {
     serial: u64,
     propagation: Duration,
     list_lag: Duration,
+    parameters: BTreeMap<String, (String, Option<String>)>,
+    github: BTreeMap<String, String>,
+    events: Vec<crate::ports::KeyEvent>,
+    refusing: Vec<String>,
 }
 
 /// The model. Cloning gives another handle on the same state.
@@ -97,6 +103,10 @@ impl World {
             serial: 0,
             propagation: Duration::ZERO,
             list_lag: Duration::ZERO,
+            parameters: BTreeMap::new(),
+            github: BTreeMap::new(),
+            events: Vec::new(),
+            refusing: Vec::new(),
         })))
     }
 

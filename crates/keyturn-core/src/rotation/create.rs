@@ -3,7 +3,9 @@
 
 use crate::error::RotationError;
 use crate::event::Step;
-use crate::ports::{AccessKeys, Clock, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef};
+use crate::ports::{
+    AccessKeys, Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef,
+};
 use crate::rules::{self, AfterFailedStore, OrphanPolicy, Retirement, StoreCheck};
 use crate::secret::SecretValue;
 use crate::state::{Held, LastUse, Needs, Read};
@@ -19,12 +21,13 @@ pub(crate) enum CreatePlan {
     Create { retire: Option<Retirement> },
 }
 
-impl<S, I, V, C> Rotator<S, I, V, C>
+impl<S, I, V, C, D> Rotator<S, I, V, C, D>
 where
     S: SecretStore,
     I: Iam,
     V: IdentityCheck,
     C: Clock,
+    D: Delivery,
 {
     /// createSecret's reads and decisions, with nothing written: the step and the dry run both
     /// start here, so a dry run meets every check a real run meets.
@@ -35,6 +38,8 @@ where
         orphans: OrphanPolicy,
     ) -> Result<(Read<I::Keys>, CreatePlan), RotationError> {
         let name = info.name.clone();
+        // A sink that cannot be delivered to would fail finishSecret after the key exists.
+        rules::sinks(&name, &info.tags)?;
         let needs = Needs {
             who_else: true,
             ..Needs::default()

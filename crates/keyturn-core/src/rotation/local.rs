@@ -12,7 +12,7 @@
 use crate::audit::exempt::AccountExemptions;
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
-use crate::ports::{Clock, Iam, IdentityCheck, SecretInfo, SecretStore};
+use crate::ports::{Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore};
 use crate::rules::{self, CancelPlan, OrphanPolicy, RetireReason, Retirement, YOUNG_KEY};
 use crate::state::{in_flight, LastUse, Needs};
 use crate::tags::AWSPENDING;
@@ -112,12 +112,13 @@ fn retire_text(r: &Retirement) -> String {
     )
 }
 
-impl<S, I, V, C> Rotator<S, I, V, C>
+impl<S, I, V, C, D> Rotator<S, I, V, C, D>
 where
     S: SecretStore,
     I: Iam,
     V: IdentityCheck,
     C: Clock,
+    D: Delivery,
 {
     /// Rotates, resumes or cancels one secret as `request` says.
     pub async fn rotate_local(

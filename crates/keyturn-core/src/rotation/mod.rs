@@ -10,18 +10,22 @@ use std::time::Duration;
 
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
-use crate::ports::{ApiError, Clock, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef};
+use crate::ports::{
+    ApiError, Clock, Delivery, Iam, IdentityCheck, Nowhere, SecretInfo, SecretStore, VersionRef,
+};
 use crate::rules::{self, OrphanPolicy, Retirement, Scope};
 use crate::secret::SecretValue;
 use crate::state::in_flight;
 use crate::tags::{self, AWSCURRENT, AWSPENDING};
 
 mod create;
+pub mod deliver;
 pub mod local;
 pub mod retire;
 mod steps;
 mod sweep;
 
+pub use deliver::{DeliveryReport, RollbackReport};
 pub use local::{LocalMode, LocalOutcome, LocalReport, LocalRequest};
 pub use sweep::{SweepOutcome, SweepReport};
 
@@ -58,6 +62,9 @@ pub struct RotationSettings {
     pub test_backoff: Backoff,
     /// The prefix, user path and master allow-list (`rules::scope`).
     pub scope: Scope,
+    /// Publish an EventBridge event per rotation, rollback, retirement and delivery
+    /// (`KEYTURN_EVENTS`).
+    pub events: bool,
 }
 
 /// What a step did.
@@ -124,12 +131,14 @@ impl StepReport {
     }
 }
 
-/// Runs rotation steps against the ports.
-pub struct Rotator<S, I, V, C> {
+/// Runs rotation steps against the ports. Delivery (sinks and events) is `Nowhere` until
+/// [`Rotator::with_delivery`] names one.
+pub struct Rotator<S, I, V, C, D = Nowhere> {
     store: S,
     iam: I,
     verifier: V,
     clock: C,
+    delivery: D,
     settings: RotationSettings,
 }
 
@@ -172,23 +181,41 @@ impl ManagedSecrets {
     }
 }
 
-impl<S, I, V, C> Rotator<S, I, V, C>
-where
-    S: SecretStore,
-    I: Iam,
-    V: IdentityCheck,
-    C: Clock,
-{
+impl<S, I, V, C> Rotator<S, I, V, C, Nowhere> {
     pub fn new(store: S, iam: I, verifier: V, clock: C, settings: RotationSettings) -> Self {
         Self {
             store,
             iam,
             verifier,
             clock,
+            delivery: Nowhere,
             settings,
         }
     }
+}
 
+impl<S, I, V, C, D> Rotator<S, I, V, C, D> {
+    /// The same rotator, delivering to sinks and publishing events through `delivery`.
+    pub fn with_delivery<D2: Delivery>(self, delivery: D2) -> Rotator<S, I, V, C, D2> {
+        Rotator {
+            store: self.store,
+            iam: self.iam,
+            verifier: self.verifier,
+            clock: self.clock,
+            delivery,
+            settings: self.settings,
+        }
+    }
+}
+
+impl<S, I, V, C, D> Rotator<S, I, V, C, D>
+where
+    S: SecretStore,
+    I: Iam,
+    V: IdentityCheck,
+    C: Clock,
+    D: Delivery,
+{
     pub fn store(&self) -> &S {
         &self.store
     }
@@ -203,6 +230,10 @@ where
 
     pub fn clock(&self) -> &C {
         &self.clock
+    }
+
+    pub fn delivery(&self) -> &D {
+        &self.delivery
     }
 
     pub fn settings(&self) -> &RotationSettings {

@@ -4,7 +4,7 @@
 
 use crate::error::RotationError;
 use crate::ports::{
-    AccessKeys, ApiError, ApiResult, Clock, Iam, IdentityCheck, KeyStatus, SecretStore,
+    AccessKeys, ApiError, ApiResult, Clock, Delivery, Iam, IdentityCheck, KeyStatus, SecretStore,
 };
 use crate::rules::{RetireAction, Retirement};
 
@@ -29,12 +29,13 @@ pub async fn retire(keys: &impl AccessKeys, r: &Retirement) -> ApiResult<()> {
     }
 }
 
-impl<S, I, V, C> Rotator<S, I, V, C>
+impl<S, I, V, C, D> Rotator<S, I, V, C, D>
 where
     S: SecretStore,
     I: Iam,
     V: IdentityCheck,
     C: Clock,
+    D: Delivery,
 {
     /// [`retire`], its failure named for `secret`.
     pub(crate) async fn retire_key(

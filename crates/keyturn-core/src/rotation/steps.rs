@@ -4,11 +4,14 @@ use std::time::{Duration, Instant};
 
 use crate::error::{rfc3339, RotationError};
 use crate::event::Step;
-use crate::ports::{ApiError, Clock, Iam, IdentityCheck, SecretStore, VersionRef};
+use crate::ports::{
+    ApiError, Clock, Delivery, Iam, IdentityCheck, KeyEvent, SecretStore, VersionRef,
+};
 use crate::rules::{self, SecretUser};
 use crate::secret::{SecretText, SecretValue};
 use crate::tags::{self, AWSCURRENT, AWSPENDING};
 
+use super::deliver::{event, Parcel};
 use super::{aws, Action, Opened, Rotator, StepReport};
 
 /// New keys are rejected until IAM has propagated them; transient faults are retried too.
@@ -16,12 +19,13 @@ fn retry_test(e: &ApiError) -> bool {
     matches!(e, ApiError::InvalidCredentials(_)) || e.is_transient()
 }
 
-impl<S, I, V, C> Rotator<S, I, V, C>
+impl<S, I, V, C, D> Rotator<S, I, V, C, D>
 where
     S: SecretStore,
     I: Iam,
     V: IdentityCheck,
     C: Clock,
+    D: Delivery,
 {
     /// setSecret: nothing to change in IAM. A key is live once created and testSecret proves it;
     /// listing keys here would cost a call and, under IAM's read-after-write lag, raise false alarms.
@@ -111,7 +115,9 @@ where
     /// finds it), then move AWSCURRENT to the token's version (Secrets Manager moves AWSPREVIOUS).
     pub(super) async fn finish(&self, o: &Opened<'_>) -> Result<StepReport, RotationError> {
         // Never promote a version that holds no key: consumers would lose access.
-        let pending = self.pending_value(o).await?;
+        let text = self.pending_text(o).await?;
+        let pending = self.parse_pending(o, text.clone())?;
+        let text = text.unwrap_or_else(|| pending.render());
         let key_id = pending
             .access_key_id()
             .ok_or_else(|| RotationError::NoKeyInValue {
@@ -121,6 +127,28 @@ where
             .to_string();
         let user = self.user_of(o, &pending)?.name;
         let current_version = o.info.version_with(AWSCURRENT).map(str::to_string);
+        // Every sink has the new key before AWSCURRENT moves: a failure here leaves AWSCURRENT on
+        // the old key (both are valid) and the retry delivers again.
+        let sinks = rules::sinks(o.name(), &o.info.tags)?;
+        let delivered = self
+            .deliver_to(
+                &sinks,
+                &Parcel {
+                    info: &o.info,
+                    text: &text,
+                    value: &pending,
+                    user: &user,
+                    key_id: &key_id,
+                    current_moved: false,
+                },
+            )
+            .await?;
+        let previous = rules::previous_key_to_record(&o.info, o.token, &key_id);
+        // The event names the key it replaces; read only when events are on (one call).
+        let replaced = match self.settings().events {
+            true => self.current_key_id(&o.info.arn).await.ok().flatten(),
+            false => None,
+        };
         // Recorded before the move: if the move then fails, the retry records it again; a time a
         // little early only makes "used since the cut-over" more cautious.
         let mut tags = vec![
@@ -129,8 +157,8 @@ where
             (tags::USER.to_string(), user.clone()),
             (tags::CURRENT_KEY.to_string(), key_id.clone()),
         ];
-        if let Some(previous) = rules::previous_key_to_record(&o.info, o.token, &key_id) {
-            tags.push((tags::PREVIOUS_KEY.to_string(), previous));
+        if let Some(previous) = &previous {
+            tags.push((tags::PREVIOUS_KEY.to_string(), previous.clone()));
         }
         self.store()
             .tag(&o.info.arn, &tags)
@@ -165,15 +193,20 @@ where
             }
             tracing::warn!(secret = o.name(), token = o.token, error = %e, "UpdateSecretVersionStage reported a failure but AWSCURRENT had moved");
         }
+        self.announce(event(
+            KeyEvent::ROTATION,
+            &o.info,
+            &user,
+            &key_id,
+            replaced.filter(|r| *r != key_id),
+            Some(o.token),
+            &delivered,
+        ))
+        .await?;
         let mut report = StepReport::new(Step::Finish, o.name(), Action::Promoted);
         report.user = Some(user);
         report.pending_key_id = Some(key_id);
         Ok(report)
-    }
-
-    async fn pending_value(&self, o: &Opened<'_>) -> Result<SecretValue, RotationError> {
-        let text = self.pending_text(o).await?;
-        self.parse_pending(o, text)
     }
 
     /// The token's AWSPENDING value as stored, if it has one.

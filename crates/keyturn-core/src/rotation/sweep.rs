@@ -6,11 +6,12 @@
 use time::OffsetDateTime;
 
 use crate::error::{describe_use, rfc3339, RotationError};
-use crate::ports::{Clock, Iam, IdentityCheck, KeyUse, SecretStore};
+use crate::ports::{Clock, Delivery, Iam, IdentityCheck, KeyEvent, KeyUse, SecretStore};
 use crate::rules::{RetireAction, SweepDecision, SweepPolicy};
 use crate::state::{in_flight, LastUse, Needs};
 use crate::tags::{self, AWSPREVIOUS};
 
+use super::deliver::event;
 use super::{aws, Rotator};
 
 /// What the sweep did (or, in a dry run, would do) for one secret.
@@ -131,12 +132,13 @@ pub struct SweepReport {
     pub failed: bool,
 }
 
-impl<S, I, V, C> Rotator<S, I, V, C>
+impl<S, I, V, C, D> Rotator<S, I, V, C, D>
 where
     S: SecretStore,
     I: Iam,
     V: IdentityCheck,
     C: Clock,
+    D: Delivery,
 {
     /// Sweeps one secret. With `dry_run`, decides but changes nothing.
     pub async fn sweep(
@@ -234,13 +236,13 @@ where
                 if !dry_run {
                     self.retire_key(&read.keys_api, name, &r).await?;
                 }
-                match r.action() {
+                let outcome = match r.action() {
                     RetireAction::Deactivate => {
                         if !dry_run {
                             self.record_deactivation(&info.arn, name, &key_id, now)
                                 .await?;
                         }
-                        (SweepOutcome::Deactivated { key_id }, false)
+                        SweepOutcome::Deactivated { key_id }
                     }
                     RetireAction::Delete => {
                         if !dry_run {
@@ -248,9 +250,23 @@ where
                             self.drop_previous(&info.arn, name, version, &key_id)
                                 .await?;
                         }
-                        (SweepOutcome::Deleted { key_id }, false)
+                        SweepOutcome::Deleted { key_id }
                     }
+                };
+                if !dry_run {
+                    let mut retired = event(
+                        KeyEvent::RETIREMENT,
+                        &info,
+                        &user,
+                        r.key_id(),
+                        None,
+                        None,
+                        &[],
+                    );
+                    retired.action = Some(outcome.as_str());
+                    self.announce(retired).await?;
                 }
+                (outcome, false)
             }
         };
         Ok(report(Some(user), outcome, failed))

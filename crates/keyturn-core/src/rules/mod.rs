@@ -8,12 +8,16 @@
 //!   [`Retirement`] is issued;
 //! - [`policy`]: rotation and sweep periods, due dates, the cut-over and "used since";
 //! - [`problems`]: what `keyturn status` reports as wrong;
+//! - [`sinks`]: where a secret's new key is delivered (its `keyturn:sink:*` tags);
+//! - [`rollback`]: whether AWSCURRENT may go back to AWSPREVIOUS;
 //! - [`scope`]: the prefix, user path and master allow-list that bound what keyturn acts on.
 
 pub mod policy;
 pub mod problems;
 pub mod retire;
+pub mod rollback;
 pub mod scope;
+pub mod sinks;
 
 use std::collections::BTreeMap;
 
@@ -32,7 +36,9 @@ pub use retire::{
     CancelPlan, OrphanPolicy, RetireAction, RetireReason, Retirement, StoreCheck, SweepDecision,
     YOUNG_KEY,
 };
+pub use rollback::{rollback_plan, RollbackPlan};
 pub use scope::{Scope, DEFAULT_PREFIX};
+pub use sinks::{sinks, GitHubScope, Sink, SinkKind};
 
 /// Where the secret's user name came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,9 @@
 use std::collections::BTreeSet;
 
 use crate::error::RotationError;
-use crate::ports::{AccessKeys, Clock, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef};
+use crate::ports::{
+    AccessKeys, Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef,
+};
 use crate::rotation::{aws, user_call_failed, Rotator};
 use crate::rules::{self, policy::current_is_recent, Scope};
 use crate::secret::{AccessKey, SecretValue};
@@ -22,12 +24,13 @@ pub struct Read<K> {
     pub keys_api: K,
 }
 
-impl<S, I, V, C> Rotator<S, I, V, C>
+impl<S, I, V, C, D> Rotator<S, I, V, C, D>
 where
     S: SecretStore,
     I: Iam,
     V: IdentityCheck,
     C: Clock,
+    D: Delivery,
 {
     /// Reads AWSCURRENT's value (and the token's, when it is a version), resolves the user, lists
     /// the user's keys (re-reading with bounded backoff while a key keyturn put there moments ago is

@@ -41,6 +41,20 @@ fn one_key(world: &World) {
     enrolled(world);
 }
 
+/// One key, and a secret that delivers to an SSM parameter and a GitHub repository.
+fn with_sinks(world: &World) {
+    world.add_user("app1");
+    let key = world.create_key("app1");
+    world.add_secret(
+        "keyturn/app1",
+        &canonical("app1", &key),
+        &[
+            ("keyturn:sink:param", "ssm:/app/key"),
+            ("keyturn:sink:ci", "github:acme/app"),
+        ],
+    );
+}
+
 /// After one rotation: AWSCURRENT and an unused AWSPREVIOUS, so createSecret must delete.
 fn two_keys(world: &World) {
     enrolled(world);
@@ -103,6 +117,22 @@ async fn fault_matrix(setup: fn(&World), label: &str) {
             );
             assert_eq!(world.keys_of("app1").len(), 2, "{ctx}");
             assert_no_orphans(&world, "keyturn/app1", "app1");
+            if world
+                .tags("keyturn/app1")
+                .contains_key("keyturn:sink:param")
+            {
+                // AWSCURRENT moved only after every sink had the new key.
+                assert_eq!(
+                    world.parameter("/app/key").map(|p| p.0),
+                    world.value_with("keyturn/app1", AWSCURRENT),
+                    "{ctx}: the parameter holds AWSCURRENT's value"
+                );
+                assert_eq!(
+                    world.github_secret("/repos/acme/app/actions/secrets/AWS_ACCESS_KEY_ID"),
+                    Some(current.id.clone()),
+                    "{ctx}: GitHub holds the current key"
+                );
+            }
         }
     }
 }
@@ -115,4 +145,9 @@ async fn every_call_of_a_first_rotation_faulted_then_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn every_call_of_a_rotation_that_deletes_the_previous_key_faulted_then_retried() {
     fault_matrix(two_keys, "two keys").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn every_call_of_a_rotation_with_sinks_faulted_then_retried() {
+    fault_matrix(with_sinks, "sinks").await;
 }

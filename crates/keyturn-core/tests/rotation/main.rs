@@ -1,5 +1,6 @@
 //! The rotation engine against the in-memory model of Secrets Manager and IAM.
 
+mod delivery;
 mod faults;
 mod manage;
 mod rules;
@@ -16,7 +17,7 @@ use keyturn_core::{
     SecretValue, Step, StepReport,
 };
 
-pub type FakeRotator = Rotator<World, World, World, World>;
+pub type FakeRotator = Rotator<World, World, World, World, World>;
 
 pub fn settings() -> RotationSettings {
     RotationSettings {
@@ -28,6 +29,7 @@ pub fn settings() -> RotationSettings {
             max: Duration::from_secs(4),
         },
         scope: Default::default(),
+        events: false,
     }
 }
 
@@ -43,6 +45,7 @@ pub fn rotator_with(world: &World, settings: RotationSettings) -> FakeRotator {
         world.clone(),
         settings,
     )
+    .with_delivery(world.clone())
 }
 
 pub fn event(step: Step, secret: &str, token: &str) -> RotationEvent {

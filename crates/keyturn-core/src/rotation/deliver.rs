@@ -1,0 +1,391 @@
+//! Delivering a key to the secret's sinks, announcing it on EventBridge, `keyturn deliver` and
+//! `keyturn rollback`.
+//!
+//! finishSecret delivers to every sink before it moves AWSCURRENT, so a failing sink leaves
+//! AWSCURRENT on the old key (both keys are valid) and the retry delivers again; rewriting the same
+//! value is harmless. The event follows the move, so that a consumer acting on it reads the new key.
+
+use crate::error::{rfc3339, RotationError};
+use crate::ports::{
+    AccessKeys, ApiError, Clock, Delivery, Iam, IdentityCheck, KeyEvent, KeyStatus, SecretInfo,
+    SecretStore, VersionRef,
+};
+use crate::rules::{self, Sink, SinkKind};
+use crate::secret::{SecretText, SecretValue};
+use crate::state::Needs;
+use crate::tags::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+
+use super::{aws, Rotator};
+
+/// What `keyturn deliver` did for one secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub secret: String,
+    pub user: String,
+    pub key_id: String,
+    /// The sinks delivered to, by name.
+    pub sinks: Vec<String>,
+    /// An event was published.
+    pub announced: bool,
+}
+
+/// What `keyturn rollback` did (or, in a dry run, would do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackReport {
+    pub secret: String,
+    pub user: String,
+    /// The key AWSCURRENT holds again.
+    pub key_id: String,
+    /// The key it held before, now AWSPREVIOUS and left to the sweep.
+    pub from_key: Option<String>,
+    pub reactivated: bool,
+    pub sinks: Vec<String>,
+    pub announced: bool,
+    pub dry_run: bool,
+}
+
+/// The key being delivered and whose it is, for the calls and their messages.
+pub(crate) struct Parcel<'a> {
+    pub info: &'a SecretInfo,
+    pub text: &'a SecretText,
+    pub value: &'a SecretValue,
+    pub user: &'a str,
+    pub key_id: &'a str,
+    /// AWSCURRENT already holds the key (deliver, rollback after its move): said in errors.
+    pub current_moved: bool,
+}
+
+impl<S, I, V, C, D> Rotator<S, I, V, C, D>
+where
+    S: SecretStore,
+    I: Iam,
+    V: IdentityCheck,
+    C: Clock,
+    D: Delivery,
+{
+    /// Delivers `parcel` to every sink, in order; the first failure stops and names its sink.
+    /// Calls: one PutParameter per SSM sink; per GitHub sink one GET of the public key and one PUT
+    /// per secret name (two).
+    pub(crate) async fn deliver_to(
+        &self,
+        sinks: &[Sink],
+        parcel: &Parcel<'_>,
+    ) -> Result<Vec<String>, RotationError> {
+        let failed =
+            |sink: &Sink, action: &'static str, source: ApiError| RotationError::SinkFailed {
+                secret: parcel.info.name.clone(),
+                sink: sink.describe(),
+                action,
+                user: parcel.user.to_string(),
+                key_id: parcel.key_id.to_string(),
+                current_moved: parcel.current_moved,
+                source,
+            };
+        let mut delivered = Vec::with_capacity(sinks.len());
+        for sink in sinks {
+            match &sink.kind {
+                SinkKind::Parameter { name, kms_key } => self
+                    .delivery()
+                    .put_parameter(name, kms_key.as_deref(), parcel.text)
+                    .await
+                    .map_err(|e| failed(sink, "PutParameter", e))?,
+                SinkKind::GitHub {
+                    scope,
+                    id_name,
+                    secret_name,
+                } => {
+                    let key = parcel
+                        .value
+                        .key()
+                        .ok_or_else(|| RotationError::NoKeyInValue {
+                            secret: parcel.info.name.clone(),
+                            version: AWSCURRENT.into(),
+                        })?;
+                    let sealing = self
+                        .delivery()
+                        .github_public_key(scope)
+                        .await
+                        .map_err(|e| failed(sink, "GitHub GET public-key", e))?;
+                    let id = SecretText::new(key.id.clone());
+                    let secret = SecretText::new(key.secret.expose());
+                    for (name, value) in [(id_name, &id), (secret_name, &secret)] {
+                        self.delivery()
+                            .github_put_secret(scope, name, &sealing, value)
+                            .await
+                            .map_err(|e| failed(sink, "GitHub PUT secret", e))?;
+                    }
+                }
+            }
+            tracing::info!(secret = %parcel.info.name, sink = %sink.name, kind = sink.kind_name(), key_id = parcel.key_id, "delivered");
+            delivered.push(sink.name.clone());
+        }
+        Ok(delivered)
+    }
+
+    /// Publishes `event` when events are enabled; `Ok(false)` when they are not.
+    pub(crate) async fn announce(&self, event: KeyEvent) -> Result<bool, RotationError> {
+        if !self.settings().events {
+            return Ok(false);
+        }
+        self.delivery()
+            .publish(&event)
+            .await
+            .map_err(|source| RotationError::EventFailed {
+                secret: event.secret.clone(),
+                user: event.user.clone(),
+                key_id: event.key_id.clone(),
+                detail_type: event.detail_type,
+                source,
+            })?;
+        tracing::info!(secret = %event.secret, detail_type = event.detail_type, key_id = %event.key_id, "event published");
+        Ok(true)
+    }
+
+    /// `keyturn deliver`: AWSCURRENT's key to every sink, again, and the event. The key must be
+    /// one of the secret's user's active keys in IAM: a key that does not work is never delivered.
+    pub async fn deliver(&self, secret_id: &str) -> Result<DeliveryReport, RotationError> {
+        let info = self.describe(secret_id).await?;
+        let sinks = rules::sinks(&info.name, &info.tags)?;
+        let read = self
+            .read_state(info.clone(), None, Needs::default())
+            .await?;
+        let current = read
+            .current
+            .as_ref()
+            .ok_or_else(|| RotationError::NoCurrentVersion {
+                secret: info.name.clone(),
+            })?;
+        rules::check_whose_key(&read.state)?;
+        let user = read.state.user.name.clone();
+        let key_id = self.deliverable_key(&read.state, current, &info.name)?;
+        let text = current.render();
+        let delivered = self
+            .deliver_to(
+                &sinks,
+                &Parcel {
+                    info: &info,
+                    text: &text,
+                    value: current,
+                    user: &user,
+                    key_id: &key_id,
+                    current_moved: true,
+                },
+            )
+            .await?;
+        let announced = self
+            .announce(event(
+                KeyEvent::DELIVERY,
+                &info,
+                &user,
+                &key_id,
+                None,
+                info.version_with(AWSCURRENT),
+                &delivered,
+            ))
+            .await?;
+        Ok(DeliveryReport {
+            secret: info.name,
+            user,
+            key_id,
+            sinks: delivered,
+            announced,
+        })
+    }
+
+    /// AWSCURRENT's key id, if IAM lists it as the user's and active.
+    fn deliverable_key(
+        &self,
+        state: &crate::state::SecretState,
+        current: &SecretValue,
+        secret: &str,
+    ) -> Result<String, RotationError> {
+        let key_id = current
+            .access_key_id()
+            .ok_or_else(|| RotationError::NoKeyInValue {
+                secret: secret.to_string(),
+                version: AWSCURRENT.into(),
+            })?
+            .to_string();
+        match state.key(&key_id) {
+            Some(k) if k.status == KeyStatus::Active => Ok(key_id),
+            _ => Err(RotationError::NotUsersKey {
+                secret: secret.to_string(),
+                user: state.user.name.clone(),
+                key_id,
+            }),
+        }
+    }
+
+    /// `keyturn rollback`: AWSCURRENT back to the AWSPREVIOUS version, as `rules::rollback_plan`
+    /// allows. Order: reactivate the key if the sweep deactivated it, deliver it to the sinks (a
+    /// failure leaves AWSCURRENT where it was), record the rollback in the tags, move AWSCURRENT,
+    /// announce. With `dry_run`, plans and changes nothing.
+    pub async fn rollback(
+        &self,
+        secret_id: &str,
+        dry_run: bool,
+    ) -> Result<RollbackReport, RotationError> {
+        let info = self.describe(secret_id).await?;
+        let name = info.name.clone();
+        let sinks = rules::sinks(&name, &info.tags)?;
+        let needs = Needs {
+            all_versions: true,
+            ..Needs::default()
+        };
+        let read = self.read_state(info.clone(), None, needs).await?;
+        let plan =
+            rules::rollback_plan(&read.state).map_err(|why| RotationError::RollbackRefused {
+                secret: name.clone(),
+                why,
+            })?;
+        let user = read.state.user.name.clone();
+        let text = self
+            .store()
+            .value(
+                &info.arn,
+                &VersionRef::IdWithLabel(plan.version.clone(), AWSPREVIOUS),
+            )
+            .await
+            .map_err(|e| aws("GetSecretValue", &name, Some(&user), Some(&plan.key_id), e))?
+            .ok_or_else(|| RotationError::RollbackRefused {
+                secret: name.clone(),
+                why: format!("the AWSPREVIOUS version {} has no value", plan.version),
+            })?;
+        let value = SecretValue::parse(&text).map_err(|reason| RotationError::BadValue {
+            secret: name.clone(),
+            version: AWSPREVIOUS.into(),
+            reason,
+        })?;
+        if value.access_key_id() != Some(plan.key_id.as_str()) {
+            return Err(RotationError::RollbackRefused {
+                secret: name,
+                why: "the AWSPREVIOUS version changed while keyturn read it; run again".into(),
+            });
+        }
+        let mut report = RollbackReport {
+            secret: name.clone(),
+            user: user.clone(),
+            key_id: plan.key_id.clone(),
+            from_key: plan.from_key.clone(),
+            reactivated: plan.reactivate,
+            sinks: sinks.iter().map(|s| s.name.clone()).collect(),
+            announced: self.settings().events,
+            dry_run,
+        };
+        if dry_run {
+            return Ok(report);
+        }
+        if plan.reactivate {
+            read.keys_api
+                .set_status(&user, &plan.key_id, KeyStatus::Active)
+                .await
+                .map_err(|e| aws("UpdateAccessKey", &name, Some(&user), Some(&plan.key_id), e))?;
+            tracing::info!(secret = %name, user = %user, key_id = %plan.key_id, "reactivated for the rollback");
+        }
+        report.sinks = self
+            .deliver_to(
+                &sinks,
+                &Parcel {
+                    info: &info,
+                    text: &text,
+                    value: &value,
+                    user: &user,
+                    key_id: &plan.key_id,
+                    current_moved: false,
+                },
+            )
+            .await?;
+        let now = rfc3339(self.clock().now());
+        let mut record = vec![
+            (tags::ROLLED_BACK_AT.to_string(), now.clone()),
+            (
+                tags::ROLLED_BACK_FROM.to_string(),
+                plan.from_key.clone().unwrap_or_default(),
+            ),
+            // The restored key took over now: the sweep's grace and "used since" start again.
+            (tags::CUTOVER_VERSION.to_string(), plan.version.clone()),
+            (tags::CUTOVER_AT.to_string(), now),
+            (tags::CURRENT_KEY.to_string(), plan.key_id.clone()),
+            (
+                tags::PREVIOUS_KEY.to_string(),
+                plan.from_key.clone().unwrap_or_default(),
+            ),
+        ];
+        if info.tags.get(tags::DEACTIVATED_KEY) == Some(&plan.key_id) {
+            // The sweep's record of deactivating it no longer holds.
+            record.push((tags::DEACTIVATED_KEY.to_string(), String::new()));
+        }
+        self.store()
+            .tag(&info.arn, &record)
+            .await
+            .map_err(|e| aws("TagResource", &name, Some(&user), Some(&plan.key_id), e))?;
+        if plan.clear_pending {
+            self.store()
+                .move_label(&info.arn, AWSPENDING, None, Some(&plan.from_version))
+                .await
+                .map_err(|e| {
+                    aws(
+                        "UpdateSecretVersionStage",
+                        &name,
+                        Some(&user),
+                        plan.from_key.as_deref(),
+                        e,
+                    )
+                })?;
+        }
+        self.store()
+            .move_label(
+                &info.arn,
+                AWSCURRENT,
+                Some(&plan.version),
+                Some(&plan.from_version),
+            )
+            .await
+            .map_err(|e| {
+                aws(
+                    "UpdateSecretVersionStage",
+                    &name,
+                    Some(&user),
+                    Some(&plan.key_id),
+                    e,
+                )
+            })?;
+        tracing::info!(secret = %name, user = %user, key_id = %plan.key_id, from_key = plan.from_key.as_deref().unwrap_or(""), "rolled back");
+        report.announced = self
+            .announce(event(
+                KeyEvent::ROLLBACK,
+                &info,
+                &user,
+                &plan.key_id,
+                plan.from_key.clone(),
+                Some(&plan.version),
+                &report.sinks,
+            ))
+            .await?;
+        Ok(report)
+    }
+}
+
+/// An event about `key_id` of `user` in `info`'s secret.
+pub(crate) fn event(
+    detail_type: &'static str,
+    info: &SecretInfo,
+    user: &str,
+    key_id: &str,
+    previous_key_id: Option<String>,
+    version: Option<&str>,
+    sinks: &[String],
+) -> KeyEvent {
+    KeyEvent {
+        detail_type,
+        secret: info.name.clone(),
+        secret_arn: info.arn.clone(),
+        account: info.account_id().map(str::to_string),
+        user: user.to_string(),
+        key_id: key_id.to_string(),
+        previous_key_id,
+        version: version.map(str::to_string),
+        action: None,
+        sinks: sinks.to_vec(),
+    }
+}
