@@ -1,15 +1,20 @@
-//! keyturn-aws: thin adapters from keyturn-core's ports to the AWS SDK for Rust.
+//! keyturn-aws: thin adapters from keyturn-core's ports to the AWS SDK for Rust, and to GitHub's
+//! REST API for the Actions-secrets sink (`github`).
 //!
 //! One SDK call per port method; every SDK error goes through [`errors::from_sdk`], the one place
 //! that classifies errors (and so decides what is transient). Clients are built once per process
 //! from one `SdkConfig` ([`Aws::from_config`]); signing with a key held in a secret derives a
 //! client from the same configuration without I/O.
 
+pub mod delivery;
 pub mod errors;
+pub mod events;
+pub mod github;
 pub mod iam;
 pub mod org;
 pub mod probe;
 pub mod secrets;
+pub mod ssm;
 pub mod sts;
 pub mod time;
 
@@ -20,14 +25,15 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::SdkConfig;
 use keyturn_core::{RotationSettings, Rotator};
 
+pub use delivery::{GitHubSettings, Sinks};
 pub use iam::{IamClients, IamKeys};
 pub use org::{OrgAccount, Organization};
 pub use secrets::SecretsManager;
 pub use sts::{AssumedRole, Sts};
 pub use time::SystemClock;
 
-/// The rotator wired to AWS.
-pub type AwsRotator = Rotator<SecretsManager, IamClients, Sts, SystemClock>;
+/// The rotator wired to AWS, delivering to the sinks.
+pub type AwsRotator = Rotator<SecretsManager, IamClients, Sts, SystemClock, Sinks>;
 
 /// Retries and timeouts for every keyturn client: bounded attempts with the SDK's standard
 /// exponential backoff (which also handles throttling), and timeouts so a hung call cannot eat the
@@ -95,18 +101,21 @@ pub struct Aws {
     pub secrets: SecretsManager,
     pub iam: IamClients,
     pub sts: Sts,
+    pub sinks: Sinks,
 }
 
 impl Aws {
-    pub fn from_config(config: &SdkConfig) -> Self {
+    pub fn from_config(config: &SdkConfig, github: &GitHubSettings) -> Self {
         Self {
             secrets: SecretsManager::new(aws_sdk_secretsmanager::Client::new(config)),
             iam: IamClients::new(aws_sdk_iam::Client::new(config)),
             sts: Sts::new(aws_sdk_sts::Client::new(config)),
+            sinks: Sinks::from_config(config, github),
         }
     }
 
     pub fn rotator(self, settings: RotationSettings) -> AwsRotator {
         Rotator::new(self.secrets, self.iam, self.sts, SystemClock, settings)
+            .with_delivery(self.sinks)
     }
 }

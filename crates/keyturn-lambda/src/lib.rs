@@ -227,7 +227,8 @@ fn response(r: &StepReport) -> Value {
 /// `KEYTURN_TEST_BACKOFF_MS` and `KEYTURN_TEST_MAX_BACKOFF_MS` (the new-key test's backoff), and
 /// the scope: `KEYTURN_SECRET_PREFIX` (the deployment's SecretNamePrefix, default `keyturn/`),
 /// `KEYTURN_USER_PATH` (its UserPath, default `/`) and `KEYTURN_MASTER_SECRETS` (the secrets a
-/// `masterarn` may name, comma-separated names or ARNs; default none).
+/// `masterarn` may name, comma-separated names or ARNs; default none); and `KEYTURN_EVENTS`
+/// (`true`: publish an EventBridge event per rotation and retirement).
 pub fn settings_from_env(get: impl Fn(&str) -> Option<String>) -> Result<RotationSettings, String> {
     let default = Backoff::default();
     let number = |name: &str, default: u64| -> Result<u64, String> {
@@ -254,8 +255,14 @@ pub fn settings_from_env(get: impl Fn(&str) -> Option<String>) -> Result<Rotatio
             .collect::<Vec<_>>(),
     )
     .map_err(|e| format!("{e}; fix the function's configuration"))?;
+    let events = match get("KEYTURN_EVENTS").as_deref().map(str::trim) {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return Err(format!("KEYTURN_EVENTS={v:?}: expected true or false")),
+    };
     Ok(RotationSettings {
         scope,
+        events,
         require_rotation_enabled: true,
         default_user: get("IAM_USER_NAME").filter(|u| !u.trim().is_empty()),
         test_backoff: Backoff {
@@ -270,6 +277,15 @@ pub fn settings_from_env(get: impl Fn(&str) -> Option<String>) -> Result<Rotatio
             )?),
         },
     })
+}
+
+/// GitHub's API base (`KEYTURN_GITHUB_API`) and the secret holding its token
+/// (`KEYTURN_GITHUB_TOKEN_SECRET`), for github and github-org sinks.
+pub fn github_from_env(get: impl Fn(&str) -> Option<String>) -> keyturn_aws::GitHubSettings {
+    keyturn_aws::GitHubSettings {
+        api_base: get("KEYTURN_GITHUB_API").filter(|v| !v.trim().is_empty()),
+        token_secret: get("KEYTURN_GITHUB_TOKEN_SECRET").filter(|v| !v.trim().is_empty()),
+    }
 }
 
 /// JSON logs for CloudWatch, one object per line. Level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`

@@ -21,7 +21,8 @@ async fn main() -> Result<(), Error> {
         .load()
         .await;
     // Built once: every invocation this process serves reuses the clients and connections.
-    let rotator = Aws::from_config(&config).rotator(settings);
+    let github = keyturn_lambda::github_from_env(|k| std::env::var(k).ok());
+    let rotator = Aws::from_config(&config, &github).rotator(settings);
     let (rotator, policy) = (&rotator, &policy);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         keyturn_lambda::handle(rotator, policy, event).await

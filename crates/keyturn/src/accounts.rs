@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use aws_config::SdkConfig;
-use keyturn_aws::{AssumedRole, Aws, Organization, Sts};
+use keyturn_aws::{AssumedRole, Aws, GitHubSettings, Organization, Sts};
 use serde::Serialize;
 
 use crate::args::AccountArgs;
@@ -48,6 +48,7 @@ pub struct Fleet {
     session: String,
     /// STS with the caller's credentials, built once: every AssumeRole goes through it.
     sts: Sts,
+    github: GitHubSettings,
 }
 
 /// An account reached: its configuration (its own credentials) and whether the command may draw
@@ -56,11 +57,13 @@ pub struct Reached {
     pub account: Account,
     pub config: SdkConfig,
     pub progress: bool,
+    github: GitHubSettings,
 }
 
 impl Reached {
+    /// The account's clients; GitHub's token secret is read in this account.
     pub fn aws(&self) -> Aws {
-        Aws::from_config(&self.config)
+        Aws::from_config(&self.config, &self.github)
     }
 }
 
@@ -124,6 +127,7 @@ impl Fleet {
         config: &SdkConfig,
         a: &AccountArgs,
         command: &str,
+        github: &GitHubSettings,
     ) -> anyhow::Result<Self> {
         for id in a.accounts.iter().chain(&a.exclude) {
             if !is_account_id(id) {
@@ -225,6 +229,7 @@ impl Fleet {
             concurrency: a.account_concurrency,
             session: format!("keyturn-{}", command.replace(' ', "-")),
             sts,
+            github: github.clone(),
         })
     }
 
@@ -256,6 +261,7 @@ impl Fleet {
                 account: account.clone(),
                 config: self.config.clone(),
                 progress,
+                github: self.github.clone(),
             });
         }
         let role = self.role_arn(&account.id);
@@ -264,6 +270,7 @@ impl Fleet {
                 account: account.clone(),
                 config: keyturn_aws::role_config(&self.config, assumed),
                 progress,
+                github: self.github.clone(),
             }),
             Err(e) => Err(format!(
                 "account {}: could not assume {role}: {e}; deploy the member role there (deploy/org/member-role.yaml, or the organization StackSet), check that its trust admits {}{}, or leave the account out with --exclude-account {}",

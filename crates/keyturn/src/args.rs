@@ -13,6 +13,8 @@ pub struct Cli {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
     /// Output format (default table; credential-process prints its JSON only; enroll and
     /// status have no CSV form).
     #[arg(long, global = true, value_enum)]
@@ -63,6 +65,27 @@ pub struct ScopeArgs {
         value_delimiter = ','
     )]
     pub master_secrets: Vec<String>,
+}
+
+/// Where new keys go besides the secret: the sinks its `keyturn:sink:*` tags name, and events.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Delivery")]
+pub struct DeliveryArgs {
+    /// Publish an EventBridge event (source keyturn, default bus) per rotation, rollback,
+    /// retirement and delivery, with key ids only.
+    #[arg(long, global = true, env = "KEYTURN_EVENTS")]
+    pub events: bool,
+    /// The Secrets Manager secret holding the GitHub token that github and github-org sinks use.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYTURN_GITHUB_TOKEN_SECRET",
+        value_name = "SECRET"
+    )]
+    pub github_token_secret: Option<String>,
+    /// GitHub's REST API (GitHub Enterprise Server: https://HOST/api/v3).
+    #[arg(long, global = true, env = "KEYTURN_GITHUB_API", value_name = "URL", default_value = keyturn_aws::github::DEFAULT_API_BASE)]
+    pub github_api: String,
 }
 
 /// Which accounts a command runs in: the caller's own (none of these given), or accounts of the
@@ -133,6 +156,10 @@ pub enum Command {
     Audit(AuditArgs),
     /// Print the AWS credential_process JSON for the secret's AWSCURRENT key.
     CredentialProcess(CredentialProcessArgs),
+    /// Deliver each secret's AWSCURRENT key to its sinks again (and announce it, with --events).
+    Deliver(DeliverArgs),
+    /// Put AWSCURRENT back on the AWSPREVIOUS version while its key exists, and deliver it.
+    Rollback(RollbackArgs),
     /// Across an AWS Organization: `org check` tries, in each account, what keyturn needs.
     #[command(subcommand)]
     Org(OrgCommand),
@@ -161,6 +188,8 @@ impl Command {
             Command::Sweep(_) => "sweep",
             Command::Audit(_) => "audit",
             Command::CredentialProcess(_) => "credential-process",
+            Command::Deliver(_) => "deliver",
+            Command::Rollback(_) => "rollback",
             Command::Org(OrgCommand::Check(_)) => "org check",
         }
     }
@@ -171,9 +200,11 @@ impl Command {
             Command::Rotate(_) | Command::Sweep(_) | Command::Audit(_) => {
                 &[Output::Table, Output::Json, Output::Csv]
             }
-            Command::Enroll(_) | Command::Status(_) | Command::Org(_) => {
-                &[Output::Table, Output::Json]
-            }
+            Command::Enroll(_)
+            | Command::Status(_)
+            | Command::Org(_)
+            | Command::Deliver(_)
+            | Command::Rollback(_) => &[Output::Table, Output::Json],
             // The AWS SDKs read this JSON; any other form would break them.
             Command::CredentialProcess(_) => &[Output::Json],
         }
@@ -345,4 +376,21 @@ pub struct CredentialProcessArgs {
     /// Minutes until SDKs read the key again, so they pick up a rotation (1 to 720).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u16).range(1..=720))]
     pub refresh_minutes: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct DeliverArgs {
+    /// Secrets whose AWSCURRENT key to deliver (names or ARNs).
+    #[arg(value_name = "SECRET", required = true)]
+    pub secrets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The secret to roll back (name or ARN).
+    #[arg(value_name = "SECRET")]
+    pub secret: String,
+    /// Check everything and print the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

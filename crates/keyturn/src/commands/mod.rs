@@ -3,6 +3,7 @@
 
 mod audit;
 mod credential_process;
+mod deliver;
 mod enroll;
 mod org;
 mod rotate;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use keyturn_aws::{Aws, AwsRotator};
+use keyturn_aws::{Aws, AwsRotator, GitHubSettings};
 use keyturn_core::audit::exempt::Exemptions;
 use keyturn_core::rotation::ManagedSecrets;
 use keyturn_core::rules;
@@ -40,36 +41,47 @@ pub async fn run(cli: Cli, output: Output) -> anyhow::Result<bool> {
     let settings = RotationSettings {
         require_rotation_enabled: false,
         scope,
+        events: cli.delivery.events,
         ..RotationSettings::default()
+    };
+    let github = GitHubSettings {
+        api_base: Some(cli.delivery.github_api.clone()),
+        token_secret: cli.delivery.github_token_secret.clone(),
     };
     let name = cli.command.name();
     match cli.command {
-        Command::Enroll(a) => enroll::run(&own(&config, settings), &a, output).await,
+        Command::Enroll(a) => enroll::run(&own(&config, &github, settings), &a, output).await,
         Command::Rotate(a) => {
-            let fleet = Fleet::select(&config, &a.accounts, name).await?;
+            let fleet = Fleet::select(&config, &a.accounts, name, &github).await?;
             rotate::run(&fleet, settings, exemptions, a, output).await
         }
-        Command::Status(a) => status::run(&own(&config, settings), a, output).await,
+        Command::Status(a) => status::run(&own(&config, &github, settings), a, output).await,
         Command::Sweep(a) => {
-            let fleet = Fleet::select(&config, &a.accounts, name).await?;
+            let fleet = Fleet::select(&config, &a.accounts, name, &github).await?;
             sweep::run(&fleet, settings, a, output).await
         }
         // Json, the one format it has (checked in main).
-        Command::CredentialProcess(a) => credential_process::run(&own(&config, settings), a).await,
+        Command::CredentialProcess(a) => {
+            credential_process::run(&own(&config, &github, settings), a).await
+        }
+        Command::Deliver(a) => deliver::deliver(&own(&config, &github, settings), a, output).await,
+        Command::Rollback(a) => {
+            deliver::rollback(&own(&config, &github, settings), a, output).await
+        }
         Command::Audit(a) => {
-            let fleet = Fleet::select(&config, &a.accounts, name).await?;
+            let fleet = Fleet::select(&config, &a.accounts, name, &github).await?;
             audit::run(&fleet, settings, exemptions, a, output).await
         }
         Command::Org(OrgCommand::Check(a)) => {
-            let fleet = Fleet::select(&config, &a.accounts, name).await?;
+            let fleet = Fleet::select(&config, &a.accounts, name, &github).await?;
             org::check(&fleet, &cli.scope.prefix, output).await
         }
     }
 }
 
 /// The rotator for the caller's own account (the commands that act on one secret).
-fn own(config: &SdkConfig, settings: RotationSettings) -> Arc<AwsRotator> {
-    Arc::new(Aws::from_config(config).rotator(settings))
+fn own(config: &SdkConfig, github: &GitHubSettings, settings: RotationSettings) -> Arc<AwsRotator> {
+    Arc::new(Aws::from_config(config, github).rotator(settings))
 }
 
 fn load_exemptions(path: Option<&std::path::Path>) -> anyhow::Result<Exemptions> {
