@@ -208,12 +208,19 @@ def test_a_malformed_sink_tag_is_refused_before_any_key_is_created(moto, keyturn
     assert parameter(moto, param) is None
 
 
-def test_a_github_sink_without_a_token_fails_naming_the_setting(moto, keyturn, secrets_seen):
-    _, secret_id, old, _, _ = sink_secret(moto, secrets_seen, prefix="notoken")
+def test_sinks_the_deployment_does_not_allow_are_refused_before_any_key_is_made(moto, keyturn, function_factory, sink_env, secrets_seen):
+    user, secret_id, old, _, _ = sink_secret(moto, secrets_seen, prefix="notoken")
     proc = keyturn("--output", "json", "rotate", secret_id, check=False)
     row = json.loads(proc.stdout)[0]
-    assert row["errorType"] == "SinkFailed" and "KEYTURN_GITHUB_TOKEN_SECRET" in row["error"], row
-    assert value(moto, secret_id, "AWSCURRENT")["AccessKeyId"] == old["AccessKeyId"]
+    assert row["errorType"] == "BadSink" and "KEYTURN_GITHUB_TOKEN_SECRET" in row["error"], row
+    outside = keyturn("--output", "json", "rotate", "--github-owner", "acme", secret_id, env_extra=sink_env, check=False)
+    row = json.loads(outside.stdout)[0]
+    assert row["errorType"] == "BadSink" and "GitHub owner acme-" in row["error"], row
+    # The function as the template configures it without SsmParameterPrefix.
+    fn = function_factory(KEYTURN_SSM_PREFIX="none", **sink_env)
+    ok, body = fn.step("createSecret", secret_id, start_rotation(moto, secret_id))
+    assert not ok and body["errorType"] == "BadSink" and "SsmParameterPrefix" in body["errorMessage"], body
+    assert key_statuses(moto, user) == {old["AccessKeyId"]: "Active"}
 
 
 def test_rollback_puts_the_previous_key_back_reactivating_it_and_delivers(moto, keyturn, github, sink_env, events_queue, secrets_seen):

@@ -135,6 +135,38 @@ def test_master_secrets_are_readable_and_allow_listed_and_nothing_else(moto):
     assert kms["Condition"]["StringLike"]["kms:EncryptionContext:SecretARN"] == [PREFIX_ARN.format(region=REGION), master]
 
 
+SINK_SIDS = {"SsmSinksUnderThePrefix", "SsmSinkCustomerKeysThroughSsmOnly", "ReadTheGitHubToken", "AnnounceOnTheDefaultBus"}
+
+
+def test_each_sink_permission_comes_only_with_its_parameter(moto):
+    plain = deploy(moto, {})["policy"]
+    assert not SINK_SIDS & {s.get("Sid") for s in plain["Statement"]}, "no sink, no permission"
+    env = function_environment()
+    assert env["KEYTURN_EVENTS"] == {"Ref": "PublishEvents"}
+    assert env["KEYTURN_SSM_PREFIX"] == {"Fn::If": ["HasSsmSinks", {"Ref": "SsmParameterPrefix"}, "none"]}
+    assert env["KEYTURN_GITHUB_TOKEN_SECRET"] == {"Ref": "GitHubTokenSecretArn"}
+    assert env["KEYTURN_GITHUB_OWNERS"] == {"Fn::Join": [",", {"Ref": "GitHubOwners"}]}
+    token = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:ci/github-token-AbCdEf"
+    cmk = f"arn:aws:kms:{REGION}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    policy = deploy(moto, {
+        "SsmParameterPrefix": "/keyturn/", "SsmKmsKeyArns": cmk, "GitHubTokenSecretArn": token,
+        "GitHubOwners": "acme", "PublishEvents": "true",
+    })["policy"]
+    ssm = statement(policy, "SsmSinksUnderThePrefix")
+    assert ssm["Action"] in ("ssm:PutParameter", ["ssm:PutParameter"])
+    assert ssm["Resource"] == f"arn:aws:ssm:{REGION}:123456789012:parameter/keyturn/*"
+    kms = statement(policy, "SsmSinkCustomerKeysThroughSsmOnly")
+    assert kms["Resource"] in (cmk, [cmk]) and kms["Condition"]["StringEquals"]["kms:ViaService"] == f"ssm.{REGION}.amazonaws.com"
+    github = statement(policy, "ReadTheGitHubToken")
+    assert github["Resource"] == token and github["Action"] in ("secretsmanager:GetSecretValue", ["secretsmanager:GetSecretValue"])
+    events = statement(policy, "AnnounceOnTheDefaultBus")
+    assert events["Resource"] == f"arn:aws:events:{REGION}:123456789012:event-bus/default"
+    assert events["Condition"]["StringEquals"]["events:source"] == "keyturn"
+    # A customer key alone grants nothing without SSM sinks.
+    alone = deploy(moto, {"SsmKmsKeyArns": cmk})["policy"]
+    assert not SINK_SIDS & {s.get("Sid") for s in alone["Statement"]}
+
+
 @pytest.mark.parametrize("prefix", ["keyturn", "keyturn-prod", "/keyturn/", ""])
 def test_a_prefix_without_a_trailing_slash_is_refused(prefix):
     # CloudFormation applies AllowedPattern to the whole value (moto does not check it).

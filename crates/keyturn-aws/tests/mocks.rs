@@ -702,3 +702,73 @@ async fn a_probe_is_allowed_on_not_found_denied_on_access_denied_and_an_error_ot
         .expect("answered"));
     assert!(prober.allowed(Probe::DeleteAccessKey).await.is_err());
 }
+
+#[tokio::test]
+async fn the_ssm_sink_puts_an_overwritten_secure_string_with_the_key_asked_for() {
+    use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
+    use aws_sdk_ssm::types::ParameterType;
+    let rule = mock!(aws_sdk_ssm::Client::put_parameter)
+        .match_requests(|r| {
+            r.name() == Some("/keyturn/app1")
+                && r.value() == Some(r#"{"k":"v"}"#)
+                && r.r#type() == Some(&ParameterType::SecureString)
+                && r.overwrite() == Some(true)
+                && r.key_id() == Some("alias/app")
+        })
+        .then_output(|| PutParameterOutput::builder().version(2).build());
+    let ssm = keyturn_aws::ssm::ParameterStore::new(mock_client!(aws_sdk_ssm, [&rule]));
+    ssm.put(
+        "/keyturn/app1",
+        Some("alias/app"),
+        &SecretText::new(r#"{"k":"v"}"#),
+    )
+    .await
+    .expect("put");
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn an_event_eventbridge_refuses_is_an_error_and_the_detail_holds_ids_only() {
+    use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;
+    use aws_sdk_eventbridge::types::PutEventsResultEntry;
+    use keyturn_core::ports::KeyEvent;
+    let event = KeyEvent {
+        detail_type: KeyEvent::ROTATION,
+        secret: "keyturn/app1".into(),
+        secret_arn: ARN.into(),
+        account: Some("123456789012".into()),
+        user: "app1".into(),
+        key_id: "AKIANEW".into(),
+        previous_key_id: Some("AKIAOLD".into()),
+        version: Some("v2".into()),
+        action: None,
+        sinks: vec!["ci".into()],
+    };
+    let accepted = mock!(aws_sdk_eventbridge::Client::put_events)
+        .match_requests(|r| {
+            let e = &r.entries()[0];
+            e.source() == Some("keyturn")
+                && e.detail_type() == Some("keyturn rotation")
+                && e.resources() == [ARN.to_string()]
+                && e.detail().is_some_and(|d| {
+                    d.contains(r#""keyId":"AKIANEW""#) && d.contains(r#""previousKeyId":"AKIAOLD""#)
+                })
+        })
+        .then_output(|| PutEventsOutput::builder().failed_entry_count(0).build());
+    let bus = keyturn_aws::events::EventBus::new(mock_client!(aws_sdk_eventbridge, [&accepted]));
+    bus.publish(&event).await.expect("published");
+    let refused = mock!(aws_sdk_eventbridge::Client::put_events).then_output(|| {
+        PutEventsOutput::builder()
+            .failed_entry_count(1)
+            .entries(
+                PutEventsResultEntry::builder()
+                    .error_code("AccessDeniedException")
+                    .error_message("not authorized")
+                    .build(),
+            )
+            .build()
+    });
+    let bus = keyturn_aws::events::EventBus::new(mock_client!(aws_sdk_eventbridge, [&refused]));
+    let e = bus.publish(&event).await.expect_err("refused entry");
+    assert_eq!(e.kind(), "AccessDenied");
+}

@@ -227,8 +227,9 @@ fn response(r: &StepReport) -> Value {
 /// `KEYTURN_TEST_BACKOFF_MS` and `KEYTURN_TEST_MAX_BACKOFF_MS` (the new-key test's backoff), and
 /// the scope: `KEYTURN_SECRET_PREFIX` (the deployment's SecretNamePrefix, default `keyturn/`),
 /// `KEYTURN_USER_PATH` (its UserPath, default `/`) and `KEYTURN_MASTER_SECRETS` (the secrets a
-/// `masterarn` may name, comma-separated names or ARNs; default none); and `KEYTURN_EVENTS`
-/// (`true`: publish an EventBridge event per rotation and retirement).
+/// `masterarn` may name, comma-separated names or ARNs; default none); `KEYTURN_EVENTS`
+/// (`true`: publish an EventBridge event per rotation and retirement); and where sinks may point,
+/// `KEYTURN_SSM_PREFIX` and `KEYTURN_GITHUB_OWNERS` (comma-separated; empty: any).
 pub fn settings_from_env(get: impl Fn(&str) -> Option<String>) -> Result<RotationSettings, String> {
     let default = Backoff::default();
     let number = |name: &str, default: u64| -> Result<u64, String> {
@@ -260,9 +261,25 @@ pub fn settings_from_env(get: impl Fn(&str) -> Option<String>) -> Result<Rotatio
         Some("true") => true,
         Some(v) => return Err(format!("KEYTURN_EVENTS={v:?}: expected true or false")),
     };
+    let sinks = rules::SinkPolicy {
+        // Unset: any parameter (IAM bounds it); `none`: no SSM sink (the template's default).
+        ssm_prefix: match get("KEYTURN_SSM_PREFIX").as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some("none") => Some(String::new()),
+            Some(p) => Some(p.to_string()),
+        },
+        github_disabled: get("KEYTURN_GITHUB_TOKEN_SECRET").is_none_or(|t| t.trim().is_empty()),
+        github_owners: get("KEYTURN_GITHUB_OWNERS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .collect(),
+    };
     Ok(RotationSettings {
         scope,
         events,
+        sinks,
         require_rotation_enabled: true,
         default_user: get("IAM_USER_NAME").filter(|u| !u.trim().is_empty()),
         test_backoff: Backoff {

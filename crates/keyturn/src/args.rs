@@ -83,6 +83,19 @@ pub struct DeliveryArgs {
         value_name = "SECRET"
     )]
     pub github_token_secret: Option<String>,
+    /// SSM sinks must name parameters under this prefix (default: any the credentials may write).
+    #[arg(long, global = true, env = "KEYTURN_SSM_PREFIX", value_name = "PREFIX")]
+    pub ssm_prefix: Option<String>,
+    /// GitHub sinks must name this owner or organization (repeatable, or comma-separated; default:
+    /// any the token reaches).
+    #[arg(
+        long = "github-owner",
+        global = true,
+        env = "KEYTURN_GITHUB_OWNERS",
+        value_name = "OWNER",
+        value_delimiter = ','
+    )]
+    pub github_owners: Vec<String>,
     /// GitHub's REST API (GitHub Enterprise Server: https://HOST/api/v3).
     #[arg(long, global = true, env = "KEYTURN_GITHUB_API", value_name = "URL", default_value = keyturn_aws::github::DEFAULT_API_BASE)]
     pub github_api: String,

@@ -39,7 +39,7 @@ where
     ) -> Result<(Read<I::Keys>, CreatePlan), RotationError> {
         let name = info.name.clone();
         // A sink that cannot be delivered to would fail finishSecret after the key exists.
-        rules::sinks(&name, &info.tags)?;
+        rules::sinks(&name, &info.tags, &self.settings.sinks)?;
         let needs = Needs {
             who_else: true,
             ..Needs::default()

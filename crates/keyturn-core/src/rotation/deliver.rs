@@ -145,7 +145,7 @@ where
     /// one of the secret's user's active keys in IAM: a key that does not work is never delivered.
     pub async fn deliver(&self, secret_id: &str) -> Result<DeliveryReport, RotationError> {
         let info = self.describe(secret_id).await?;
-        let sinks = rules::sinks(&info.name, &info.tags)?;
+        let sinks = rules::sinks(&info.name, &info.tags, &self.settings().sinks)?;
         let read = self
             .read_state(info.clone(), None, Needs::default())
             .await?;
@@ -227,7 +227,7 @@ where
     ) -> Result<RollbackReport, RotationError> {
         let info = self.describe(secret_id).await?;
         let name = info.name.clone();
-        let sinks = rules::sinks(&name, &info.tags)?;
+        let sinks = rules::sinks(&name, &info.tags, &self.settings().sinks)?;
         let needs = Needs {
             all_versions: true,
             ..Needs::default()

@@ -13,7 +13,7 @@ use crate::event::{RotationEvent, Step};
 use crate::ports::{
     ApiError, Clock, Delivery, Iam, IdentityCheck, Nowhere, SecretInfo, SecretStore, VersionRef,
 };
-use crate::rules::{self, OrphanPolicy, Retirement, Scope};
+use crate::rules::{self, OrphanPolicy, Retirement, Scope, SinkPolicy};
 use crate::secret::SecretValue;
 use crate::state::in_flight;
 use crate::tags::{self, AWSCURRENT, AWSPENDING};
@@ -65,6 +65,8 @@ pub struct RotationSettings {
     /// Publish an EventBridge event per rotation, rollback, retirement and delivery
     /// (`KEYTURN_EVENTS`).
     pub events: bool,
+    /// Where sinks may point (`rules::sinks`).
+    pub sinks: SinkPolicy,
 }
 
 /// What a step did.

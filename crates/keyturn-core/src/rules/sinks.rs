@@ -109,18 +109,75 @@ impl Sink {
     }
 }
 
-/// Every sink a secret's tags declare, in the order of their names; the first malformed tag is an
-/// error that names it.
-pub fn sinks(secret: &str, tags: &BTreeMap<String, String>) -> Result<Vec<Sink>, RotationError> {
+/// Where the deployment lets sinks point. Whoever may tag a secret could otherwise send its key to
+/// a parameter or repository of their own: the deployment bounds it (and IAM and the GitHub
+/// token's reach bound it again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinkPolicy {
+    /// SSM parameter names must start with this (`KEYTURN_SSM_PREFIX`, the template's
+    /// SsmParameterPrefix); `None` allows any, `Some("")` none.
+    pub ssm_prefix: Option<String>,
+    /// GitHub owners and organizations allowed (`KEYTURN_GITHUB_OWNERS`), compared without case;
+    /// empty allows any.
+    pub github_owners: Vec<String>,
+    /// No GitHub token is configured: a GitHub sink is refused before any key is made.
+    pub github_disabled: bool,
+}
+
+impl SinkPolicy {
+    fn check(&self, kind: &SinkKind) -> Result<(), String> {
+        match kind {
+            SinkKind::Parameter { name, .. } => match self.ssm_prefix.as_deref() {
+                Some("") => Err(
+                    "this deployment writes no SSM parameter (set KEYTURN_SSM_PREFIX, the template's SsmParameterPrefix)".into(),
+                ),
+                Some(prefix) if !name.starts_with(prefix) => Err(format!(
+                    "parameter {name} is outside the deployment's SSM prefix {prefix} (KEYTURN_SSM_PREFIX)"
+                )),
+                _ => Ok(()),
+            },
+            SinkKind::GitHub { scope, .. } => {
+                if self.github_disabled {
+                    return Err("no GitHub token is configured: store one in a Secrets Manager secret and name it with KEYTURN_GITHUB_TOKEN_SECRET (the template's GitHubTokenSecretArn, or --github-token-secret)".into());
+                }
+                let owner = match scope {
+                    GitHubScope::Repo { owner, .. } | GitHubScope::Environment { owner, .. } => {
+                        owner
+                    }
+                    GitHubScope::Org { org, .. } => org,
+                };
+                let allowed = &self.github_owners;
+                if allowed.is_empty() || allowed.iter().any(|a| a.eq_ignore_ascii_case(owner)) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "GitHub owner {owner} is not one the deployment allows ({}; KEYTURN_GITHUB_OWNERS)",
+                        allowed.join(", ")
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// Every sink a secret's tags declare, in the order of their names; the first malformed tag, or
+/// one pointing where `policy` does not allow, is an error that names it.
+pub fn sinks(
+    secret: &str,
+    tags: &BTreeMap<String, String>,
+    policy: &SinkPolicy,
+) -> Result<Vec<Sink>, RotationError> {
     tags.iter()
         .filter_map(|(k, v)| k.strip_prefix(SINK_TAG_PREFIX).map(|name| (k, name, v)))
         .map(|(tag, name, value)| {
-            parse(name, value).map_err(|reason| RotationError::BadSink {
-                secret: secret.to_string(),
-                tag: tag.clone(),
-                value: value.clone(),
-                reason,
-            })
+            parse(name, value)
+                .and_then(|sink| policy.check(&sink.kind).map(|()| sink))
+                .map_err(|reason| RotationError::BadSink {
+                    secret: secret.to_string(),
+                    tag: tag.clone(),
+                    value: value.clone(),
+                    reason,
+                })
         })
         .collect()
 }
@@ -449,7 +506,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let found = sinks("keyturn/app", &tags).expect("valid");
+        let found = sinks("keyturn/app", &tags, &SinkPolicy::default()).expect("valid");
         assert_eq!(
             found.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
             ["ci", "param"]
@@ -457,11 +514,54 @@ mod tests {
         assert_eq!(found[0].tag(), "keyturn:sink:ci");
         let mut bad = tags.clone();
         bad.insert("keyturn:sink:typo".into(), "sm:/app/key".into());
-        let e = sinks("keyturn/app", &bad)
+        let e = sinks("keyturn/app", &bad, &SinkPolicy::default())
             .expect_err("malformed")
             .to_string();
         assert!(e.contains("keyturn:sink:typo"), "{e}");
         assert!(e.contains("keyturn/app"), "{e}");
         assert!(e.contains("no key was created"), "{e}");
+    }
+
+    #[test]
+    fn the_deployment_bounds_where_sinks_may_point() {
+        let policy = SinkPolicy {
+            ssm_prefix: Some("/keyturn/".into()),
+            github_owners: vec!["Acme".into()],
+            github_disabled: false,
+        };
+        let tags = |v: &str| -> BTreeMap<String, String> {
+            [("keyturn:sink:x".to_string(), v.to_string())]
+                .into_iter()
+                .collect()
+        };
+        for ok in ["ssm:/keyturn/app", "github:acme/app", "github-org:ACME"] {
+            assert!(sinks("s", &tags(ok), &policy).is_ok(), "{ok}");
+        }
+        for (bad, says) in [
+            (
+                "ssm:/other/app",
+                "outside the deployment's SSM prefix /keyturn/",
+            ),
+            (
+                "github:mallory/app",
+                "GitHub owner mallory is not one the deployment allows",
+            ),
+            ("github-org:mallory", "GitHub owner mallory"),
+        ] {
+            let e = sinks("s", &tags(bad), &policy).expect_err(bad).to_string();
+            assert!(e.contains(says) && e.contains("keyturn:sink:x"), "{e}");
+        }
+        let closed = SinkPolicy {
+            ssm_prefix: Some(String::new()),
+            github_disabled: true,
+            ..SinkPolicy::default()
+        };
+        for (bad, says) in [
+            ("ssm:/keyturn/app", "writes no SSM parameter"),
+            ("github:acme/app", "KEYTURN_GITHUB_TOKEN_SECRET"),
+        ] {
+            let e = sinks("s", &tags(bad), &closed).expect_err(bad).to_string();
+            assert!(e.contains(says), "{e}");
+        }
     }
 }

@@ -30,6 +30,7 @@ pub fn settings() -> RotationSettings {
         },
         scope: Default::default(),
         events: false,
+        sinks: Default::default(),
     }
 }
 

@@ -42,6 +42,11 @@ pub async fn run(cli: Cli, output: Output) -> anyhow::Result<bool> {
         require_rotation_enabled: false,
         scope,
         events: cli.delivery.events,
+        sinks: rules::SinkPolicy {
+            ssm_prefix: cli.delivery.ssm_prefix.clone(),
+            github_owners: cli.delivery.github_owners.clone(),
+            github_disabled: cli.delivery.github_token_secret.is_none(),
+        },
         ..RotationSettings::default()
     };
     let github = GitHubSettings {
