@@ -49,6 +49,8 @@ pub(crate) struct Parcel<'a> {
     pub info: &'a SecretInfo,
     pub text: &'a SecretText,
     pub value: &'a SecretValue,
+    /// The label of the version it comes from (for messages).
+    pub label: &'static str,
     pub user: &'a str,
     pub key_id: &'a str,
     /// AWSCURRENT already holds the key (deliver, rollback after its move): said in errors.
@@ -166,6 +168,7 @@ where
                     info: &info,
                     text: &text,
                     value: current,
+                    label: AWSCURRENT,
                     user: &user,
                     key_id: &key_id,
                     current_moved: true,
@@ -289,6 +292,7 @@ where
                     info: &info,
                     text: &text,
                     value: &value,
+                    label: AWSPREVIOUS,
                     user: &user,
                     key_id: &plan.key_id,
                     current_moved: false,

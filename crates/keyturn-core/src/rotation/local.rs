@@ -14,10 +14,11 @@ use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
 use crate::ports::{Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore};
 use crate::rules::{self, CancelPlan, OrphanPolicy, RetireReason, Retirement, YOUNG_KEY};
-use crate::state::{in_flight, LastUse, Needs};
-use crate::tags::AWSPENDING;
+use crate::state::{in_flight, LastUse, Needs, Read};
+use crate::tags::{AWSCURRENT, AWSPENDING};
 
 use super::create::CreatePlan;
+use super::deliver::Parcel;
 use super::{Driver, Rotator};
 
 /// What to do with a secret.
@@ -271,6 +272,29 @@ where
         Ok(report)
     }
 
+    /// A finishSecret that stopped after delivering left the pending key in the sinks: they get
+    /// AWSCURRENT's key back before anything is cancelled, so the sinks hold what the secret holds
+    /// and no consumer is left with a key the cancel deletes. Nothing to do without sinks.
+    async fn redeliver_before_cancel(&self, read: &Read<I::Keys>) -> Result<(), RotationError> {
+        let info = &read.state.info;
+        let sinks = rules::sinks(&info.name, &info.tags, &self.settings().sinks)?;
+        let Some(current) = read.current.as_ref().filter(|_| !sinks.is_empty()) else {
+            return Ok(());
+        };
+        let key_id = current.access_key_id().unwrap_or_default().to_string();
+        let text = current.render();
+        let parcel = Parcel {
+            info,
+            text: &text,
+            value: current,
+            label: AWSCURRENT,
+            user: &read.state.user.name,
+            key_id: &key_id,
+            current_moved: true,
+        };
+        self.deliver_to(&sinks, &parcel).await.map(|_| ())
+    }
+
     /// Removes the AWSPENDING version of the rotation in flight, deleting the key it made when the
     /// rules say it is that rotation's own (see `rules::cancel_plan`). The key goes first: if the
     /// process stops in between, a second cancel finds the key gone and removes the label.
@@ -303,6 +327,9 @@ where
             CancelPlan::Keep { key_id, why } => format!("kept key {key_id} ({why}); "),
         };
         report.detail = format!("{key_part}{verb}remove AWSPENDING from version {token}");
+        if !dry_run {
+            self.redeliver_before_cancel(&read).await?;
+        }
         if let CancelPlan::Retire(r) = plan {
             if !dry_run {
                 self.retire_key(&read.keys_api, &name, &r).await?;

@@ -137,6 +137,7 @@ where
                     info: &o.info,
                     text: &text,
                     value: &pending,
+                    label: AWSPENDING,
                     user: &user,
                     key_id: &key_id,
                     current_moved: false,

@@ -304,3 +304,54 @@ async fn rollback_refuses_without_a_previous_key_or_during_a_rotation_and_change
     assert!(e.to_string().contains("in flight"), "{e}");
     assert_eq!(other.labels(SECRET), labels);
 }
+
+#[tokio::test]
+async fn cancelling_after_a_delivery_gives_the_sinks_awscurrent_back_before_the_key_goes() {
+    use keyturn_core::fake::Fault;
+    use keyturn_core::rotation::{LocalMode, LocalRequest};
+    let world = World::new();
+    let old = with_sinks(&world, &[]);
+    let r = rotator_with(
+        &world,
+        RotationSettings {
+            require_rotation_enabled: false,
+            ..settings()
+        },
+    );
+    let token = world.start_rotation(SECRET);
+    for s in [Step::Create, Step::Set, Step::Test] {
+        step(&r, s, SECRET, &token).await.expect("steps");
+    }
+    // finishSecret (DescribeSecret, GetSecretValue, then the sinks by name: ci's public key and two
+    // secrets, then param) stops right after GitHub took the new key.
+    world.arm(Fault::CrashAfter { call: 5 });
+    assert!(step(&r, Step::Finish, SECRET, &token).await.is_err());
+    assert!(world.crashed(), "{:?}", world.calls());
+    world.restart();
+    let pending = key_at(&world, SECRET, keyturn_core::ports::AWSPENDING).expect("pending");
+    assert_eq!(
+        delivered_id(&world),
+        Some(pending.id.clone()),
+        "the new key reached GitHub"
+    );
+    let request = LocalRequest {
+        mode: LocalMode::Cancel,
+        dry_run: false,
+        due_days: None,
+        new_token: "00000000-1111-4222-8333-444444444444".into(),
+        exemptions: Default::default(),
+    };
+    let report = r.rotate_local(SECRET, &request).await.expect("cancel");
+    assert_eq!(report.outcome.as_str(), "cancelled");
+    // The rules decide whether the rotation's key goes (testSecret used it: it is kept).
+    assert_eq!(world.key_exists(&pending.id), report.retired.is_none());
+    assert_eq!(
+        delivered_id(&world),
+        Some(old.id.clone()),
+        "GitHub has AWSCURRENT's key again"
+    );
+    assert_eq!(
+        world.parameter("/app/key").map(|p| p.0),
+        world.value_with(SECRET, AWSCURRENT)
+    );
+}
