@@ -101,7 +101,7 @@ where
                         .key()
                         .ok_or_else(|| RotationError::NoKeyInValue {
                             secret: parcel.info.name.clone(),
-                            version: AWSCURRENT.into(),
+                            version: parcel.label.into(),
                         })?;
                     let sealing = self
                         .delivery()
