@@ -143,6 +143,8 @@ def test_the_cli_rotation_delivers_and_deliver_writes_again(moto, keyturn, githu
     current = assert_delivered(moto, github, secret_id, param, repo)
     secrets_seen.add(current["SecretAccessKey"])
     assert [e["detail-type"] for e in events_for(moto, events_queue, secret_id)] == ["keyturn rotation"]
+    status = json.loads(keyturn("--output", "json", "status", secret_id, env_extra=sink_env).stdout)
+    assert [(s["name"], s["kind"]) for s in status["sinks"]] == [("ci", "github"), ("org", "github"), ("param", "ssm"), ("prod", "github")]
     # Someone overwrites the parameter: deliver puts AWSCURRENT back, and announces it.
     moto.client("ssm").put_parameter(Name=param, Value="stale", Type="SecureString", Overwrite=True)
     delivered = json.loads(keyturn("--output", "json", "--events", "deliver", secret_id, env_extra=sink_env).stdout)
@@ -206,6 +208,8 @@ def test_a_malformed_sink_tag_is_refused_before_any_key_is_created(moto, keyturn
     assert not ok and body["errorType"] == "BadSink", body
     assert key_statuses(moto, user) == {old["AccessKeyId"]: "Active"}
     assert parameter(moto, param) is None
+    status = json.loads(keyturn("--output", "json", "status", secret_id, env_extra=sink_env, check=False).stdout)
+    assert status["sinks"] == [] and any("keyturn:sink:typo" in p for p in status["problems"]), status
 
 
 def test_sinks_the_deployment_does_not_allow_are_refused_before_any_key_is_made(moto, keyturn, function_factory, sink_env, secrets_seen):

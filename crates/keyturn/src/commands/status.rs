@@ -24,7 +24,18 @@ struct StatusReport {
     keys: Vec<KeyRow>,
     /// After a rotation: whether consumers moved to the new key.
     switch: Option<SwitchRow>,
+    /// Where a rotation delivers the key (`keyturn:sink:NAME` tags); a tag that does not parse or
+    /// points where this configuration does not allow is a problem instead.
+    sinks: Vec<SinkRow>,
     problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SinkRow {
+    name: String,
+    kind: &'static str,
+    spec: String,
 }
 
 /// The switch evidence (`rules::switch_evidence`): the current key used since the cut-over, and
@@ -73,8 +84,23 @@ struct LastUsed {
     region: Option<String>,
 }
 
-fn report(state: &SecretState) -> StatusReport {
+fn report(state: &SecretState, sinks: &rules::SinkPolicy) -> StatusReport {
     let info = &state.info;
+    let mut problems = rules::problems(state);
+    let sinks = match rules::sinks(&info.name, &info.tags, sinks) {
+        Ok(found) => found
+            .into_iter()
+            .map(|s| SinkRow {
+                kind: s.kind_name(),
+                name: s.name,
+                spec: s.spec,
+            })
+            .collect(),
+        Err(e) => {
+            problems.push(e.to_string());
+            Vec::new()
+        }
+    };
     StatusReport {
         secret: info.name.clone(),
         user: state.user.name.clone(),
@@ -113,7 +139,8 @@ fn report(state: &SecretState) -> StatusReport {
             previous_key_id: e.previous_key,
             previous_last_used: e.previous_use.as_ref().map(last_used),
         }),
-        problems: rules::problems(state),
+        sinks,
+        problems,
     }
 }
 
@@ -127,7 +154,7 @@ pub async fn run(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Resul
     };
     let read = r.read_state(info, None, needs).await?;
     let state = &read.state;
-    let out = report(state);
+    let out = report(state, &r.settings().sinks);
     match output {
         Output::Json => print_json(&out),
         // CSV was refused before the run (Command::output).
@@ -212,6 +239,14 @@ fn print_text(state: &SecretState, out: &StatusReport) {
             }),
             term(&previous)
         );
+    }
+    if !out.sinks.is_empty() {
+        let sinks: Vec<String> = out
+            .sinks
+            .iter()
+            .map(|s| format!("{} ({})", s.name, s.spec))
+            .collect();
+        println!("sinks    {}", term(&sinks.join(", ")));
     }
     println!("problems");
     if out.problems.is_empty() {
