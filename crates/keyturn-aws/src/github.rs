@@ -6,7 +6,7 @@
 //! with a `token` field) and never logged. Transient answers (a connection failure, 5xx, 429, a
 //! 403 that says the rate limit is spent) are retried twice, 0.5 s then 1 s apart.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -39,7 +39,9 @@ pub struct GitHub {
     token_secret: Option<String>,
     secrets: SecretsManager,
     token: Arc<OnceCell<SecretText>>,
-    http: Http,
+    /// Built on first use: loading the system's root certificates costs a cold start that
+    /// delivers to no GitHub sink nothing.
+    http: Arc<OnceLock<Http>>,
 }
 
 impl std::fmt::Debug for GitHub {
@@ -60,7 +62,7 @@ impl GitHub {
             token_secret: token_secret.filter(|t| !t.trim().is_empty()),
             secrets,
             token: Arc::new(OnceCell::new()),
-            http: http_client(),
+            http: Arc::new(OnceLock::new()),
         }
     }
 
@@ -140,31 +142,35 @@ impl GitHub {
                 .header("content-type", "application/json")
                 .body(Full::new(Bytes::from(body.clone().unwrap_or_default())))
                 .map_err(|e| ApiError::InvalidRequest(format!("{method} {url}: {e}")))?;
-            let outcome =
-                match tokio::time::timeout(ATTEMPT_TIMEOUT, self.http.request(request)).await {
-                    Err(_) => Err(ApiError::Unavailable(format!("{method} {url}: timed out"))),
-                    Ok(Err(e)) => Err(ApiError::Unavailable(format!(
-                        "{method} {url}: could not connect ({})",
-                        connect_error(&e)
-                    ))),
-                    Ok(Ok(response)) => {
-                        let status = response.status();
-                        let spent = response
-                            .headers()
-                            .get("x-ratelimit-remaining")
-                            .is_some_and(|v| v.as_bytes() == b"0");
-                        let bytes = response
-                            .into_body()
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .map_err(|e| ApiError::Unavailable(format!("{method} {url}: {e}")))?;
-                        if status.is_success() {
-                            return Ok(bytes);
-                        }
-                        Err(classify(status, spent, &format!("{method} {url}"), &bytes))
+            let outcome = match tokio::time::timeout(
+                ATTEMPT_TIMEOUT,
+                self.http.get_or_init(http_client).request(request),
+            )
+            .await
+            {
+                Err(_) => Err(ApiError::Unavailable(format!("{method} {url}: timed out"))),
+                Ok(Err(e)) => Err(ApiError::Unavailable(format!(
+                    "{method} {url}: could not connect ({})",
+                    connect_error(&e)
+                ))),
+                Ok(Ok(response)) => {
+                    let status = response.status();
+                    let spent = response
+                        .headers()
+                        .get("x-ratelimit-remaining")
+                        .is_some_and(|v| v.as_bytes() == b"0");
+                    let bytes = response
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .map_err(|e| ApiError::Unavailable(format!("{method} {url}: {e}")))?;
+                    if status.is_success() {
+                        return Ok(bytes);
                     }
-                };
+                    Err(classify(status, spent, &format!("{method} {url}"), &bytes))
+                }
+            };
             match outcome {
                 Err(e) if e.is_transient() && attempt < ATTEMPTS => {
                     tracing::info!(%method, path, attempt, error = %e, "GitHub call failed; retrying");
