@@ -85,6 +85,19 @@ def main() -> int:
             fn.close()
             runtime.close()
 
+        banner("deliver: alice's key also goes to an SSM parameter her program reads; then roll back")
+        sm.tag_resource(SecretId="keyturn/alice", Tags=[{"Key": "keyturn:sink:app", "Value": "ssm:/demo/alice/key"}])
+        keyturn("rotate", "keyturn/alice")
+        ssm = moto.client("ssm")
+
+        def in_parameter() -> str:
+            text = ssm.get_parameter(Name="/demo/alice/key", WithDecryption=True)["Parameter"]["Value"]
+            return json.loads(text)["AccessKeyId"]
+
+        print(f"  /demo/alice/key now holds {in_parameter()} (AWSCURRENT, delivered before the cut-over)")
+        keyturn("rollback", "keyturn/alice")
+        print(f"  /demo/alice/key is back on {in_parameter()}")
+
         banner("sweep: previous keys past their grace period (0 days here) are deactivated")
         keyturn("sweep", "--dry-run", "--grace-days", "0")
         keyturn("sweep", "--grace-days", "0")
