@@ -12,7 +12,7 @@ use crate::ports::{
 };
 use crate::rules::{self, Sink, SinkKind};
 use crate::secret::{SecretText, SecretValue};
-use crate::state::Needs;
+use crate::state::{Needs, Read};
 use crate::tags::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 
 use super::{aws, Rotator};
@@ -151,30 +151,14 @@ where
         let read = self
             .read_state(info.clone(), None, Needs::default())
             .await?;
-        let current = read
-            .current
-            .as_ref()
-            .ok_or_else(|| RotationError::NoCurrentVersion {
+        if read.current.is_none() {
+            return Err(RotationError::NoCurrentVersion {
                 secret: info.name.clone(),
-            })?;
-        rules::check_whose_key(&read.state)?;
+            });
+        }
+        let key_id = rules::deliverable_key(&read.state)?;
         let user = read.state.user.name.clone();
-        let key_id = self.deliverable_key(&read.state, current, &info.name)?;
-        let text = current.render();
-        let delivered = self
-            .deliver_to(
-                &sinks,
-                &Parcel {
-                    info: &info,
-                    text: &text,
-                    value: current,
-                    label: AWSCURRENT,
-                    user: &user,
-                    key_id: &key_id,
-                    current_moved: true,
-                },
-            )
-            .await?;
+        let delivered = self.deliver_current(&read, &sinks).await?;
         let announced = self
             .announce(event(
                 KeyEvent::DELIVERY,
@@ -195,28 +179,28 @@ where
         })
     }
 
-    /// AWSCURRENT's key id, if IAM lists it as the user's and active.
-    fn deliverable_key(
+    /// AWSCURRENT's value, as `read` holds it, to every sink: `keyturn deliver`, and a cancel
+    /// putting the sinks back on the key the secret keeps. An AWSCURRENT without a value delivers
+    /// nothing.
+    pub(crate) async fn deliver_current(
         &self,
-        state: &crate::state::SecretState,
-        current: &SecretValue,
-        secret: &str,
-    ) -> Result<String, RotationError> {
-        let key_id = current
-            .access_key_id()
-            .ok_or_else(|| RotationError::NoKeyInValue {
-                secret: secret.to_string(),
-                version: AWSCURRENT.into(),
-            })?
-            .to_string();
-        match state.key(&key_id) {
-            Some(k) if k.status == KeyStatus::Active => Ok(key_id),
-            _ => Err(RotationError::NotUsersKey {
-                secret: secret.to_string(),
-                user: state.user.name.clone(),
-                key_id,
-            }),
-        }
+        read: &Read<I::Keys>,
+        sinks: &[Sink],
+    ) -> Result<Vec<String>, RotationError> {
+        let Some(current) = read.current.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let text = current.render();
+        let parcel = Parcel {
+            info: &read.state.info,
+            text: &text,
+            value: current,
+            label: AWSCURRENT,
+            user: &read.state.user.name,
+            key_id: current.access_key_id().unwrap_or_default(),
+            current_moved: true,
+        };
+        self.deliver_to(sinks, &parcel).await
     }
 
     /// `keyturn rollback`: AWSCURRENT back to the AWSPREVIOUS version, as `rules::rollback_plan`

@@ -15,10 +15,9 @@ use crate::event::{RotationEvent, Step};
 use crate::ports::{Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore};
 use crate::rules::{self, CancelPlan, OrphanPolicy, RetireReason, Retirement, YOUNG_KEY};
 use crate::state::{in_flight, LastUse, Needs, Read};
-use crate::tags::{AWSCURRENT, AWSPENDING};
+use crate::tags::AWSPENDING;
 
 use super::create::CreatePlan;
-use super::deliver::Parcel;
 use super::{Driver, Rotator};
 
 /// What to do with a secret.
@@ -278,21 +277,10 @@ where
     async fn redeliver_before_cancel(&self, read: &Read<I::Keys>) -> Result<(), RotationError> {
         let info = &read.state.info;
         let sinks = rules::sinks(&info.name, &info.tags, &self.settings().sinks)?;
-        let Some(current) = read.current.as_ref().filter(|_| !sinks.is_empty()) else {
-            return Ok(());
-        };
-        let key_id = current.access_key_id().unwrap_or_default().to_string();
-        let text = current.render();
-        let parcel = Parcel {
-            info,
-            text: &text,
-            value: current,
-            label: AWSCURRENT,
-            user: &read.state.user.name,
-            key_id: &key_id,
-            current_moved: true,
-        };
-        self.deliver_to(&sinks, &parcel).await.map(|_| ())
+        if !sinks.is_empty() {
+            self.deliver_current(read, &sinks).await?;
+        }
+        Ok(())
     }
 
     /// Removes the AWSPENDING version of the rotation in flight, deleting the key it made when the

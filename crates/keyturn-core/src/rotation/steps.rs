@@ -43,7 +43,7 @@ where
         if rules::is_configuration_test(text.as_ref()) {
             return self.check_configuration(o).await;
         }
-        let pending = self.parse_pending(o, text)?;
+        let (_, pending) = self.parse_pending(o, text)?;
         let user = self.user_of(o, &pending)?.name;
         let key = pending.key().ok_or_else(|| RotationError::NoKeyInValue {
             secret: o.name().to_string(),
@@ -116,8 +116,7 @@ where
     pub(super) async fn finish(&self, o: &Opened<'_>) -> Result<StepReport, RotationError> {
         // Never promote a version that holds no key: consumers would lose access.
         let text = self.pending_text(o).await?;
-        let pending = self.parse_pending(o, text.clone())?;
-        let text = text.unwrap_or_else(|| pending.render());
+        let (text, pending) = self.parse_pending(o, text)?;
         let key_id = pending
             .access_key_id()
             .ok_or_else(|| RotationError::NoKeyInValue {
@@ -221,20 +220,22 @@ where
             .map_err(|e| aws("GetSecretValue", o.name(), None, None, e))
     }
 
+    /// The pending value as stored, and parsed.
     fn parse_pending(
         &self,
         o: &Opened<'_>,
         text: Option<SecretText>,
-    ) -> Result<SecretValue, RotationError> {
+    ) -> Result<(SecretText, SecretValue), RotationError> {
         let text = text.ok_or_else(|| RotationError::PendingValueMissing {
             secret: o.name().to_string(),
             token: o.token.to_string(),
         })?;
-        SecretValue::parse(&text).map_err(|reason| RotationError::BadValue {
+        let value = SecretValue::parse(&text).map_err(|reason| RotationError::BadValue {
             secret: o.name().to_string(),
             version: AWSPENDING.into(),
             reason,
-        })
+        })?;
+        Ok((text, value))
     }
 
     /// Secrets Manager's configuration test: what a rotation would read first, read now, with

@@ -8,7 +8,8 @@
 //!   [`Retirement`] is issued;
 //! - [`policy`]: rotation and sweep periods, due dates, the cut-over and "used since";
 //! - [`problems`]: what `keyturn status` reports as wrong;
-//! - [`sinks`]: where a secret's new key is delivered (its `keyturn:sink:*` tags);
+//! - [`sinks`]: where a secret's new key is delivered (its `keyturn:sink:*` tags), and this file's
+//!   [`deliverable_key`]: which key may be delivered again;
 //! - [`rollback`]: whether AWSCURRENT may go back to AWSPREVIOUS;
 //! - [`scope`]: the prefix, user path and master allow-list that bound what keyturn acts on.
 
@@ -193,6 +194,27 @@ pub fn check_whose_key(state: &SecretState) -> Result<(), RotationError> {
         }
     }
     Ok(())
+}
+
+/// The key `keyturn deliver` may hand to the sinks: AWSCURRENT's, and one of the user's active
+/// keys in IAM (a key that does not work is never delivered).
+pub fn deliverable_key(state: &SecretState) -> Result<String, RotationError> {
+    let secret = state.info.name.clone();
+    let key_id = state
+        .current_key()
+        .ok_or_else(|| RotationError::NoKeyInValue {
+            secret: secret.clone(),
+            version: tags::AWSCURRENT.into(),
+        })?
+        .to_string();
+    match state.key(&key_id) {
+        Some(k) if k.status == crate::ports::KeyStatus::Active => Ok(key_id),
+        _ => Err(RotationError::NotUsersKey {
+            secret,
+            user: state.user.name.clone(),
+            key_id,
+        }),
+    }
 }
 
 #[cfg(test)]
