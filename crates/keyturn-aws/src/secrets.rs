@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, RotationRulesType, Tag};
 use aws_sdk_secretsmanager::Client;
-use keyturn_core::ports::{ApiError, ApiResult, SecretInfo, SecretStore, VersionRef, AWSPENDING};
+use keyturn_core::ports::{
+    ApiError, ApiResult, SecretInfo, SecretStore, StoredValue, VersionRef, AWSPENDING,
+};
 use keyturn_core::SecretText;
 
 use crate::errors::from_sdk;
@@ -45,7 +47,11 @@ impl SecretStore for SecretsManager {
         })
     }
 
-    async fn value(&self, secret_id: &str, version: &VersionRef) -> ApiResult<Option<SecretText>> {
+    async fn stored(
+        &self,
+        secret_id: &str,
+        version: &VersionRef,
+    ) -> ApiResult<Option<StoredValue>> {
         let req = self.client.get_secret_value().secret_id(secret_id);
         let req = match version {
             VersionRef::Label(label) => req.version_stage(*label),
@@ -53,7 +59,10 @@ impl SecretStore for SecretsManager {
             VersionRef::IdWithLabel(id, label) => req.version_id(id).version_stage(*label),
         };
         match req.send().await.map_err(from_sdk) {
-            Ok(out) => Ok(out.secret_string().map(SecretText::new)),
+            Ok(out) => Ok(out.secret_string().map(|t| StoredValue {
+                text: SecretText::new(t),
+                created: out.created_date().and_then(to_offset),
+            })),
             // The version does not exist, or exists with no value yet (what RotateSecret leaves).
             Err(ApiError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),

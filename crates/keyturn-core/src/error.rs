@@ -31,6 +31,9 @@ pub enum KeepReason {
     Signer,
     /// Its last use could not be read.
     UseUnknown,
+    /// AWSPREVIOUS key showing no use since the cut-over, but IAM's last-used record may not show
+    /// a recent use before `until` (the settle window).
+    NotSettled { until: OffsetDateTime },
 }
 
 impl std::fmt::Display for KeptKey {
@@ -66,6 +69,12 @@ impl std::fmt::Display for KeptKey {
                 self.key_id
             ),
             KeepReason::UseUnknown => write!(f, "{}'s last use could not be read", self.key_id),
+            KeepReason::NotSettled { until } => write!(
+                f,
+                "{} (AWSPREVIOUS) shows no use since the cut-over, but IAM records uses hours late, so it counts as possibly in use until {} (KEYTURN_LAST_USED_SETTLE_SECONDS)",
+                self.key_id,
+                rfc3339(until)
+            ),
         }
     }
 }
@@ -153,7 +162,7 @@ pub enum RotationError {
         allowed: String,
     },
 
-    #[error("secret {secret}: user {user} already has two access keys and neither may be deleted: {}; move what uses it to the current key, then deactivate or delete it yourself (keyturn sweep retires an AWSPREVIOUS key once it is unused), and retry", kept.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("secret {secret}: user {user} already has two access keys and neither may be deleted now: {}; {}", kept.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), no_room_advice(kept))]
     NoRoomForKey {
         secret: String,
         user: String,
@@ -316,6 +325,22 @@ pub enum RotationError {
         key_id: Option<String>,
         source: ApiError,
     },
+}
+
+/// What to do when no key may make room: wait out the settle window when that is all that stands
+/// in the way; otherwise move the consumers.
+fn no_room_advice(kept: &[KeptKey]) -> String {
+    let settling = kept.iter().filter_map(|k| match k.reason {
+        KeepReason::NotSettled { until } => Some(until),
+        _ => None,
+    });
+    match settling.max() {
+        Some(until) if kept.len() == 1 => format!(
+            "nothing was changed: retry after {} (keyturn rotate then, or Secrets Manager's next attempt), or set KEYTURN_LAST_USED_SETTLE_SECONDS lower if IAM's records are known to be current",
+            rfc3339(until)
+        ),
+        _ => "nothing was changed: move what uses it to the current key, then deactivate or delete it yourself (keyturn sweep retires an AWSPREVIOUS key once it is unused), and retry".to_string(),
+    }
 }
 
 fn next_step(action: &str, e: &ApiError) -> &'static str {

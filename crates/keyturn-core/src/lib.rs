@@ -1,5 +1,6 @@
 //! keyturn-core: the rotation logic of keyturn, with no AWS SDK and no I/O.
 //!
+//! - [`config`]: the settings the function and the CLI both read, defined once.
 //! - [`secret`]: secret material (redacted, zeroized) and the three secret value shapes.
 //! - [`event`]: the rotation event Secrets Manager sends.
 //! - [`ports`]: the small async traits through which the core reaches Secrets Manager, IAM, STS
@@ -22,6 +23,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod audit;
+pub mod config;
 pub mod enroll;
 pub mod error;
 pub mod event;

@@ -116,16 +116,34 @@ pub enum VersionRef {
     Id(String),
 }
 
+/// A version's value as GetSecretValue returns it, with the version's creation as Secrets Manager
+/// records it (no tagger can set it: it bounds when a version can have become AWSCURRENT).
+#[derive(Debug, Clone)]
+pub struct StoredValue {
+    pub text: SecretText,
+    pub created: Option<OffsetDateTime>,
+}
+
 /// Secrets Manager, as the rotation needs it.
 pub trait SecretStore: Send + Sync {
     /// DescribeSecret.
     fn describe(&self, secret_id: &str) -> impl Future<Output = ApiResult<SecretInfo>> + Send;
-    /// GetSecretValue. `Ok(None)` when that version does not exist or has no value yet.
+    /// GetSecretValue: the value and the version's creation. `Ok(None)` when that version does not
+    /// exist or has no value yet.
+    fn stored(
+        &self,
+        secret_id: &str,
+        version: &VersionRef,
+    ) -> impl Future<Output = ApiResult<Option<StoredValue>>> + Send;
+    /// GetSecretValue, the value alone (the same one call as [`SecretStore::stored`]).
     fn value(
         &self,
         secret_id: &str,
         version: &VersionRef,
-    ) -> impl Future<Output = ApiResult<Option<SecretText>>> + Send;
+    ) -> impl Future<Output = ApiResult<Option<SecretText>>> + Send {
+        let read = self.stored(secret_id, version);
+        async move { read.await.map(|v| v.map(|v| v.text)) }
+    }
     /// PutSecretValue with `ClientRequestToken = token` and the AWSPENDING label (idempotent for
     /// the same token and value).
     fn put_pending(

@@ -276,10 +276,15 @@ pub fn settings_from_env(get: impl Fn(&str) -> Option<String>) -> Result<Rotatio
             .filter(|o| !o.is_empty())
             .collect(),
     };
+    let last_used_settle = keyturn_core::config::last_used_settle(
+        get(keyturn_core::config::LAST_USED_SETTLE_VAR).as_deref(),
+    )
+    .map_err(|e| format!("{e}; fix the function's configuration"))?;
     Ok(RotationSettings {
         scope,
         events,
         sinks,
+        last_used_settle,
         require_rotation_enabled: true,
         default_user: get("IAM_USER_NAME").filter(|u| !u.trim().is_empty()),
         test_backoff: Backoff {

@@ -54,6 +54,11 @@ pub struct ScopeArgs {
     /// Act only on IAM users under this path (checked with GetUser when it is not '/').
     #[arg(long, global = true, env = "KEYTURN_USER_PATH", default_value = "/")]
     pub user_path: String,
+    /// How long after a cut-over the previous key counts as possibly in use, in seconds: IAM's
+    /// last-used record shows uses hours late (default 14400, 4 hours; 0 turns it off). The
+    /// rotation function reads the same variable.
+    #[arg(long, global = true, env = keyturn_core::config::LAST_USED_SETTLE_VAR, value_name = "SECONDS")]
+    pub last_used_settle_seconds: Option<String>,
     /// A secret a `masterarn` may name to sign another secret's IAM calls (name or full ARN;
     /// repeatable, or comma-separated). Without it, only self-rotation (masterarn naming the
     /// secret itself) is honoured.

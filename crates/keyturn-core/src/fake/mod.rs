@@ -48,6 +48,8 @@ struct FakeVersion {
     id: String,
     labels: Vec<String>,
     value: Option<String>,
+    /// When the version was made (Secrets Manager's CreatedDate).
+    created: OffsetDateTime,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +237,7 @@ impl World {
     pub fn start_rotation(&self, secret: &str) -> String {
         let mut s = self.state();
         let token = next_id(&mut s);
+        let now = s.now;
         let sec = s
             .secrets
             .iter_mut()
@@ -248,6 +251,7 @@ impl World {
             id: token.clone(),
             labels: vec![AWSPENDING.into()],
             value: None,
+            created: now,
         });
         token
     }
@@ -342,6 +346,7 @@ fn new_secret(
         s.serial
     );
     let version = next_id(s);
+    let now = s.now;
     s.secrets.push(FakeSecret {
         arn: arn.clone(),
         name: name.to_string(),
@@ -350,6 +355,7 @@ fn new_secret(
             id: version,
             labels: vec![AWSCURRENT.into()],
             value: Some(value(&arn)),
+            created: now,
         }],
         tags,
     });

@@ -2,7 +2,8 @@
 //! tags, ListSecrets' filters.
 
 use crate::ports::{
-    ApiError, ApiResult, SecretInfo, SecretStore, VersionRef, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
+    ApiError, ApiResult, SecretInfo, SecretStore, StoredValue, VersionRef, AWSCURRENT, AWSPENDING,
+    AWSPREVIOUS,
 };
 use crate::secret::SecretText;
 
@@ -15,7 +16,11 @@ impl SecretStore for World {
         })
     }
 
-    async fn value(&self, secret_id: &str, version: &VersionRef) -> ApiResult<Option<SecretText>> {
+    async fn stored(
+        &self,
+        secret_id: &str,
+        version: &VersionRef,
+    ) -> ApiResult<Option<StoredValue>> {
         self.call("secretsmanager:GetSecretValue", |s| {
             let x = secret_mut(s, secret_id)?;
             let found = match version {
@@ -33,7 +38,12 @@ impl SecretStore for World {
                     v
                 }
             };
-            Ok(found.and_then(|v| v.value.clone()).map(SecretText::new))
+            Ok(found.and_then(|v| {
+                v.value.clone().map(|t| StoredValue {
+                    text: SecretText::new(t),
+                    created: Some(v.created),
+                })
+            }))
         })
     }
 
@@ -51,6 +61,8 @@ impl SecretStore for World {
                     None => {}
                 }
             }
+            let now = s.now;
+            let x = secret_mut(s, secret_id)?;
             for v in &mut x.versions {
                 v.labels.retain(|l| l != AWSPENDING);
             }
@@ -58,11 +70,13 @@ impl SecretStore for World {
                 Some(v) => {
                     v.value = Some(value.expose().to_string());
                     v.labels.push(AWSPENDING.into());
+                    v.created = now;
                 }
                 None => x.versions.push(FakeVersion {
                     id: token.to_string(),
                     labels: vec![AWSPENDING.into()],
                     value: Some(value.expose().to_string()),
+                    created: now,
                 }),
             }
             Ok(())

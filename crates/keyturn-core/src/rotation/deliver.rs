@@ -5,7 +5,7 @@
 //! AWSCURRENT on the old key (both keys are valid) and the retry delivers again; rewriting the same
 //! value is harmless. The event follows the move, so that a consumer acting on it reads the new key.
 
-use crate::error::{rfc3339, RotationError};
+use crate::error::RotationError;
 use crate::ports::{
     AccessKeys, ApiError, Clock, Delivery, Iam, IdentityCheck, KeyEvent, KeyStatus, SecretInfo,
     SecretStore, VersionRef,
@@ -13,7 +13,7 @@ use crate::ports::{
 use crate::rules::{self, Sink, SinkKind};
 use crate::secret::{SecretText, SecretValue};
 use crate::state::{Needs, Read};
-use crate::tags::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use crate::tags::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 
 use super::{aws, Rotator};
 
@@ -283,26 +283,13 @@ where
                 },
             )
             .await?;
-        let now = rfc3339(self.clock().now());
-        let mut record = vec![
-            (tags::ROLLED_BACK_AT.to_string(), now.clone()),
-            (
-                tags::ROLLED_BACK_FROM.to_string(),
-                plan.from_key.clone().unwrap_or_default(),
-            ),
-            // The restored key took over now: the sweep's grace and "used since" start again.
-            (tags::CUTOVER_VERSION.to_string(), plan.version.clone()),
-            (tags::CUTOVER_AT.to_string(), now),
-            (tags::CURRENT_KEY.to_string(), plan.key_id.clone()),
-            (
-                tags::PREVIOUS_KEY.to_string(),
-                plan.from_key.clone().unwrap_or_default(),
-            ),
-        ];
-        if info.tags.get(tags::DEACTIVATED_KEY) == Some(&plan.key_id) {
-            // The sweep's record of deactivating it no longer holds.
-            record.push((tags::DEACTIVATED_KEY.to_string(), String::new()));
-        }
+        let record = rules::records::rollback_tags(
+            &info,
+            &plan.version,
+            &plan.key_id,
+            plan.from_key.as_deref(),
+            self.clock().now(),
+        );
         self.store()
             .tag(&info.arn, &record)
             .await

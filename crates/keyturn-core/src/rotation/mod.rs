@@ -50,7 +50,7 @@ impl Default for Backoff {
 }
 
 /// Settings of a rotation, fixed for the life of the process.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RotationSettings {
     /// Refuse to run when rotation is not enabled on the secret (true when Secrets Manager calls
     /// the function; the CLI plays Secrets Manager's part and does not need it).
@@ -67,6 +67,23 @@ pub struct RotationSettings {
     pub events: bool,
     /// Where sinks may point (`rules::sinks`).
     pub sinks: SinkPolicy,
+    /// How long after a cut-over the previous key counts as possibly in use, because IAM's
+    /// last-used record may not show a use yet (`KEYTURN_LAST_USED_SETTLE_SECONDS`).
+    pub last_used_settle: time::Duration,
+}
+
+impl Default for RotationSettings {
+    fn default() -> Self {
+        Self {
+            require_rotation_enabled: false,
+            default_user: None,
+            test_backoff: Backoff::default(),
+            scope: Scope::default(),
+            events: false,
+            sinks: SinkPolicy::default(),
+            last_used_settle: crate::config::DEFAULT_LAST_USED_SETTLE,
+        }
+    }
 }
 
 /// What a step did.

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::error::{rfc3339, RotationError};
+use crate::error::RotationError;
 use crate::event::Step;
 use crate::ports::{
     ApiError, Clock, Delivery, Iam, IdentityCheck, KeyEvent, SecretStore, VersionRef,
@@ -151,15 +151,13 @@ where
         };
         // Recorded before the move: if the move then fails, the retry records it again; a time a
         // little early only makes "used since the cut-over" more cautious.
-        let mut tags = vec![
-            (tags::CUTOVER_VERSION.to_string(), o.token.to_string()),
-            (tags::CUTOVER_AT.to_string(), rfc3339(self.clock().now())),
-            (tags::USER.to_string(), user.clone()),
-            (tags::CURRENT_KEY.to_string(), key_id.clone()),
-        ];
-        if let Some(previous) = &previous {
-            tags.push((tags::PREVIOUS_KEY.to_string(), previous.clone()));
-        }
+        let tags = rules::records::cutover_tags(
+            o.token,
+            self.clock().now(),
+            &user,
+            &key_id,
+            previous.as_deref(),
+        );
         self.store()
             .tag(&o.info.arn, &tags)
             .await

@@ -9,7 +9,7 @@ use crate::error::{describe_use, rfc3339, RotationError};
 use crate::ports::{Clock, Delivery, Iam, IdentityCheck, KeyEvent, KeyUse, SecretStore};
 use crate::rules::{RetireAction, SweepDecision, SweepPolicy};
 use crate::state::{in_flight, LastUse, Needs};
-use crate::tags::{self, AWSPREVIOUS};
+use crate::tags::AWSPREVIOUS;
 
 use super::deliver::event;
 use super::{aws, Rotator};
@@ -23,11 +23,13 @@ pub enum SweepOutcome {
     Cleared {
         key_id: String,
     },
-    /// The previous key waits for its grace (or delete-after) period to end.
+    /// The previous key waits for its grace (or delete-after) period to end, or (`settling`) for
+    /// IAM's last-used record to settle.
     Waiting {
         key_id: String,
         until: OffsetDateTime,
         inactive: bool,
+        settling: bool,
     },
     /// The previous key was used after the cut-over: reported, left active.
     InUse {
@@ -102,11 +104,22 @@ impl SweepOutcome {
                 key_id,
                 until,
                 inactive: false,
+                settling: false,
             } => format!("{key_id} stays active until {}", rfc3339(*until)),
             SweepOutcome::Waiting {
                 key_id,
                 until,
+                inactive: false,
+                settling: true,
+            } => format!(
+                "{key_id} stays active until {}: IAM's last-used record may not show its recent uses before then (KEYTURN_LAST_USED_SETTLE_SECONDS)",
+                rfc3339(*until)
+            ),
+            SweepOutcome::Waiting {
+                key_id,
+                until,
                 inactive: true,
+                ..
             } => format!("{key_id} is inactive; deleted after {}", rfc3339(*until)),
             SweepOutcome::InUse { key_id, last_use } => format!(
                 "{key_id} is still in use ({}); move its consumers to the current key",
@@ -193,11 +206,13 @@ where
                 key_id,
                 until,
                 inactive,
+                settling,
             } => (
                 SweepOutcome::Waiting {
                     key_id,
                     until,
                     inactive,
+                    settling,
                 },
                 false,
             ),
@@ -227,6 +242,7 @@ where
                         key_id,
                         until,
                         inactive: true,
+                        settling: false,
                     },
                     false,
                 )
@@ -308,10 +324,7 @@ where
         key_id: &str,
         at: OffsetDateTime,
     ) -> Result<(), RotationError> {
-        let tags = [
-            (tags::DEACTIVATED_KEY.to_string(), key_id.to_string()),
-            (tags::DEACTIVATED_AT.to_string(), rfc3339(at)),
-        ];
+        let tags = crate::rules::records::deactivation_tags(key_id, at);
         self.store()
             .tag(arn, &tags)
             .await

@@ -6,7 +6,9 @@
 //!   identity a key authenticates as);
 //! - [`retire`]: which key keyturn may delete or deactivate, and why: the only place a
 //!   [`Retirement`] is issued;
-//! - [`policy`]: rotation and sweep periods, due dates, the cut-over and "used since";
+//! - [`policy`]: rotation and sweep periods, due dates, "used since", switch evidence;
+//! - [`records`]: keyturn's records on a secret (cut-over, deactivation), each with one writer
+//!   and one reader, believed only within what AWS's own records allow;
 //! - [`problems`]: what `keyturn status` reports as wrong;
 //! - [`sinks`]: where a secret's new key is delivered (its `keyturn:sink:*` tags), and this file's
 //!   [`deliverable_key`]: which key may be delivered again;
@@ -15,6 +17,7 @@
 
 pub mod policy;
 pub mod problems;
+pub mod records;
 pub mod retire;
 pub mod rollback;
 pub mod scope;
@@ -28,10 +31,11 @@ use crate::state::SecretState;
 use crate::tags;
 
 pub use policy::{
-    cutover_time, is_due, previous_key_to_record, recorded_cutover, recorded_keys, rotation_days,
-    switch_evidence, used_since, InUsePolicy, RecordedKeys, SweepPolicy, SwitchEvidence,
+    is_due, previous_key_to_record, recorded_keys, rotation_days, switch_evidence, used_since,
+    InUsePolicy, RecordedKeys, SweepPolicy, SwitchEvidence,
 };
 pub use problems::problems;
+pub use records::{recorded_cutover, Cutover, Deactivated};
 pub use retire::{
     after_failed_store, cancel_plan, free_slot, sweep_plan, unanswered_creates, AfterFailedStore,
     CancelPlan, OrphanPolicy, RetireAction, RetireReason, Retirement, StoreCheck, SweepDecision,

@@ -5,44 +5,25 @@ use time::{Duration, OffsetDateTime};
 
 use crate::error::{parse_rfc3339, RotationError};
 use crate::ports::{KeyInfo, KeyUse, SecretInfo};
+use crate::rules::records::recorded_cutover;
 use crate::tags::{self, AWSCURRENT, AWSPREVIOUS};
-
-/// The cut-over finishSecret recorded, if it names the version that is AWSCURRENT now.
-pub fn recorded_cutover(info: &SecretInfo) -> Option<OffsetDateTime> {
-    let current = info.version_with(AWSCURRENT)?;
-    (info.tags.get(tags::CUTOVER_VERSION).map(String::as_str) == Some(current))
-        .then(|| info.tags.get(tags::CUTOVER_AT))
-        .flatten()
-        .and_then(|t| parse_rfc3339(t))
-}
-
-/// When AWSCURRENT took over: the recorded cut-over; otherwise the current key's creation (always
-/// earlier, so "used since" errs towards keeping a key).
-pub fn cutover_time(
-    info: &SecretInfo,
-    keys: &[KeyInfo],
-    current_key_id: Option<&str>,
-) -> Option<OffsetDateTime> {
-    recorded_cutover(info).or_else(|| {
-        keys.iter()
-            .find(|k| Some(k.id.as_str()) == current_key_id)
-            .map(|k| k.created)
-    })
-}
 
 /// How long after a cut-over a keyturn run may still sign IAM calls with the key it read before
 /// it (a `masterarn` master rotated while another secret's rotation was using it): the longest a
 /// Lambda invocation runs.
 pub const SIGNING_SETTLE: Duration = Duration::minutes(15);
 
-/// Whether a consumer used a key after the cut-over. Unknown cut-over: any use counts. keyturn's own
+/// Whether a consumer used a key after the cut-over (`cutover`: the earliest it can have been,
+/// [`crate::rules::records::Cutover::earliest`]). Unknown cut-over: any use counts. keyturn's own
 /// use never counts: its IAM calls signed with a master key happen before that key's successor
 /// takes over, or (a run that read the master just before it rotated) within [`SIGNING_SETTLE`]
-/// of the cut-over, so a last use by IAM in that window is taken for keyturn's.
+/// of the cut-over, so a last use by IAM in that window is taken for keyturn's. Times compare in
+/// whole seconds (Secrets Manager and IAM record them at different precisions).
 pub fn used_since(last_use: &KeyUse, cutover: Option<OffsetDateTime>) -> bool {
     match (last_use.last_used, cutover) {
         (None, _) => false,
         (Some(used), Some(cut)) => {
+            let (used, cut) = (whole_seconds(used), whole_seconds(cut));
             let keyturns_own =
                 last_use.service.as_deref() == Some("iam") && used <= cut + SIGNING_SETTLE;
             used > cut && !keyturns_own
@@ -51,8 +32,15 @@ pub fn used_since(last_use: &KeyUse, cutover: Option<OffsetDateTime>) -> bool {
     }
 }
 
+fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
 /// The evidence that consumers moved to the new key after a rotation: AWSCURRENT's key used since
-/// the cut-over ([`used_since`]), beside the previous key's last use.
+/// the cut-over, beside the previous key's last use. Since it lets the sweep retire the previous
+/// key, it counts only uses after the latest the cut-over can have been, and never one within
+/// [`SIGNING_SETTLE`] of the earliest (testSecret's own call with the new key comes just before
+/// the cut-over).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwitchEvidence {
     pub cutover: Option<OffsetDateTime>,
@@ -70,15 +58,19 @@ pub fn switch_evidence(state: &crate::state::SecretState) -> Option<SwitchEviden
     let current = state.current_key()?;
     let previous = state.key_of(AWSPREVIOUS).filter(|p| *p != current)?;
     let current_facts = state.key(current)?;
-    let cutover = state.cutover();
+    let cut = state.cutover();
+    let from = [cut.latest, cut.earliest.map(|e| e + SIGNING_SETTLE)]
+        .into_iter()
+        .flatten()
+        .max();
     Some(SwitchEvidence {
-        cutover,
+        cutover: cut.latest,
         current_key: current.to_string(),
         current_use: current_facts.last_use.clone(),
-        switched: current_facts
-            .last_use
-            .as_ref()
-            .is_some_and(|u| used_since(u, cutover)),
+        switched: current_facts.last_use.as_ref().is_some_and(|u| {
+            u.last_used
+                .is_some_and(|used| from.is_some_and(|f| whole_seconds(used) > whole_seconds(f)))
+        }),
         previous_key: Some(previous.to_string()),
         previous_use: state.key(previous).and_then(|k| k.last_use.clone()),
     })
@@ -103,11 +95,13 @@ pub fn is_due(info: &SecretInfo, now: OffsetDateTime, default_days: i64) -> bool
         return next <= now;
     }
     let days = rotation_days(info, default_days);
+    // Tags in the future are read as now: a tag may not put a rotation off for ever.
     let enrolled = info
         .tags
         .get(tags::ENROLLED_AT)
-        .and_then(|t| parse_rfc3339(t));
-    let since = [recorded_cutover(info), info.last_rotated, enrolled]
+        .and_then(|t| parse_rfc3339(t))
+        .map(|t| t.min(now));
+    let since = [recorded_cutover(info, now), info.last_rotated, enrolled]
         .into_iter()
         .flatten()
         .max();
@@ -128,7 +122,7 @@ pub fn current_is_recent(info: &SecretInfo, now: OffsetDateTime) -> bool {
         .tags
         .get(tags::ENROLLED_AT)
         .and_then(|t| parse_rfc3339(t));
-    [recorded_cutover(info), enrolled]
+    [recorded_cutover(info, now), enrolled]
         .into_iter()
         .flatten()
         .any(|t| now - t < LAG_WINDOW)

@@ -4,6 +4,7 @@
 use crate::error::describe_use;
 use crate::ports::KeyStatus;
 use crate::rules::policy::used_since;
+use crate::rules::records;
 use crate::state::SecretState;
 use crate::tags::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 
@@ -50,7 +51,17 @@ pub fn problems(state: &SecretState) -> Vec<String> {
             "a rotation is in flight (version {token} is AWSPENDING): keyturn rotate --resume or --cancel"
         ));
     }
-    let cutover = state.cutover();
+    let cut = state.cutover();
+    if let Some(doubt) = &cut.doubt {
+        out.push(format!("the cut-over record is not believed: {doubt}"));
+    }
+    if let Some(previous) = state.key_of(AWSPREVIOUS).and_then(|p| state.key(p)) {
+        // Without the deployment's grace period at hand, the bound is the cut-over itself.
+        let (_, doubt) = records::deactivated_since(&state.info, previous, cut.latest, state.now);
+        if let Some(doubt) = doubt {
+            out.push(format!("the deactivation record is not believed: {doubt}"));
+        }
+    }
     for key in &state.keys {
         let labels = state.labels_holding(&key.id);
         if labels.is_empty() {
@@ -60,7 +71,11 @@ pub fn problems(state: &SecretState) -> Vec<String> {
             ));
         }
         if labels.contains(&AWSPREVIOUS) && !labels.contains(&AWSCURRENT) {
-            if let Some(u) = key.last_use.as_ref().filter(|u| used_since(u, cutover)) {
+            if let Some(u) = key
+                .last_use
+                .as_ref()
+                .filter(|u| used_since(u, cut.earliest))
+            {
                 out.push(format!(
                     "previous key {} is still in use ({})",
                     key.id,

@@ -17,11 +17,12 @@ use std::fmt;
 
 use time::{Duration, OffsetDateTime};
 
-use crate::error::{describe_use, parse_rfc3339, rfc3339, KeepReason, KeptKey, RotationError};
+use crate::error::{describe_use, rfc3339, KeepReason, KeptKey, RotationError};
 use crate::ports::{KeyStatus, KeyUse};
 use crate::rules::policy::{used_since, InUsePolicy, SweepPolicy};
+use crate::rules::records::{self, Cutover, Deactivated};
 use crate::state::{KeyFacts, SecretState};
-use crate::tags::{self, AWSPREVIOUS};
+use crate::tags::AWSPREVIOUS;
 
 /// A key held by no version and never used, created less than this long ago, may be another
 /// keyturn run's new key between CreateAccessKey and PutSecretValue: `keyturn rotate` leaves it
@@ -175,7 +176,7 @@ pub fn free_slot(
         });
     }
     let current = state.current_key();
-    let cutover = state.cutover();
+    let cut = state.cutover();
     let user = state.user.name.as_str();
     let (mut orphan, mut previous, mut keep) = (None, None, Vec::new());
     for key in state.keys.iter().filter(|k| Some(k.id.as_str()) != current) {
@@ -188,12 +189,14 @@ pub fn free_slot(
         if state.signer.as_deref() == Some(key.id.as_str()) {
             keep.push(kept(key, held_by, KeepReason::Signer));
         } else if labels == [AWSPREVIOUS] {
-            if used_since(last_use, cutover) {
+            if used_since(last_use, cut.earliest) {
                 keep.push(kept(key, held_by, KeepReason::UsedSinceCutover));
+            } else if let Some(until) = settling(state, &cut) {
+                keep.push(kept(key, held_by, KeepReason::NotSettled { until }));
             } else {
                 let reason = RetireReason::UnusedPrevious {
                     last_use: last_use.clone(),
-                    cutover,
+                    cutover: cut.earliest,
                 };
                 previous.get_or_insert(Retirement::new(
                     user,
@@ -223,6 +226,14 @@ pub fn free_slot(
             kept: keep,
         }),
     }
+}
+
+/// Until when the previous key's "not used since the cut-over" cannot be believed yet: IAM's
+/// last-used record lags, so within the settle window counted from the latest the cut-over can
+/// have been, a recent use may not show. `None` once the window has passed (or is off).
+pub fn settling(state: &SecretState, cut: &Cutover) -> Option<OffsetDateTime> {
+    let until = cut.latest.unwrap_or(state.now) + state.settle;
+    (state.settle > Duration::ZERO && state.now < until).then_some(until)
 }
 
 /// CreateAccessKey failed with its outcome unknown (every attempt's answer lost): the keys the user
@@ -334,11 +345,13 @@ pub enum SweepDecision {
     Nothing(String),
     /// The previous key is already gone: remove AWSPREVIOUS from its version.
     DropLabel { key_id: String, version: String },
-    /// The previous key waits for its grace (or delete-after) period to end.
+    /// The previous key waits for its grace (or delete-after) period to end, or (`settling`) for
+    /// IAM's last-used record to settle.
     Waiting {
         key_id: String,
         until: OffsetDateTime,
         inactive: bool,
+        settling: bool,
     },
     /// Found inactive without a (valid) record of keyturn deactivating it: the wait starts now.
     RecordDeactivation {
@@ -414,22 +427,26 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
         return blocked("its last use could not be read".into());
     };
     let now = state.now;
-    let cutover = state.cutover();
+    let cut = state.cutover();
     let user = state.user.name.as_str();
+    let took_over = cut.latest.unwrap_or(now);
     match key.status {
-        KeyStatus::Active if used_since(&last_use, cutover) => SweepDecision::InUse {
+        KeyStatus::Active if used_since(&last_use, cut.earliest) => SweepDecision::InUse {
             key_id,
             last_use,
             fail: policy.in_use == InUsePolicy::Fail,
         },
         KeyStatus::Active => {
-            let until = cutover.unwrap_or(now) + policy.grace;
+            let grace_end = took_over + policy.grace;
+            let settled = settling(state, &cut);
+            let until = settled.map_or(grace_end, |s| s.max(grace_end));
             let switched = super::policy::switch_evidence(state).is_some_and(|e| e.switched);
             if now < until {
                 SweepDecision::Waiting {
                     key_id,
                     until,
                     inactive: false,
+                    settling: settled.is_some_and(|s| s > grace_end),
                 }
             } else if policy.require_switch && !switched {
                 SweepDecision::AwaitingSwitch {
@@ -441,29 +458,28 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
                     user,
                     &key_id,
                     RetireAction::Deactivate,
-                    RetireReason::GraceOver { cutover },
+                    RetireReason::GraceOver {
+                        cutover: cut.latest,
+                    },
                 ))
             }
         }
         KeyStatus::Inactive => {
-            let recorded = (state.info.tags.get(tags::DEACTIVATED_KEY) == Some(&key_id))
-                .then(|| state.info.tags.get(tags::DEACTIVATED_AT))
-                .flatten()
-                .and_then(|t| parse_rfc3339(t))
-                // A record older than the key's last use is stale: the key was reactivated and
-                // used since, then deactivated again (by someone else).
-                .filter(|at| last_use.last_used.is_none_or(|used| used <= *at));
-            match recorded {
-                None => SweepDecision::RecordDeactivation {
+            let grace_end = cut.latest.map(|l| l + policy.grace);
+            match records::deactivated_since(&state.info, key, grace_end, now).0 {
+                Deactivated::Unrecorded => SweepDecision::RecordDeactivation {
                     key_id,
                     until: now + policy.delete_after,
                 },
-                Some(at) if now < at + policy.delete_after => SweepDecision::Waiting {
-                    key_id,
-                    until: at + policy.delete_after,
-                    inactive: true,
-                },
-                Some(at) => SweepDecision::Retire(Retirement::new(
+                Deactivated::Since(at) if now < at + policy.delete_after => {
+                    SweepDecision::Waiting {
+                        key_id,
+                        until: at + policy.delete_after,
+                        inactive: true,
+                        settling: false,
+                    }
+                }
+                Deactivated::Since(at) => SweepDecision::Retire(Retirement::new(
                     user,
                     &key_id,
                     RetireAction::Delete,

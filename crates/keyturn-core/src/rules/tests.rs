@@ -44,6 +44,7 @@ fn state(previous: Option<&str>, keys: Vec<KeyFacts>) -> SecretState {
         version: "v2".into(),
         labels: vec![AWSCURRENT.into()],
         held: Held::Key("CUR".into()),
+        created: Some(CUTOVER - Duration::seconds(30)),
     }];
     if let Some(p) = previous {
         versions.insert("v1".into(), vec![AWSPREVIOUS.into()]);
@@ -51,6 +52,7 @@ fn state(previous: Option<&str>, keys: Vec<KeyFacts>) -> SecretState {
             version: "v1".into(),
             labels: vec![AWSPREVIOUS.into()],
             held: Held::Key(p.into()),
+            created: Some(CUTOVER - Duration::days(30)),
         });
     }
     SecretState {
@@ -76,7 +78,27 @@ fn state(previous: Option<&str>, keys: Vec<KeyFacts>) -> SecretState {
         other_secrets: Vec::new(),
         signer: None,
         now: NOW,
+        settle: crate::config::DEFAULT_LAST_USED_SETTLE,
     }
+}
+
+/// The state with the cut-over tag set to `at` (as a tagger could).
+fn forged_cutover(mut s: SecretState, at: &str) -> SecretState {
+    s.info
+        .tags
+        .insert(tags::CUTOVER_AT.to_string(), at.to_string());
+    s
+}
+
+/// The state read at `now`.
+fn at(mut s: SecretState, now: OffsetDateTime) -> SecretState {
+    s.now = now;
+    s
+}
+
+fn settle(mut s: SecretState, window: Duration) -> SecretState {
+    s.settle = window;
+    s
 }
 
 fn current() -> KeyFacts {
@@ -249,13 +271,75 @@ fn making_room_deletes_only_an_unused_previous_key_or_an_old_unused_orphan() {
             Ok(Some("PREV".into())),
         ),
         (
-            "previous used at the cut-over exactly",
+            "previous used when AWSCURRENT's version was created, exactly",
+            state(
+                Some("PREV"),
+                vec![
+                    key("PREV", old, used(CUTOVER - Duration::seconds(30))),
+                    current(),
+                ],
+            ),
+            spare,
+            Ok(Some("PREV".into())),
+        ),
+        (
+            "previous used after the version existed, before the recorded cut-over: the record \
+             cannot hide a use",
             state(
                 Some("PREV"),
                 vec![key("PREV", old, used(CUTOVER)), current()],
             ),
             spare,
+            Err(vec![UsedSinceCutover]),
+        ),
+        (
+            "previous used since the cut-over, the record forged to the future",
+            forged_cutover(
+                state(
+                    Some("PREV"),
+                    vec![
+                        key("PREV", old, used(CUTOVER + Duration::days(1))),
+                        current(),
+                    ],
+                ),
+                "2099-01-01T00:00:00Z",
+            ),
+            spare,
+            Err(vec![UsedSinceCutover]),
+        ),
+        (
+            "previous never used, but the cut-over was an hour ago: IAM may not show a use yet",
+            at(
+                state(Some("PREV"), vec![key("PREV", old, never()), current()]),
+                CUTOVER + Duration::hours(1),
+            ),
+            spare,
+            Err(vec![NotSettled {
+                until: CUTOVER + Duration::hours(4),
+            }]),
+        ),
+        (
+            "the same with the settle window off",
+            settle(
+                at(
+                    state(Some("PREV"), vec![key("PREV", old, never()), current()]),
+                    CUTOVER + Duration::hours(1),
+                ),
+                Duration::ZERO,
+            ),
+            spare,
             Ok(Some("PREV".into())),
+        ),
+        (
+            "settle window counted from a cut-over record later than the version's creation",
+            forged_cutover(
+                state(Some("PREV"), vec![key("PREV", old, never()), current()]),
+                "2026-10-01T10:00:00Z",
+            ),
+            spare,
+            Err(vec![NotSettled {
+                until: datetime!(2026-10-01 14:00 UTC),
+            }]),
         ),
         (
             "previous used since the cut-over",
@@ -314,6 +398,7 @@ fn making_room_never_takes_a_key_held_by_another_label_the_signer_or_an_unreadab
         version: "v0".into(),
         labels: vec!["BLUE".into()],
         held: Held::Key("HELD".into()),
+        created: None,
     });
     assert_eq!(
         decide(&other_label, OrphanPolicy::AnyAge),
@@ -361,6 +446,7 @@ fn pending(mut s: SecretState, key_id: &str) -> SecretState {
         version: "tok".into(),
         labels: vec![AWSPENDING.into()],
         held: Held::Key(key_id.into()),
+        created: None,
     });
     s
 }
@@ -394,6 +480,7 @@ fn cancel_deletes_only_the_unused_key_of_the_secrets_own_user_held_by_awspending
         version: "tok".into(),
         labels: vec![AWSPENDING.into()],
         held: Held::NoValue,
+        created: None,
     });
     assert_eq!(cancel_plan(&no_key, "tok"), CancelPlan::NoKey);
 }
@@ -519,9 +606,94 @@ fn the_sweep_retires_the_previous_key_only_while_the_current_key_works() {
             ),
             "record",
         ),
+        (
+            "forged record: deactivated before the grace period ended (moved into the past)",
+            with_tags(
+                state(
+                    Some("PREV"),
+                    vec![inactive(key("PREV", old, never())), current()],
+                ),
+                &deactivated(CUTOVER + Duration::days(1)),
+            ),
+            "record",
+        ),
+        (
+            "deactivation record not a time",
+            with_tags(
+                state(
+                    Some("PREV"),
+                    vec![inactive(key("PREV", old, never())), current()],
+                ),
+                &[
+                    (tags::DEACTIVATED_KEY, "PREV".to_string()),
+                    (tags::DEACTIVATED_AT, "yesterday".to_string()),
+                ],
+            ),
+            "record",
+        ),
+        (
+            "forged cut-over in the future: a use since the version existed still counts",
+            forged_cutover(
+                state(
+                    Some("PREV"),
+                    vec![
+                        key("PREV", old, used(CUTOVER + Duration::days(1))),
+                        current(),
+                    ],
+                ),
+                "2099-01-01T00:00:00Z",
+            ),
+            "in-use",
+        ),
+        (
+            "forged cut-over in the future, previous unused: the grace counts from now",
+            forged_cutover(
+                state(Some("PREV"), vec![key("PREV", old, never()), current()]),
+                "2099-01-01T00:00:00Z",
+            ),
+            "waiting",
+        ),
+        (
+            "forged cut-over before the version existed: the grace counts from its creation",
+            at(
+                forged_cutover(
+                    state(Some("PREV"), vec![key("PREV", old, never()), current()]),
+                    "2020-01-01T00:00:00Z",
+                ),
+                CUTOVER + Duration::days(3),
+            ),
+            "waiting",
+        ),
+        (
+            "grace period 0, cut-over an hour ago: the last use has not settled",
+            at(
+                state(Some("PREV"), vec![key("PREV", old, never()), current()]),
+                CUTOVER + Duration::hours(1),
+            ),
+            "waiting-zero-grace",
+        ),
     ];
+    let no_grace = SweepPolicy {
+        grace: Duration::ZERO,
+        ..policy
+    };
     for (label, s, expected) in cases {
-        assert_eq!(kind(sweep_plan(&s, &policy)), expected, "{label}");
+        match expected.strip_suffix("-zero-grace") {
+            Some(expected) => {
+                assert_eq!(kind(sweep_plan(&s, &no_grace)), expected, "{label}");
+                assert!(
+                    matches!(sweep_plan(&s, &no_grace), SweepDecision::Waiting { settling: true, until, .. } if until == CUTOVER + Duration::hours(4)),
+                    "{label}: waits for the settle window"
+                );
+                let off = settle(s, Duration::ZERO);
+                assert_eq!(
+                    kind(sweep_plan(&off, &no_grace)),
+                    "deactivate",
+                    "{label}, window off"
+                );
+            }
+            None => assert_eq!(kind(sweep_plan(&s, &policy)), expected, "{label}"),
+        }
     }
     // Within the grace period: waiting.
     let mut recent = state(Some("PREV"), vec![key("PREV", old, never()), current()]);

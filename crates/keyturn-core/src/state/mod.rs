@@ -4,7 +4,7 @@
 
 mod read;
 
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use crate::ports::{KeyStatus, KeyUse, SecretInfo};
 use crate::rules::{self, SecretUser};
@@ -40,6 +40,8 @@ pub struct Holding {
     pub version: String,
     pub labels: Vec<String>,
     pub held: Held,
+    /// The version's creation in Secrets Manager (when its value was read).
+    pub created: Option<OffsetDateTime>,
 }
 
 impl Holding {
@@ -65,6 +67,9 @@ pub struct SecretState {
     /// The key that signs keyturn's IAM calls, when it is a key from a secret (`masterarn`).
     pub signer: Option<String>,
     pub now: OffsetDateTime,
+    /// How long after a cut-over IAM's last-used record may still not show a use of the previous
+    /// key (`KEYTURN_LAST_USED_SETTLE_SECONDS`): until then the key counts as possibly in use.
+    pub settle: Duration,
 }
 
 impl SecretState {
@@ -108,13 +113,9 @@ impl SecretState {
         self.keys.iter().find(|k| k.id == id)
     }
 
-    /// When AWSCURRENT took over: the recorded cut-over, else the current key's creation.
-    pub fn cutover(&self) -> Option<OffsetDateTime> {
-        rules::recorded_cutover(&self.info).or_else(|| {
-            self.current_key()
-                .and_then(|c| self.key(c))
-                .map(|k| k.created)
-        })
+    /// When AWSCURRENT took over, bounded by AWS's own records (`rules::records`).
+    pub fn cutover(&self) -> rules::records::Cutover {
+        rules::records::cutover(self)
     }
 
     /// (labels, reason) of every version whose value cannot be read.

@@ -110,6 +110,7 @@ where
             other_secrets,
             signer,
             now,
+            settle: self.settings().last_used_settle,
         };
         // Keys IAM may not list yet: a pending key (made moments ago by this rotation), and
         // AWSCURRENT's right after a cut-over or an enrollment.
@@ -204,12 +205,13 @@ where
             Some(l) => VersionRef::IdWithLabel(version.to_string(), l),
             None => VersionRef::Id(version.to_string()),
         };
-        let text = self
+        let stored = self
             .store()
-            .value(&info.arn, &reference)
+            .stored(&info.arn, &reference)
             .await
             .map_err(|e| aws("GetSecretValue", &info.name, None, None, e))?;
-        let (held, value) = match text.map(|t| SecretValue::parse(&t)) {
+        let created = stored.as_ref().and_then(|s| s.created);
+        let (held, value) = match stored.map(|s| SecretValue::parse(&s.text)) {
             None => (Held::NoValue, None),
             Some(Err(e)) => (Held::Unreadable(e), None),
             Some(Ok(v)) => (
@@ -224,6 +226,7 @@ where
                 version: version.to_string(),
                 labels,
                 held,
+                created,
             },
             value,
         ))

@@ -38,9 +38,13 @@ pub async fn run(cli: Cli, output: Output) -> anyhow::Result<bool> {
         cli.scope.master_secrets.clone(),
     )
     .map_err(|e| anyhow::anyhow!("{e}: fix --prefix or --user-path"))?;
+    let last_used_settle =
+        keyturn_core::config::last_used_settle(cli.scope.last_used_settle_seconds.as_deref())
+            .map_err(|e| anyhow::anyhow!("{e}; nothing was run"))?;
     let settings = RotationSettings {
         require_rotation_enabled: false,
         scope,
+        last_used_settle,
         events: cli.delivery.events,
         sinks: rules::SinkPolicy {
             ssm_prefix: cli.delivery.ssm_prefix.clone(),

@@ -107,7 +107,7 @@ fn report(state: &SecretState, sinks: &rules::SinkPolicy) -> StatusReport {
         rotation_enabled: info.rotation_enabled,
         last_rotated: info.last_rotated.map(rfc3339),
         next_rotation: info.next_rotation.map(rfc3339),
-        cutover: rules::recorded_cutover(info).map(rfc3339),
+        cutover: rules::recorded_cutover(info, state.now).map(rfc3339),
         versions: state
             .holdings
             .iter()
@@ -172,7 +172,7 @@ fn print_text(state: &SecretState, out: &StatusReport) {
     );
     // Secrets Manager's LastRotatedDate is set by its own rotations only; after a
     // `keyturn rotate` the cut-over record says when the key last changed.
-    let last = match (info.last_rotated, rules::recorded_cutover(info)) {
+    let last = match (info.last_rotated, rules::recorded_cutover(info, state.now)) {
         (Some(t), _) => rfc3339(t),
         (None, Some(c)) => format!("{} (cut-over by keyturn)", rfc3339(c)),
         (None, None) => "never".into(),

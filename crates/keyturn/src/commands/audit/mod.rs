@@ -187,7 +187,15 @@ async fn held_keys(
                 ];
                 let keys: Vec<(String, OffsetDateTime)> =
                     keys.into_iter().map(|k| (k.id, k.created)).collect();
-                return Ok(joined(&info, &user, keys, held, days, grace));
+                return Ok(joined(
+                    &info,
+                    &user,
+                    keys,
+                    held,
+                    days,
+                    grace,
+                    r.clock().now(),
+                ));
             }
         }
     }
@@ -211,6 +219,7 @@ async fn held_keys(
         held,
         days,
         grace,
+        state.now,
     ))
 }
 
@@ -223,8 +232,17 @@ fn joined(
     held: [(&str, Option<String>); 2],
     rotation_days: i64,
     grace: Option<time::Duration>,
+    now: OffsetDateTime,
 ) -> (Vec<ManagedKey>, Vec<ListedKey>) {
     keys.sort_by_key(|(_, created)| *created);
+    // The cut-over, bounded below by the current key's creation in IAM (the audit reads no value,
+    // so the version's creation is not at hand) and above by now.
+    let current_created = held[0]
+        .1
+        .as_ref()
+        .and_then(|id| keys.iter().find(|(k, _)| k == id))
+        .map(|(_, created)| *created);
+    let cutover = rules::records::bound_cutover(info, current_created, now).latest;
     let mut out = Vec::new();
     for (label, key_id) in held {
         let Some(key_id) = key_id else {
@@ -241,7 +259,7 @@ fn joined(
             rotation_enabled: info.rotation_enabled,
             next_rotation: info.next_rotation,
             rotation_days,
-            cutover: rules::recorded_cutover(info),
+            cutover,
             grace,
             exists: position.is_some(),
         });
