@@ -314,6 +314,25 @@ pub enum RotationError {
     #[error("secret {secret}: cannot roll back: {why}; nothing was changed")]
     RollbackRefused { secret: String, why: String },
 
+    #[error("secret {secret}: {what} changed while keyturn was about to {action} ({why}); {undone}: run the command again, it decides afresh on what it finds")]
+    ChangedMeanwhile {
+        secret: String,
+        what: &'static str,
+        action: String,
+        why: String,
+        /// What this run changed and put back, in words ("nothing was changed", ...).
+        undone: String,
+    },
+
+    #[error("secret {secret}: another run changed the secret while keyturn acted on key {key_id} of user {user}: {why}; keyturn put back what it had done ({undone}); check the secret with keyturn status {secret}")]
+    RaceUndone {
+        secret: String,
+        user: String,
+        key_id: String,
+        why: String,
+        undone: String,
+    },
+
     #[error("listing the secrets tagged {tag} failed (ListSecrets: {source}); grant secretsmanager:ListSecrets to the caller")]
     ListFailed { tag: String, source: ApiError },
 
@@ -405,6 +424,8 @@ impl RotationError {
             RotationError::SinkFailed { .. } => "SinkFailed",
             RotationError::EventFailed { .. } => "EventFailed",
             RotationError::RollbackRefused { .. } => "RollbackRefused",
+            RotationError::ChangedMeanwhile { .. } => "ChangedMeanwhile",
+            RotationError::RaceUndone { .. } => "RaceUndone",
             RotationError::Aws { source, .. } | RotationError::ListFailed { source, .. } => {
                 source.kind()
             }
@@ -420,7 +441,8 @@ impl RotationError {
             | RotationError::CreateSecretFailed { source, .. }
             | RotationError::SinkFailed { source, .. }
             | RotationError::EventFailed { source, .. } => source.is_transient(),
-            RotationError::KeyDoesNotAuthenticate { .. } => true,
+            RotationError::KeyDoesNotAuthenticate { .. }
+            | RotationError::ChangedMeanwhile { .. } => true,
             _ => false,
         }
     }

@@ -121,6 +121,18 @@ where
             CreatePlan::Create { retire } => retire,
         };
         if let Some(r) = &retire {
+            // Check again just before deleting: the rule stood on where the labels were (a
+            // rollback may have made the previous key AWSCURRENT meanwhile).
+            let now = self.describe(&o.info.arn).await?;
+            if let Some(moved) = rules::labels_moved(&o.info, &now) {
+                return Err(RotationError::ChangedMeanwhile {
+                    secret: o.name().to_string(),
+                    what: "the staging labels",
+                    action: format!("delete key {} to make room", r.key_id()),
+                    why: moved,
+                    undone: "nothing was changed".into(),
+                });
+            }
             self.retire_key(&read.keys_api, o.name(), r).await?;
         }
         report.retired = retire;

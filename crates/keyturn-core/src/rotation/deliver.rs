@@ -148,17 +148,34 @@ where
     pub async fn deliver(&self, secret_id: &str) -> Result<DeliveryReport, RotationError> {
         let info = self.describe(secret_id).await?;
         let sinks = rules::sinks(&info.name, &info.tags, &self.settings().sinks)?;
-        let read = self
-            .read_state(info.clone(), None, Needs::default())
-            .await?;
+        let needs = Needs {
+            who_else: true,
+            ..Needs::default()
+        };
+        let read = self.read_state(info.clone(), None, needs).await?;
         if read.current.is_none() {
             return Err(RotationError::NoCurrentVersion {
                 secret: info.name.clone(),
             });
         }
+        rules::check_whose_key(&read.state)?;
         let key_id = rules::deliverable_key(&read.state)?;
         let user = read.state.user.name.clone();
         let delivered = self.deliver_current(&read, &sinks).await?;
+        // Check again: a rotation or rollback that moved AWSCURRENT meanwhile has delivered its own
+        // key, which this delivery may just have overwritten with an older one.
+        if !sinks.is_empty() {
+            let now = self.describe(&info.arn).await?;
+            if now.version_with(AWSCURRENT) != info.version_with(AWSCURRENT) {
+                return Err(RotationError::ChangedMeanwhile {
+                    secret: info.name.clone(),
+                    what: "AWSCURRENT",
+                    action: format!("deliver key {key_id}"),
+                    why: rules::labels_moved(&info, &now).unwrap_or_default(),
+                    undone: "the sinks may hold the key AWSCURRENT held before, which stays valid until the sweep retires it".into(),
+                });
+            }
+        }
         let announced = self
             .announce(event(
                 KeyEvent::DELIVERY,
@@ -204,9 +221,12 @@ where
     }
 
     /// `keyturn rollback`: AWSCURRENT back to the AWSPREVIOUS version, as `rules::rollback_plan`
-    /// allows. Order: reactivate the key if the sweep deactivated it, deliver it to the sinks (a
-    /// failure leaves AWSCURRENT where it was), record the rollback in the tags, move AWSCURRENT,
-    /// announce. With `dry_run`, plans and changes nothing.
+    /// allows. Order: reactivate the key if the sweep deactivated it, deliver it to the sinks,
+    /// re-read the labels and the user's keys (refusing, with AWSCURRENT's key delivered back, if
+    /// anything the plan stood on changed), record the rollback in the tags, move AWSCURRENT,
+    /// check the key again (another run may have retired it meanwhile: AWSCURRENT then goes back),
+    /// announce. A failure after the delivery puts AWSCURRENT's key back in the sinks. With
+    /// `dry_run`, plans and changes nothing.
     pub async fn rollback(
         &self,
         secret_id: &str,
@@ -217,9 +237,13 @@ where
         let sinks = rules::sinks(&name, &info.tags, &self.settings().sinks)?;
         let needs = Needs {
             all_versions: true,
+            who_else: true,
             ..Needs::default()
         };
         let read = self.read_state(info.clone(), None, needs).await?;
+        // One user, one managed secret: a forged secret cannot bring back another's retired key.
+        // (AWSCURRENT's key may be broken: that is what a rollback is for.)
+        rules::check_one_secret(&read.state)?;
         let plan =
             rules::rollback_plan(&read.state).map_err(|why| RotationError::RollbackRefused {
                 secret: name.clone(),
@@ -269,22 +293,84 @@ where
                 .map_err(|e| aws("UpdateAccessKey", &name, Some(&user), Some(&plan.key_id), e))?;
             tracing::info!(secret = %name, user = %user, key_id = %plan.key_id, "reactivated for the rollback");
         }
-        report.sinks = self
-            .deliver_to(
-                &sinks,
-                &Parcel {
-                    info: &info,
-                    text: &text,
-                    value: &value,
-                    label: AWSPREVIOUS,
-                    user: &user,
-                    key_id: &plan.key_id,
-                    current_moved: false,
-                },
-            )
+        let parcel = Parcel {
+            info: &info,
+            text: &text,
+            value: &value,
+            label: AWSPREVIOUS,
+            user: &user,
+            key_id: &plan.key_id,
+            current_moved: false,
+        };
+        report.sinks = self.deliver_to(&sinks, &parcel).await?;
+        // From here on the sinks may hold the restored key: any failure gives them AWSCURRENT's back.
+        match self.roll_back_labels(&read, &plan).await {
+            Ok(()) => {}
+            Err(e) => {
+                if !sinks.is_empty() {
+                    if let Err(d) = self.deliver_current(&read, &sinks).await {
+                        tracing::error!(secret = %name, error = %d, "could not give the sinks AWSCURRENT's key back after a failed rollback: run keyturn deliver");
+                    }
+                }
+                return Err(e);
+            }
+        }
+        tracing::info!(secret = %name, user = %user, key_id = %plan.key_id, from_key = plan.from_key.as_deref().unwrap_or(""), "rolled back");
+        report.announced = self
+            .announce(event(
+                KeyEvent::ROLLBACK,
+                &info,
+                &user,
+                &plan.key_id,
+                plan.from_key.clone(),
+                Some(&plan.version),
+                &report.sinks,
+            ))
             .await?;
+        Ok(report)
+    }
+
+    /// The rollback's writes to the secret, each checked: re-read the labels and the user's keys
+    /// (the plan stood on them), record, clear a finished rotation's AWSPENDING, move AWSCURRENT,
+    /// then make sure the restored key still exists and is active. If another run deleted it in
+    /// the meantime, AWSCURRENT goes back to the version it was on.
+    async fn roll_back_labels(
+        &self,
+        read: &Read<I::Keys>,
+        plan: &rules::RollbackPlan,
+    ) -> Result<(), RotationError> {
+        let info = &read.state.info;
+        let (name, user) = (info.name.as_str(), read.state.user.name.as_str());
+        let changed = |what: &'static str, why: String| RotationError::ChangedMeanwhile {
+            secret: name.to_string(),
+            what,
+            action: format!("roll back to key {}", plan.key_id),
+            why,
+            undone: "AWSCURRENT was not moved and the sinks hold AWSCURRENT's key again".into(),
+        };
+        let now = self.describe(&info.arn).await?;
+        if let Some(moved) = rules::labels_moved(info, &now) {
+            return Err(changed("the staging labels", moved));
+        }
+        match self.key_status(read, &plan.key_id).await? {
+            None => {
+                return Err(changed(
+                    "the key to restore",
+                    format!("key {} no longer exists", plan.key_id),
+                ))
+            }
+            Some(KeyStatus::Inactive) => {
+                // Another run deactivated it, or IAM's list still shows the status from before the
+                // reactivation above: either way the rollback wants it active.
+                read.keys_api
+                    .set_status(user, &plan.key_id, KeyStatus::Active)
+                    .await
+                    .map_err(|e| aws("UpdateAccessKey", name, Some(user), Some(&plan.key_id), e))?;
+            }
+            Some(KeyStatus::Active) => {}
+        }
         let record = rules::records::rollback_tags(
-            &info,
+            info,
             &plan.version,
             &plan.key_id,
             plan.from_key.as_deref(),
@@ -293,7 +379,7 @@ where
         self.store()
             .tag(&info.arn, &record)
             .await
-            .map_err(|e| aws("TagResource", &name, Some(&user), Some(&plan.key_id), e))?;
+            .map_err(|e| aws("TagResource", name, Some(user), Some(&plan.key_id), e))?;
         if plan.clear_pending {
             self.store()
                 .move_label(&info.arn, AWSPENDING, None, Some(&plan.from_version))
@@ -301,8 +387,8 @@ where
                 .map_err(|e| {
                     aws(
                         "UpdateSecretVersionStage",
-                        &name,
-                        Some(&user),
+                        name,
+                        Some(user),
                         plan.from_key.as_deref(),
                         e,
                     )
@@ -319,25 +405,71 @@ where
             .map_err(|e| {
                 aws(
                     "UpdateSecretVersionStage",
-                    &name,
-                    Some(&user),
+                    name,
+                    Some(user),
                     Some(&plan.key_id),
                     e,
                 )
             })?;
-        tracing::info!(secret = %name, user = %user, key_id = %plan.key_id, from_key = plan.from_key.as_deref().unwrap_or(""), "rolled back");
-        report.announced = self
-            .announce(event(
-                KeyEvent::ROLLBACK,
-                &info,
-                &user,
-                &plan.key_id,
-                plan.from_key.clone(),
-                Some(&plan.version),
-                &report.sinks,
-            ))
-            .await?;
-        Ok(report)
+        match self.key_status(read, &plan.key_id).await? {
+            Some(KeyStatus::Active) => Ok(()),
+            Some(KeyStatus::Inactive) => {
+                // Deactivated after the check (a sweep that planned before the rollback): the
+                // rollback's own intent is an active key, so it reactivates it.
+                read.keys_api
+                    .set_status(user, &plan.key_id, KeyStatus::Active)
+                    .await
+                    .map_err(|e| aws("UpdateAccessKey", name, Some(user), Some(&plan.key_id), e))?;
+                tracing::warn!(secret = %name, key_id = %plan.key_id, "the restored key was deactivated by another run during the rollback; reactivated");
+                Ok(())
+            }
+            None => {
+                let back = self
+                    .store()
+                    .move_label(
+                        &info.arn,
+                        AWSCURRENT,
+                        Some(&plan.from_version),
+                        Some(&plan.version),
+                    )
+                    .await;
+                Err(RotationError::RaceUndone {
+                    secret: name.to_string(),
+                    user: user.to_string(),
+                    key_id: plan.key_id.clone(),
+                    why: "another run deleted the restored key while the rollback moved AWSCURRENT to it".into(),
+                    undone: match back {
+                        Ok(()) => format!(
+                            "AWSCURRENT is on version {} again and the sinks hold its key",
+                            plan.from_version
+                        ),
+                        Err(e) => format!(
+                            "moving AWSCURRENT back to version {} failed ({e}): rotate now (keyturn rotate {name})",
+                            plan.from_version
+                        ),
+                    },
+                })
+            }
+        }
+    }
+
+    /// The status of one of the user's keys as IAM lists it now (`None`: not listed).
+    async fn key_status(
+        &self,
+        read: &Read<I::Keys>,
+        key_id: &str,
+    ) -> Result<Option<KeyStatus>, RotationError> {
+        let user = &read.state.user.name;
+        let keys = read.keys_api.list(user).await.map_err(|e| {
+            aws(
+                "ListAccessKeys",
+                &read.state.info.name,
+                Some(user),
+                Some(key_id),
+                e,
+            )
+        })?;
+        Ok(keys.into_iter().find(|k| k.id == key_id).map(|k| k.status))
     }
 }
 

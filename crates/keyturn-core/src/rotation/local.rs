@@ -15,7 +15,7 @@ use crate::event::{RotationEvent, Step};
 use crate::ports::{Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore};
 use crate::rules::{self, CancelPlan, OrphanPolicy, RetireReason, Retirement, YOUNG_KEY};
 use crate::state::{in_flight, LastUse, Needs, Read};
-use crate::tags::AWSPENDING;
+use crate::tags::{self, AWSCURRENT, AWSPENDING};
 
 use super::create::CreatePlan;
 use super::{Driver, Rotator};
@@ -283,9 +283,13 @@ where
         Ok(())
     }
 
-    /// Removes the AWSPENDING version of the rotation in flight, deleting the key it made when the
-    /// rules say it is that rotation's own (see `rules::cancel_plan`). The key goes first: if the
-    /// process stops in between, a second cancel finds the key gone and removes the label.
+    /// Cancels the rotation in flight: puts AWSCURRENT's key back in the sinks, removes the
+    /// AWSPENDING label (from then on no step of that rotation passes its opening check), re-reads
+    /// the secret, and only then deletes the key it made, when the rules say it is that rotation's
+    /// own (`rules::cancel_plan`). If the process stops in between, the key is held by no version
+    /// and unused: the next rotation frees its slot. A finishSecret that was already past its
+    /// checks and promotes the version anyway is found by the re-read after the delete, and
+    /// AWSCURRENT goes back to the key it held (reported as a race).
     async fn cancel(
         &self,
         info: SecretInfo,
@@ -296,10 +300,13 @@ where
         let needs = Needs {
             all_versions: true,
             last_use: LastUse::OfVersion(AWSPENDING),
-            who_else: false,
+            who_else: true,
             tolerate_bad_values: false,
         };
         let read = self.read_state(info, Some(token), needs).await?;
+        // The same whose-key checks as a rotation: no other secret of the user, and AWSCURRENT's
+        // key is the user's (a forged secret cannot point a cancel at another secret's key).
+        rules::check_whose_key(&read.state)?;
         let plan = rules::cancel_plan(&read.state, token);
         let (outcome, verb) = if dry_run {
             (LocalOutcome::Planned, "would ")
@@ -314,22 +321,88 @@ where
             CancelPlan::Retire(r) => format!("{verb}{}; ", retire_text(r)),
             CancelPlan::Keep { key_id, why } => format!("kept key {key_id} ({why}); "),
         };
-        report.detail = format!("{key_part}{verb}remove AWSPENDING from version {token}");
-        if !dry_run {
-            self.redeliver_before_cancel(&read).await?;
-        }
-        if let CancelPlan::Retire(r) = plan {
-            if !dry_run {
-                self.retire_key(&read.keys_api, &name, &r).await?;
+        report.detail = format!("{verb}remove AWSPENDING from version {token}; {key_part}");
+        report.detail = report.detail.trim_end_matches("; ").to_string();
+        if dry_run {
+            if let CancelPlan::Retire(r) = plan {
+                report.retired = Some(r);
             }
-            report.retired = Some(r);
+            return Ok(report);
         }
-        if !dry_run {
-            self.store()
-                .move_label(&read.state.info.arn, AWSPENDING, None, Some(token))
-                .await
-                .map_err(|e| super::aws("UpdateSecretVersionStage", &name, None, None, e))?;
+        let arn = read.state.info.arn.clone();
+        self.redeliver_before_cancel(&read).await?;
+        self.store()
+            .move_label(&arn, AWSPENDING, None, Some(token))
+            .await
+            .map_err(|e| super::aws("UpdateSecretVersionStage", &name, None, None, e))?;
+        let CancelPlan::Retire(r) = plan else {
+            return Ok(report);
+        };
+        // Check again before deleting: the plan stood on AWSCURRENT being elsewhere and on no
+        // finishSecret of this rotation having recorded its cut-over.
+        let now = self.describe(&arn).await?;
+        let finishing = now.labels_of(token).iter().any(|l| l == AWSCURRENT)
+            || now.tags.get(tags::CUTOVER_VERSION).map(String::as_str) == Some(token);
+        if finishing || rules::labels_moved_except(&read.state.info, &now, AWSPENDING).is_some() {
+            report.detail = format!(
+                "removed AWSPENDING from version {token}; kept key {} (the secret changed meanwhile: {}); check it with keyturn status",
+                r.key_id(),
+                if finishing {
+                    "a finishSecret of this rotation is under way or done".to_string()
+                } else {
+                    rules::labels_moved_except(&read.state.info, &now, AWSPENDING).unwrap_or_default()
+                }
+            );
+            return Ok(report);
+        }
+        self.retire_key(&read.keys_api, &name, &r).await?;
+        report.retired = Some(r.clone());
+        // And after: a finishSecret past its checks may have promoted the version meanwhile.
+        let after = self.describe(&arn).await?;
+        if after.labels_of(token).iter().any(|l| l == AWSCURRENT) {
+            return Err(self.undo_promotion(&read, &after, token, &r).await);
         }
         Ok(report)
+    }
+
+    /// A finishSecret promoted the version whose key this cancel deleted: AWSCURRENT goes back to
+    /// the version that held it before (its key still exists: nothing retires AWSCURRENT's key),
+    /// and that key back to the sinks. Returns the error that reports it.
+    async fn undo_promotion(
+        &self,
+        read: &Read<I::Keys>,
+        after: &SecretInfo,
+        token: &str,
+        retired: &Retirement,
+    ) -> RotationError {
+        let name = read.state.info.name.clone();
+        let back_to = read.state.info.version_with(crate::tags::AWSCURRENT);
+        let mut undone = Vec::new();
+        if let Some(back_to) = back_to {
+            match self
+                .store()
+                .move_label(&after.arn, AWSCURRENT, Some(back_to), Some(token))
+                .await
+            {
+                Ok(()) => undone.push(format!("AWSCURRENT is on version {back_to} again")),
+                Err(e) => undone.push(format!(
+                    "moving AWSCURRENT back to version {back_to} failed ({e}): run keyturn rollback {name}"
+                )),
+            }
+            if let Err(e) = self.redeliver_before_cancel(read).await {
+                undone.push(format!(
+                    "re-delivering it failed ({e}): run keyturn deliver {name}"
+                ));
+            }
+        }
+        RotationError::RaceUndone {
+            secret: name,
+            user: read.state.user.name.clone(),
+            key_id: retired.key_id().to_string(),
+            why: format!(
+                "a finishSecret of the cancelled rotation made version {token} AWSCURRENT after its key was deleted"
+            ),
+            undone: undone.join("; "),
+        }
     }
 }

@@ -6,9 +6,11 @@
 use time::OffsetDateTime;
 
 use crate::error::{describe_use, rfc3339, RotationError};
-use crate::ports::{Clock, Delivery, Iam, IdentityCheck, KeyEvent, KeyUse, SecretStore};
+use crate::ports::{
+    AccessKeys, Clock, Delivery, Iam, IdentityCheck, KeyEvent, KeyStatus, KeyUse, SecretStore,
+};
 use crate::rules::{RetireAction, SweepDecision, SweepPolicy};
-use crate::state::{in_flight, LastUse, Needs};
+use crate::state::{in_flight, LastUse, Needs, Read};
 use crate::tags::AWSPREVIOUS;
 
 use super::deliver::event;
@@ -52,6 +54,18 @@ pub enum SweepOutcome {
     Deleted {
         key_id: String,
     },
+    /// What the plan stood on changed before the sweep acted (another run moved a label or changed
+    /// a key): nothing was done; the next sweep decides afresh.
+    Changed {
+        key_id: String,
+        why: String,
+    },
+    /// The key was deactivated, then found to have become AWSCURRENT (a rollback ran meanwhile):
+    /// the sweep reactivated it and reports the race.
+    Raced {
+        key_id: String,
+        why: String,
+    },
 }
 
 impl SweepOutcome {
@@ -65,6 +79,8 @@ impl SweepOutcome {
             SweepOutcome::Blocked { .. } => "blocked",
             SweepOutcome::Deactivated { .. } => "deactivated",
             SweepOutcome::Deleted { .. } => "deleted",
+            SweepOutcome::Changed { .. } => "changed",
+            SweepOutcome::Raced { .. } => "raced",
         }
     }
 
@@ -78,7 +94,9 @@ impl SweepOutcome {
             | SweepOutcome::AwaitingSwitch { key_id, .. }
             | SweepOutcome::Blocked { key_id, .. }
             | SweepOutcome::Deactivated { key_id }
-            | SweepOutcome::Deleted { key_id } => Some(key_id),
+            | SweepOutcome::Deleted { key_id }
+            | SweepOutcome::Changed { key_id, .. }
+            | SweepOutcome::Raced { key_id, .. } => Some(key_id),
         }
     }
 
@@ -131,6 +149,12 @@ impl SweepOutcome {
             SweepOutcome::Blocked { key_id, why } => format!("{key_id} kept: {why}"),
             SweepOutcome::Deactivated { key_id } => format!("{key_id} deactivated"),
             SweepOutcome::Deleted { key_id } => format!("{key_id} deleted"),
+            SweepOutcome::Changed { key_id, why } => format!(
+                "{key_id} left as it is: the secret changed while the sweep was about to act ({why}); the next sweep decides afresh"
+            ),
+            SweepOutcome::Raced { key_id, why } => format!(
+                "{key_id} was deactivated, then {why}: the sweep reactivated it; check the secret with keyturn status"
+            ),
         }
     }
 }
@@ -249,43 +273,139 @@ where
             }
             SweepDecision::Retire(r) => {
                 let key_id = r.key_id().to_string();
-                if !dry_run {
-                    self.retire_key(&read.keys_api, name, &r).await?;
+                if dry_run {
+                    let outcome = match r.action() {
+                        RetireAction::Deactivate => SweepOutcome::Deactivated { key_id },
+                        RetireAction::Delete => SweepOutcome::Deleted { key_id },
+                    };
+                    return Ok(report(Some(user), outcome, false));
                 }
+                if let Some(why) = self.recheck(&read, &r).await? {
+                    return Ok(report(
+                        Some(user),
+                        SweepOutcome::Changed { key_id, why },
+                        false,
+                    ));
+                }
+                self.retire_key(&read.keys_api, name, &r).await?;
                 let outcome = match r.action() {
                     RetireAction::Deactivate => {
-                        if !dry_run {
-                            self.record_deactivation(&info.arn, name, &key_id, now)
-                                .await?;
+                        // Check after: a rollback may have made the key AWSCURRENT between the
+                        // re-read and the deactivation. Never leave AWSCURRENT on it inactive.
+                        if let Some(why) = self.became_current(&info, &key_id).await? {
+                            self.reactivate_after_race(&read, name, &key_id).await?;
+                            return Ok(report(
+                                Some(user),
+                                SweepOutcome::Raced { key_id, why },
+                                true,
+                            ));
                         }
+                        self.record_deactivation(&info.arn, name, &key_id, now)
+                            .await?;
                         SweepOutcome::Deactivated { key_id }
                     }
                     RetireAction::Delete => {
-                        if !dry_run {
-                            let version = info.version_with(AWSPREVIOUS).unwrap_or_default();
-                            self.drop_previous(&info.arn, name, version, &key_id)
-                                .await?;
-                        }
+                        let version = info.version_with(AWSPREVIOUS).unwrap_or_default();
+                        self.drop_previous(&info.arn, name, version, &key_id)
+                            .await?;
                         SweepOutcome::Deleted { key_id }
                     }
                 };
-                if !dry_run {
-                    let mut retired = event(
-                        KeyEvent::RETIREMENT,
-                        &info,
-                        &user,
-                        r.key_id(),
-                        None,
-                        None,
-                        &[],
-                    );
-                    retired.action = Some(outcome.as_str());
-                    self.announce(retired).await?;
-                }
+                let mut retired = event(
+                    KeyEvent::RETIREMENT,
+                    &info,
+                    &user,
+                    r.key_id(),
+                    None,
+                    None,
+                    &[],
+                );
+                retired.action = Some(outcome.as_str());
+                self.announce(retired).await?;
                 (outcome, false)
             }
         };
         Ok(report(Some(user), outcome, failed))
+    }
+
+    /// The sweep's re-read just before it retires a key: the labels must be where the plan found
+    /// them, the key still the user's with the status the plan saw, and AWSCURRENT's key still
+    /// active. `Some(why)` when something changed.
+    async fn recheck(
+        &self,
+        read: &Read<I::Keys>,
+        r: &crate::rules::Retirement,
+    ) -> Result<Option<String>, RotationError> {
+        let info = &read.state.info;
+        let now = self.describe(&info.arn).await?;
+        if let Some(moved) = crate::rules::labels_moved(info, &now) {
+            return Ok(Some(moved));
+        }
+        let listed = read
+            .keys_api
+            .list(&read.state.user.name)
+            .await
+            .map_err(|e| {
+                aws(
+                    "ListAccessKeys",
+                    &info.name,
+                    Some(&read.state.user.name),
+                    Some(r.key_id()),
+                    e,
+                )
+            })?;
+        let status = |id: &str| listed.iter().find(|k| k.id == id).map(|k| k.status);
+        let planned = read.state.key(r.key_id()).map(|k| k.status);
+        if status(r.key_id()) != planned {
+            return Ok(Some(format!(
+                "key {} is now {}",
+                r.key_id(),
+                status(r.key_id()).map_or("deleted", KeyStatus::as_str)
+            )));
+        }
+        if let Some(current) = read.state.current_key() {
+            if status(current) != Some(KeyStatus::Active) {
+                return Ok(Some(format!(
+                    "AWSCURRENT's key {current} is now {}",
+                    status(current).map_or("deleted", KeyStatus::as_str)
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// After a deactivation: whether the key's version has become AWSCURRENT meanwhile.
+    async fn became_current(
+        &self,
+        info: &crate::ports::SecretInfo,
+        key_id: &str,
+    ) -> Result<Option<String>, RotationError> {
+        let Some(version) = info.version_with(AWSPREVIOUS) else {
+            return Ok(None);
+        };
+        let now = self.describe(&info.arn).await?;
+        Ok(now
+            .labels_of(version)
+            .iter()
+            .any(|l| l == crate::tags::AWSCURRENT)
+            .then(|| {
+                format!("its version {version} became AWSCURRENT (a rollback ran meanwhile); key {key_id} must stay active")
+            }))
+    }
+
+    async fn reactivate_after_race(
+        &self,
+        read: &Read<I::Keys>,
+        name: &str,
+        key_id: &str,
+    ) -> Result<(), RotationError> {
+        let user = &read.state.user.name;
+        read.keys_api
+            .set_status(user, key_id, KeyStatus::Active)
+            .await
+            .map_err(|e| aws("UpdateAccessKey", name, Some(user), Some(key_id), e))?;
+        tracing::warn!(secret = %name, user = %user, key_id, "deactivated a key that became AWSCURRENT meanwhile; reactivated it");
+        Ok(())
     }
 
     /// Removes AWSPREVIOUS from the version whose key is gone (no label is left on a deleted key;

@@ -177,17 +177,24 @@ pub fn check_pending_is_new(
     Ok(())
 }
 
+/// One user, one managed secret: no other secret is tagged for the state's user. Every command
+/// that changes keys or labels checks it (a rotation, cancel, rollback, deliver, the sweep).
+pub fn check_one_secret(state: &SecretState) -> Result<(), RotationError> {
+    if state.other_secrets.is_empty() {
+        return Ok(());
+    }
+    Err(RotationError::UserHasOtherSecret {
+        secret: state.info.name.clone(),
+        user: state.user.name.clone(),
+        others: state.other_secrets.clone(),
+    })
+}
+
 /// Before anything is created or retired: no other secret is tagged for the same user (one user,
 /// one managed secret), and the key AWSCURRENT holds is one of the user's keys in IAM (a secret
 /// that names one user but holds another's key would silently change a program's identity).
 pub fn check_whose_key(state: &SecretState) -> Result<(), RotationError> {
-    if !state.other_secrets.is_empty() {
-        return Err(RotationError::UserHasOtherSecret {
-            secret: state.info.name.clone(),
-            user: state.user.name.clone(),
-            others: state.other_secrets.clone(),
-        });
-    }
+    check_one_secret(state)?;
     if let Some(current) = state.current_key() {
         if state.key(current).is_none() {
             return Err(RotationError::NotUsersKey {
@@ -198,6 +205,43 @@ pub fn check_whose_key(state: &SecretState) -> Result<(), RotationError> {
         }
     }
     Ok(())
+}
+
+/// What moved between two reads of a secret's staging labels (AWSCURRENT, AWSPENDING,
+/// AWSPREVIOUS), in words; `None` when they are where they were. Every write that a plan stood on
+/// re-reads the labels just before it acts and refuses when this says something moved.
+pub fn labels_moved(
+    before: &crate::ports::SecretInfo,
+    after: &crate::ports::SecretInfo,
+) -> Option<String> {
+    [tags::AWSCURRENT, tags::AWSPENDING, tags::AWSPREVIOUS]
+        .into_iter()
+        .find_map(|label| {
+            let (was, is) = (before.version_with(label), after.version_with(label));
+            (was != is).then(|| {
+                format!(
+                    "{label} moved from {} to {}",
+                    was.map_or("no version".to_string(), |v| format!("version {v}")),
+                    is.map_or("no version".to_string(), |v| format!("version {v}"))
+                )
+            })
+        })
+}
+
+/// [`labels_moved`], leaving out one label (the one the caller itself just moved).
+pub fn labels_moved_except(
+    before: &crate::ports::SecretInfo,
+    after: &crate::ports::SecretInfo,
+    mine: &str,
+) -> Option<String> {
+    let strip = |info: &crate::ports::SecretInfo| {
+        let mut info = info.clone();
+        for labels in info.versions.values_mut() {
+            labels.retain(|l| l != mine);
+        }
+        info
+    };
+    labels_moved(&strip(before), &strip(after))
 }
 
 /// The key `keyturn deliver` may hand to the sinks: AWSCURRENT's, and one of the user's active

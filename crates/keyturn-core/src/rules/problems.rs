@@ -47,9 +47,18 @@ pub fn problems(state: &SecretState) -> Vec<String> {
         }
     }
     if let Some(token) = crate::state::in_flight(&state.info) {
-        out.push(format!(
-            "a rotation is in flight (version {token} is AWSPENDING): keyturn rotate --resume or --cancel"
-        ));
+        // Never recommend a command the rules would refuse: with another secret tagged for the
+        // user, --resume and --cancel refuse until that is resolved.
+        out.push(if state.other_secrets.is_empty() {
+            format!(
+                "a rotation is in flight (version {token} is AWSPENDING): keyturn rotate --resume or --cancel"
+            )
+        } else {
+            format!(
+                "a rotation is in flight (version {token} is AWSPENDING), and --resume and --cancel refuse while other secrets are tagged for user {}: resolve that first",
+                state.user.name
+            )
+        });
     }
     let cut = state.cutover();
     if let Some(doubt) = &cut.doubt {

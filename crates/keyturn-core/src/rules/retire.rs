@@ -297,7 +297,10 @@ pub enum CancelPlan {
 }
 
 /// Cancel deletes only a key the rotation made: the secret's own user's key (listed for that user),
-/// held by AWSPENDING alone, never used, and not the key signing keyturn's calls.
+/// held by AWSPENDING alone, never used, made longer ago than the settle window (IAM may not show
+/// testSecret's or a consumer's use of a younger key yet: a finishSecret of this rotation may be
+/// under way), and not the key signing keyturn's calls. A key kept is held by no version once the
+/// label goes, and the next rotation frees its slot as an unused orphan.
 pub fn cancel_plan(state: &SecretState, token: &str) -> CancelPlan {
     let Some(key_id) = state.key_of_version(token) else {
         return CancelPlan::NoKey;
@@ -321,7 +324,13 @@ pub fn cancel_plan(state: &SecretState, token: &str) -> CancelPlan {
     let Some(key) = state.key(key_id) else {
         return keep(format!("it is not one of user {user}'s keys"));
     };
+    let settled = key.created + state.settle;
     match &key.last_use {
+        Some(u) if u.last_used.is_none() && state.now < settled => keep(format!(
+            "it was made at {} and IAM's last-used record may not show its uses (testSecret's, or a consumer's) before {}; the next rotation deletes it once it shows unused",
+            rfc3339(key.created),
+            rfc3339(settled)
+        )),
         Some(u) if u.last_used.is_none() => CancelPlan::Retire(Retirement::new(
             user,
             key_id,

@@ -887,8 +887,10 @@ async fn a_full_sweep_cycle_writes_no_secret_value() {
     let calls = world.calls();
     assert_eq!(
         calls.len(),
-        16,
-        "8 calls each (ListSecrets for one user, one secret): {calls:?}"
+        21,
+        "8 calls to decide (ListSecrets for one user, one secret), 2 to re-read before acting \
+         (DescribeSecret, ListAccessKeys), and for the deactivation 1 after it (DescribeSecret: \
+         did the key become AWSCURRENT meanwhile?): {calls:?}"
     );
     assert!(
         !calls
