@@ -163,16 +163,24 @@ where
         let user = read.state.user.name.clone();
         let delivered = self.deliver_current(&read, &sinks).await?;
         // Check again: a rotation or rollback that moved AWSCURRENT meanwhile has delivered its own
-        // key, which this delivery may just have overwritten with an older one.
+        // key, which this delivery may just have overwritten with an older one. Then the sinks get
+        // what AWSCURRENT holds now.
         if !sinks.is_empty() {
             let now = self.describe(&info.arn).await?;
             if now.version_with(AWSCURRENT) != info.version_with(AWSCURRENT) {
+                let moved = rules::labels_moved(&info, &now).unwrap_or_default();
+                let fixed = self.deliver_fresh_current(&read, &sinks).await;
                 return Err(RotationError::ChangedMeanwhile {
                     secret: info.name.clone(),
                     what: "AWSCURRENT",
                     action: format!("deliver key {key_id}"),
-                    why: rules::labels_moved(&info, &now).unwrap_or_default(),
-                    undone: "the sinks may hold the key AWSCURRENT held before, which stays valid until the sweep retires it".into(),
+                    why: moved,
+                    undone: match fixed {
+                        Ok(()) => "the sinks hold what AWSCURRENT holds now".into(),
+                        Err(e) => {
+                            format!("giving the sinks what AWSCURRENT holds now failed ({e})")
+                        }
+                    },
                 });
             }
         }
@@ -218,6 +226,43 @@ where
             current_moved: true,
         };
         self.deliver_to(sinks, &parcel).await
+    }
+
+    /// The sinks get what AWSCURRENT holds now, read afresh (another run may have moved it since
+    /// `read`): after a delivery that lost a race, and when a rollback gives up. Nothing to do
+    /// without sinks.
+    pub(crate) async fn deliver_fresh_current(
+        &self,
+        read: &Read<I::Keys>,
+        sinks: &[Sink],
+    ) -> Result<(), RotationError> {
+        if sinks.is_empty() {
+            return Ok(());
+        }
+        let info = &read.state.info;
+        let Some(text) = self
+            .store()
+            .value(&info.arn, &VersionRef::Label(AWSCURRENT))
+            .await
+            .map_err(|e| aws("GetSecretValue", &info.name, None, None, e))?
+        else {
+            return Ok(());
+        };
+        let value = SecretValue::parse(&text).map_err(|reason| RotationError::BadValue {
+            secret: info.name.clone(),
+            version: AWSCURRENT.into(),
+            reason,
+        })?;
+        let parcel = Parcel {
+            info,
+            text: &text,
+            value: &value,
+            label: AWSCURRENT,
+            user: &read.state.user.name,
+            key_id: value.access_key_id().unwrap_or_default(),
+            current_moved: true,
+        };
+        self.deliver_to(sinks, &parcel).await.map(|_| ())
     }
 
     /// `keyturn rollback`: AWSCURRENT back to the AWSPREVIOUS version, as `rules::rollback_plan`
@@ -307,10 +352,8 @@ where
         match self.roll_back_labels(&read, &plan).await {
             Ok(()) => {}
             Err(e) => {
-                if !sinks.is_empty() {
-                    if let Err(d) = self.deliver_current(&read, &sinks).await {
-                        tracing::error!(secret = %name, error = %d, "could not give the sinks AWSCURRENT's key back after a failed rollback: run keyturn deliver");
-                    }
+                if let Err(d) = self.deliver_fresh_current(&read, &sinks).await {
+                    tracing::error!(secret = %name, error = %d, "could not give the sinks AWSCURRENT's key back after a failed rollback: run keyturn deliver");
                 }
                 return Err(e);
             }

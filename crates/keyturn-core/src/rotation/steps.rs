@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::error::RotationError;
 use crate::event::Step;
 use crate::ports::{
-    ApiError, Clock, Delivery, Iam, IdentityCheck, KeyEvent, SecretStore, VersionRef,
+    ApiError, Clock, Delivery, Iam, IdentityCheck, KeyEvent, SecretStore, StoredValue, VersionRef,
 };
 use crate::rules::{self, SecretUser};
 use crate::secret::{SecretText, SecretValue};
@@ -39,7 +39,7 @@ where
     /// testSecret: the pending key must authenticate as the user, in the secret's account, within
     /// a bounded backoff (new keys take seconds to be valid everywhere).
     pub(super) async fn test(&self, o: &Opened<'_>) -> Result<StepReport, RotationError> {
-        let text = self.pending_text(o).await?;
+        let text = self.pending_text(o).await?.map(|s| s.text);
         if rules::is_configuration_test(text.as_ref()) {
             return self.check_configuration(o).await;
         }
@@ -115,8 +115,9 @@ where
     /// finds it), then move AWSCURRENT to the token's version (Secrets Manager moves AWSPREVIOUS).
     pub(super) async fn finish(&self, o: &Opened<'_>) -> Result<StepReport, RotationError> {
         // Never promote a version that holds no key: consumers would lose access.
-        let text = self.pending_text(o).await?;
-        let (text, pending) = self.parse_pending(o, text)?;
+        let stored = self.pending_text(o).await?;
+        let pending_created = stored.as_ref().and_then(|s| s.created);
+        let (text, pending) = self.parse_pending(o, stored.map(|s| s.text))?;
         let key_id = pending
             .access_key_id()
             .ok_or_else(|| RotationError::NoKeyInValue {
@@ -191,6 +192,14 @@ where
             }
             tracing::warn!(secret = o.name(), token = o.token, error = %e, "UpdateSecretVersionStage reported a failure but AWSCURRENT had moved");
         }
+        if rules::finish_must_recheck(
+            pending_created,
+            self.clock().now(),
+            self.settings().last_used_settle,
+        ) {
+            self.recheck_promoted(o, &pending, &user, current_version.as_deref())
+                .await?;
+        }
         self.announce(event(
             KeyEvent::ROTATION,
             &o.info,
@@ -207,10 +216,56 @@ where
         Ok(report)
     }
 
-    /// The token's AWSPENDING value as stored, if it has one.
-    async fn pending_text(&self, o: &Opened<'_>) -> Result<Option<SecretText>, RotationError> {
+    /// After promoting a version made long ago (a rotation resumed or retried late), make sure its
+    /// key still authenticates: a `--cancel` may have deleted it while this step was past its
+    /// checks. If it does not, AWSCURRENT goes back to the version it was on. One STS call, with
+    /// the key itself, so it needs no IAM permission.
+    async fn recheck_promoted(
+        &self,
+        o: &Opened<'_>,
+        pending: &SecretValue,
+        user: &str,
+        back_to: Option<&str>,
+    ) -> Result<(), RotationError> {
+        let Some(key) = pending.key() else {
+            return Ok(());
+        };
+        match self.verifier().whoami(key).await {
+            Err(ApiError::InvalidCredentials(why)) => {
+                let undone = match back_to {
+                    Some(v) => match self
+                        .store()
+                        .move_label(&o.info.arn, AWSCURRENT, Some(v), Some(o.token))
+                        .await
+                    {
+                        Ok(()) => format!("AWSCURRENT is on version {v} again"),
+                        Err(e) => format!(
+                            "moving AWSCURRENT back to version {v} failed ({e}): run keyturn rollback {}",
+                            o.name()
+                        ),
+                    },
+                    None => "there was no version to move AWSCURRENT back to: rotate again".into(),
+                };
+                Err(RotationError::RaceUndone {
+                    secret: o.name().to_string(),
+                    user: user.to_string(),
+                    key_id: key.id.clone(),
+                    why: format!(
+                        "after version {} became AWSCURRENT its key no longer authenticates ({why}): another run retired it (a cancel)",
+                        o.token
+                    ),
+                    undone,
+                })
+            }
+            // A throttled or failing STS proves nothing either way: the key passed testSecret.
+            _ => Ok(()),
+        }
+    }
+
+    /// The token's AWSPENDING value as stored (with the version's creation), if it has one.
+    async fn pending_text(&self, o: &Opened<'_>) -> Result<Option<StoredValue>, RotationError> {
         self.store()
-            .value(
+            .stored(
                 &o.info.arn,
                 &VersionRef::IdWithLabel(o.token.to_string(), AWSPENDING),
             )

@@ -236,6 +236,24 @@ pub fn settling(state: &SecretState, cut: &Cutover) -> Option<OffsetDateTime> {
     (state.settle > Duration::ZERO && state.now < until).then_some(until)
 }
 
+/// Whether finishSecret checks, after moving AWSCURRENT, that the key it promoted still works. A
+/// cancel deletes a pending key only once it is older than the settle window, and a rotation's
+/// `keyturn rotate` spares unheld keys younger than [`YOUNG_KEY`]: a key either could delete
+/// while a finishSecret is past its checks belongs to a version at least that old. A first
+/// rotation's finishSecret (its version made moments ago) makes no extra call; with the window
+/// off, IAM is taken to be live and the cancel's "never used" excludes a finish under way.
+pub fn finish_must_recheck(
+    version_created: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    settle: Duration,
+) -> bool {
+    if settle <= Duration::ZERO {
+        return false;
+    }
+    let threshold = YOUNG_KEY.min(settle / 2);
+    version_created.is_none_or(|c| now - c >= threshold)
+}
+
 /// CreateAccessKey failed with its outcome unknown (every attempt's answer lost): the keys the user
 /// has now that the list taken just before did not show, and that nobody used, are the ones those
 /// attempts made. No secret holds them (nothing was stored yet), so they may go. A key the list
