@@ -18,6 +18,7 @@ impl Delivery for World {
         kms_key: Option<&str>,
         value: &SecretText,
     ) -> ApiResult<()> {
+        self.pause().await;
         self.call("ssm:PutParameter", |s| {
             if s.refusing.iter().any(|r| r == name) {
                 return Err(ApiError::AccessDenied(format!(
@@ -34,6 +35,7 @@ impl Delivery for World {
 
     async fn github_public_key(&self, scope: &GitHubScope) -> ApiResult<SealingKey> {
         let path = scope.secrets_path();
+        self.pause().await;
         self.call("github:GetPublicKey", |s| {
             if s.refusing.contains(&path) {
                 return Err(ApiError::AccessDenied(format!("403 on {path}/public-key")));
@@ -53,6 +55,7 @@ impl Delivery for World {
         value: &SecretText,
     ) -> ApiResult<()> {
         let path = scope.secrets_path();
+        self.pause().await;
         self.call("github:PutSecret", |s| {
             if key.key_id != SEALING_KEY_ID {
                 return Err(ApiError::InvalidRequest("422: unknown key_id".into()));
@@ -64,6 +67,7 @@ impl Delivery for World {
     }
 
     async fn publish(&self, event: &KeyEvent) -> ApiResult<()> {
+        self.pause().await;
         self.call("events:PutEvents", |s| {
             if s.refusing.iter().any(|r| r == "events") {
                 return Err(ApiError::AccessDenied("not allowed to put events".into()));

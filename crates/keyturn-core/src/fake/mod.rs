@@ -40,7 +40,73 @@ struct FakeKey {
     secret: String,
     status: KeyStatus,
     created: OffsetDateTime,
+    /// The true last use; IAM shows [`FakeKey::visible_use`].
     last_use: KeyUse,
+    /// Every use, for IAM's lagging view of the last one.
+    uses: Vec<KeyUse>,
+}
+
+impl FakeKey {
+    /// The last use as IAM shows it `lag` after the fact (GetAccessKeyLastUsed, the report).
+    fn visible_use(&self, now: OffsetDateTime, lag: Duration) -> KeyUse {
+        self.uses
+            .iter()
+            .rev()
+            .find(|u| u.last_used.is_some_and(|t| t + lag <= now))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn used(&mut self, now: OffsetDateTime, service: &str) {
+        let u = KeyUse {
+            last_used: Some(now),
+            service: Some(service.into()),
+            region: Some(REGION.into()),
+        };
+        self.uses.push(u.clone());
+        self.last_use = u;
+    }
+}
+
+/// What happened in the model, for checks over a whole run (see [`World::history`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// AWSCURRENT of `secret` moved to a version holding `key_id` (a label move).
+    Current {
+        secret: String,
+        key_id: Option<String>,
+        at: OffsetDateTime,
+    },
+    /// A key was deleted (`change` "deleted") or its status set ("Inactive", "Active"), by the
+    /// actor [`World::set_actor`] named.
+    Key {
+        actor: Option<String>,
+        user: String,
+        key_id: String,
+        change: &'static str,
+        at: OffsetDateTime,
+    },
+}
+
+/// A call's yield point when the model interleaves concurrent runs ([`World::set_interleave`]):
+/// pending once, so that a scheduler may run another future before the call takes effect.
+pub struct Pause {
+    done: bool,
+}
+
+impl std::future::Future for Pause {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.done {
+            return std::task::Poll::Ready(());
+        }
+        self.done = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +138,7 @@ struct State {
     armed_at: usize,
     fault: Option<Fault>,
     crashed: bool,
+    crashed_actor: Option<String>,
     serial: u64,
     propagation: Duration,
     list_lag: Duration,
@@ -79,6 +146,10 @@ struct State {
     github: BTreeMap<String, String>,
     events: Vec<crate::ports::KeyEvent>,
     refusing: Vec<String>,
+    interleave: bool,
+    last_used_lag: Duration,
+    history: Vec<Event>,
+    actor: Option<String>,
 }
 
 /// The model. Cloning gives another handle on the same state.
@@ -102,6 +173,7 @@ impl World {
             armed_at: 0,
             fault: None,
             crashed: false,
+            crashed_actor: None,
             serial: 0,
             propagation: Duration::ZERO,
             list_lag: Duration::ZERO,
@@ -109,6 +181,10 @@ impl World {
             github: BTreeMap::new(),
             events: Vec::new(),
             refusing: Vec::new(),
+            interleave: false,
+            last_used_lag: Duration::ZERO,
+            history: Vec::new(),
+            actor: None,
         })))
     }
 
@@ -121,7 +197,9 @@ impl World {
     fn call<T>(&self, name: &str, f: impl FnOnce(&mut State) -> ApiResult<T>) -> ApiResult<T> {
         let mut s = self.state();
         s.calls.push(name.to_string());
-        if s.crashed {
+        // A crash stops the process it happened in: with runs named (`set_actor`), only the run
+        // that crashed; otherwise every call.
+        if s.crashed && (s.crashed_actor.is_none() || s.crashed_actor == s.actor) {
             return Err(ApiError::Unavailable("the process has stopped".into()));
         }
         let n = s.calls.len() - s.armed_at;
@@ -130,6 +208,7 @@ impl World {
             Some(Fault::CrashAfter { call }) if call == n => {
                 let _ = f(&mut s);
                 s.crashed = true;
+                s.crashed_actor = s.actor.clone();
                 Err(ApiError::Unavailable(
                     "the process stopped after this call".into(),
                 ))
@@ -146,6 +225,45 @@ impl World {
 
     pub fn advance(&self, d: Duration) {
         self.state().now += d;
+    }
+
+    /// Every API call yields once before it takes effect, so that a scheduler polling several
+    /// runs can interleave them call by call (the property test of concurrent runs).
+    pub fn set_interleave(&self, on: bool) {
+        self.state().interleave = on;
+    }
+
+    /// The yield point of one call (ready at once unless interleaving).
+    pub fn pause(&self) -> Pause {
+        Pause {
+            done: !self.state().interleave,
+        }
+    }
+
+    /// IAM shows a key's last use only this long after it happened (GetAccessKeyLastUsed, the
+    /// credential report): IAM's last-used record is not live.
+    pub fn set_last_used_lag(&self, d: Duration) {
+        self.state().last_used_lag = d;
+    }
+
+    /// Names the run whose calls follow (for [`Event::Key`]).
+    pub fn set_actor(&self, actor: Option<String>) {
+        self.state().actor = actor;
+    }
+
+    /// Label moves of AWSCURRENT and key retirements, in order.
+    pub fn history(&self) -> Vec<Event> {
+        self.state().history.clone()
+    }
+
+    /// Writes tags directly (as someone allowed to tag the secret would), not through keyturn.
+    pub fn tag_secret(&self, secret: &str, tags: &[(&str, &str)]) {
+        let mut s = self.state();
+        if let Some(x) = s.secrets.iter_mut().find(|x| x.name == secret) {
+            for (k, v) in tags {
+                x.tags.insert(k.to_string(), v.to_string());
+            }
+        }
     }
 
     /// New keys fail authentication at STS until this long after creation.
@@ -180,11 +298,7 @@ impl World {
         let mut s = self.state();
         let now = s.now;
         if let Some(k) = find_key_mut(&mut s, key_id) {
-            k.last_use = KeyUse {
-                last_used: Some(now),
-                service: Some(service.into()),
-                region: Some(REGION.into()),
-            };
+            k.used(now, service);
         }
     }
 
@@ -318,6 +432,7 @@ impl World {
         s.armed_at = s.calls.len();
         s.fault = Some(fault);
         s.crashed = false;
+        s.crashed_actor = None;
     }
 
     /// A new process after a crash: faults disarmed.
@@ -325,6 +440,7 @@ impl World {
         let mut s = self.state();
         s.fault = None;
         s.crashed = false;
+        s.crashed_actor = None;
     }
 
     pub fn crashed(&self) -> bool {
@@ -390,6 +506,7 @@ fn new_key(s: &mut State, user: &str) -> ApiResult<AccessKey> {
         status: KeyStatus::Active,
         created: now,
         last_use: KeyUse::default(),
+        uses: Vec::new(),
     });
     Ok(key)
 }
@@ -420,11 +537,7 @@ fn authenticate(s: &State, key: &AccessKey, check_propagation: bool) -> ApiResul
 fn mark_used(s: &mut State, key_id: &str, service: &str) {
     let now = s.now;
     if let Some(k) = find_key_mut(s, key_id) {
-        k.last_use = KeyUse {
-            last_used: Some(now),
-            service: Some(service.into()),
-            region: Some(REGION.into()),
-        };
+        k.used(now, service);
     }
 }
 

@@ -5,12 +5,13 @@ use crate::ports::{
     ApiError, ApiResult, SecretInfo, SecretStore, StoredValue, VersionRef, AWSCURRENT, AWSPENDING,
     AWSPREVIOUS,
 };
-use crate::secret::SecretText;
+use crate::secret::{SecretText, SecretValue};
 
-use super::{info_of, new_secret, secret_mut, FakeVersion, World};
+use super::{info_of, new_secret, secret_mut, Event, FakeVersion, World};
 
 impl SecretStore for World {
     async fn describe(&self, secret_id: &str) -> ApiResult<SecretInfo> {
+        self.pause().await;
         self.call("secretsmanager:DescribeSecret", |s| {
             secret_mut(s, secret_id).map(|x| info_of(x))
         })
@@ -21,6 +22,7 @@ impl SecretStore for World {
         secret_id: &str,
         version: &VersionRef,
     ) -> ApiResult<Option<StoredValue>> {
+        self.pause().await;
         self.call("secretsmanager:GetSecretValue", |s| {
             let x = secret_mut(s, secret_id)?;
             let found = match version {
@@ -48,6 +50,7 @@ impl SecretStore for World {
     }
 
     async fn put_pending(&self, secret_id: &str, token: &str, value: &SecretText) -> ApiResult<()> {
+        self.pause().await;
         self.call("secretsmanager:PutSecretValue", |s| {
             let x = secret_mut(s, secret_id)?;
             if let Some(v) = x.versions.iter().find(|v| v.id == token) {
@@ -90,7 +93,10 @@ impl SecretStore for World {
         to: Option<&str>,
         from: Option<&str>,
     ) -> ApiResult<()> {
+        self.pause().await;
         self.call("secretsmanager:UpdateSecretVersionStage", |s| {
+            let now = s.now;
+            let mut moved = None;
             let x = secret_mut(s, secret_id)?;
             let holder = x
                 .versions
@@ -130,6 +136,21 @@ impl SecretStore for World {
                 }
             }
             if label == AWSCURRENT {
+                if let Some(to) = to {
+                    let key_id = x
+                        .versions
+                        .iter()
+                        .find(|v| v.id == to)
+                        .and_then(|v| v.value.as_deref())
+                        .and_then(|t| SecretValue::parse(&SecretText::new(t)).ok())
+                        .and_then(|v| v.access_key_id().map(str::to_string));
+                    let event = Event::Current {
+                        secret: x.name.clone(),
+                        key_id,
+                        at: now,
+                    };
+                    moved = Some(event);
+                }
                 if let (Some(from), Some(to)) = (from, to) {
                     if from != to {
                         for v in &mut x.versions {
@@ -141,6 +162,9 @@ impl SecretStore for World {
                     }
                 }
             }
+            if let Some(event) = moved {
+                s.history.push(event);
+            }
             Ok(())
         })
     }
@@ -150,6 +174,7 @@ impl SecretStore for World {
         tag_key: &str,
         tag_value: Option<&str>,
     ) -> ApiResult<Vec<SecretInfo>> {
+        self.pause().await;
         self.call("secretsmanager:ListSecrets", |s| {
             // As ListSecrets filters: a tag with this key, and a tag whose value starts with this.
             Ok(s.secrets
@@ -167,6 +192,7 @@ impl SecretStore for World {
         value: &SecretText,
         tags: &[(String, String)],
     ) -> ApiResult<String> {
+        self.pause().await;
         self.call("secretsmanager:CreateSecret", |s| {
             if s.secrets.iter().any(|x| x.name == name) {
                 return Err(ApiError::AlreadyExists(format!(
@@ -184,6 +210,7 @@ impl SecretStore for World {
     }
 
     async fn schedule(&self, secret_id: &str, _lambda_arn: &str, _days: i64) -> ApiResult<()> {
+        self.pause().await;
         self.call("secretsmanager:RotateSecret", |s| {
             secret_mut(s, secret_id)?.rotation_enabled = true;
             Ok(())
@@ -191,6 +218,7 @@ impl SecretStore for World {
     }
 
     async fn tag(&self, secret_id: &str, tags: &[(String, String)]) -> ApiResult<()> {
+        self.pause().await;
         self.call("secretsmanager:TagResource", |s| {
             let x = secret_mut(s, secret_id)?;
             for (k, v) in tags {

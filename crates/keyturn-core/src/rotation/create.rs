@@ -133,6 +133,10 @@ where
                     undone: "nothing was changed".into(),
                 });
             }
+            // A sink may still hold the key about to go (a rollback that stopped after
+            // delivering it): the sinks get AWSCURRENT's key first.
+            let sinks = rules::sinks(o.name(), &o.info.tags, &self.settings().sinks)?;
+            self.deliver_current(&read, &sinks).await?;
             self.retire_key(&read.keys_api, o.name(), r).await?;
         }
         report.retired = retire;

@@ -2,6 +2,7 @@
 
 mod delivery;
 mod faults;
+mod interleavings;
 mod manage;
 mod rules;
 mod shapes;
