@@ -33,6 +33,34 @@ pub fn last_used_settle(value: Option<&str>) -> Result<Duration, String> {
     Ok(window)
 }
 
+/// `KEYTURN_SSM_PREFIX` (`--ssm-prefix`, the template's SsmParameterPrefix): SSM sinks may write
+/// only parameters under it. Unset or empty: any parameter (IAM bounds it); `none`: no SSM sink.
+/// Otherwise it must start and end with `/` and not be `/` alone: a prefix `/apps` would admit
+/// `/apps-evil/stolen`.
+pub fn ssm_prefix(value: Option<&str>) -> Result<Option<String>, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some("none") => Ok(Some(String::new())),
+        Some("/") => Err("the SSM prefix may not be / alone (every parameter): name a hierarchy such as /keyturn/, or none".into()),
+        Some(p) if p.starts_with('/') && p.ends_with('/') => Ok(Some(p.to_string())),
+        Some(p) => Err(format!(
+            "the SSM prefix {p:?} must start and end with / (for example /keyturn/): without the last /, /apps would admit /apps-evil/stolen"
+        )),
+    }
+}
+
+/// A comma-separated list setting (`KEYTURN_GITHUB_OWNERS`, `KEYTURN_GITHUB_SECRET_NAMES`,
+/// `KEYTURN_SSM_KMS_KEYS`, ...): its items, trimmed, empty ones dropped.
+pub fn list(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +74,21 @@ mod tests {
         assert!(last_used_settle(Some("-1")).is_err());
         assert!(last_used_settle(Some("4h")).is_err());
         assert!(last_used_settle(Some("604801")).is_err());
+    }
+
+    #[test]
+    fn an_ssm_prefix_ends_in_a_slash_and_is_not_the_root() {
+        assert_eq!(ssm_prefix(None), Ok(None));
+        assert_eq!(ssm_prefix(Some("none")), Ok(Some(String::new())));
+        assert_eq!(ssm_prefix(Some("/keyturn/")), Ok(Some("/keyturn/".into())));
+        for bad in ["/apps", "apps/", "/", "keyturn"] {
+            assert!(ssm_prefix(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lists_are_trimmed() {
+        assert_eq!(list(Some(" a, ,b ,")), vec!["a", "b"]);
+        assert!(list(None).is_empty());
     }
 }

@@ -291,6 +291,14 @@ pub enum RotationError {
         reason: String,
     },
 
+    #[error("secret {secret}: {sink} writes {destination}, which secret {other} also delivers to; two secrets may not deliver to one place (each would overwrite the other's key); nothing was created or delivered: remove one of the tags")]
+    SinkShared {
+        secret: String,
+        sink: String,
+        other: String,
+        destination: String,
+    },
+
     #[error("secret {secret}: delivering key {key_id} of user {user} to {sink} failed ({action}: {source}); {}", if *current_moved { "AWSCURRENT already holds it: run keyturn deliver to retry the delivery" } else { "AWSCURRENT is unchanged and still holds the previous key (both keys are valid): fix the sink (its permission, token or name) and retry, with keyturn rotate --resume or by letting Secrets Manager retry the rotation" })]
     SinkFailed {
         secret: String,
@@ -422,6 +430,7 @@ impl RotationError {
             RotationError::StoreFailed { .. } => "StoreFailed",
             RotationError::BadSink { .. } => "BadSink",
             RotationError::SinkFailed { .. } => "SinkFailed",
+            RotationError::SinkShared { .. } => "SinkShared",
             RotationError::EventFailed { .. } => "EventFailed",
             RotationError::RollbackRefused { .. } => "RollbackRefused",
             RotationError::ChangedMeanwhile { .. } => "ChangedMeanwhile",

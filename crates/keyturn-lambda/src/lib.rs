@@ -262,19 +262,14 @@ pub fn settings_from_env(get: impl Fn(&str) -> Option<String>) -> Result<Rotatio
         Some(v) => return Err(format!("KEYTURN_EVENTS={v:?}: expected true or false")),
     };
     let sinks = rules::SinkPolicy {
-        // Unset: any parameter (IAM bounds it); `none`: no SSM sink (the template's default).
-        ssm_prefix: match get("KEYTURN_SSM_PREFIX").as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some("none") => Some(String::new()),
-            Some(p) => Some(p.to_string()),
-        },
+        ssm_prefix: keyturn_core::config::ssm_prefix(get("KEYTURN_SSM_PREFIX").as_deref())
+            .map_err(|e| format!("KEYTURN_SSM_PREFIX: {e}; fix the function's configuration"))?,
         github_disabled: get("KEYTURN_GITHUB_TOKEN_SECRET").is_none_or(|t| t.trim().is_empty()),
-        github_owners: get("KEYTURN_GITHUB_OWNERS")
-            .unwrap_or_default()
-            .split(',')
-            .map(|o| o.trim().to_string())
-            .filter(|o| !o.is_empty())
-            .collect(),
+        github_owners: keyturn_core::config::list(get("KEYTURN_GITHUB_OWNERS").as_deref()),
+        github_secret_names: keyturn_core::config::list(
+            get("KEYTURN_GITHUB_SECRET_NAMES").as_deref(),
+        ),
+        ssm_kms_keys: keyturn_core::config::list(get("KEYTURN_SSM_KMS_KEYS").as_deref()),
     };
     let last_used_settle = keyturn_core::config::last_used_settle(
         get(keyturn_core::config::LAST_USED_SETTLE_VAR).as_deref(),

@@ -88,9 +88,20 @@ pub struct DeliveryArgs {
         value_name = "SECRET"
     )]
     pub github_token_secret: Option<String>,
-    /// SSM sinks must name parameters under this prefix (default: any the credentials may write).
+    /// SSM sinks must name parameters under this prefix, which starts and ends with '/' (default:
+    /// any the credentials may write; none: no SSM sink).
     #[arg(long, global = true, env = "KEYTURN_SSM_PREFIX", value_name = "PREFIX")]
     pub ssm_prefix: Option<String>,
+    /// A KMS key an SSM sink's kms= may name (repeatable, or comma-separated; default: SSM's own
+    /// key or a key of the secret's account).
+    #[arg(
+        long = "ssm-kms-key",
+        global = true,
+        env = "KEYTURN_SSM_KMS_KEYS",
+        value_name = "KEY",
+        value_delimiter = ','
+    )]
+    pub ssm_kms_keys: Vec<String>,
     /// GitHub sinks must name this owner or organization (repeatable, or comma-separated; default:
     /// any the token reaches).
     #[arg(
@@ -101,6 +112,16 @@ pub struct DeliveryArgs {
         value_delimiter = ','
     )]
     pub github_owners: Vec<String>,
+    /// A GitHub secret name a sink's id= or secret= may write besides AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY (repeatable, or comma-separated).
+    #[arg(
+        long = "github-secret-name",
+        global = true,
+        env = "KEYTURN_GITHUB_SECRET_NAMES",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub github_secret_names: Vec<String>,
     /// GitHub's REST API (GitHub Enterprise Server: https://HOST/api/v3).
     #[arg(long, global = true, env = "KEYTURN_GITHUB_API", value_name = "URL", default_value = keyturn_aws::github::DEFAULT_API_BASE)]
     pub github_api: String,

@@ -38,8 +38,9 @@ where
         orphans: OrphanPolicy,
     ) -> Result<(Read<I::Keys>, CreatePlan), RotationError> {
         let name = info.name.clone();
-        // A sink that cannot be delivered to would fail finishSecret after the key exists.
-        rules::sinks(&name, &info.tags, &self.settings.sinks)?;
+        // A sink that cannot be delivered to, or that another secret delivers to, would fail
+        // finishSecret (or overwrite the other's key) after the key exists.
+        self.own_sinks(&info).await?;
         let needs = Needs {
             who_else: true,
             ..Needs::default()
@@ -135,7 +136,7 @@ where
             }
             // A sink may still hold the key about to go (a rollback that stopped after
             // delivering it): the sinks get AWSCURRENT's key first.
-            let sinks = rules::sinks(o.name(), &o.info.tags, &self.settings().sinks)?;
+            let sinks = rules::sinks(&o.info, &self.settings().sinks)?;
             self.deliver_current(&read, &sinks).await?;
             self.retire_key(&read.keys_api, o.name(), r).await?;
         }

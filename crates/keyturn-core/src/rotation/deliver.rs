@@ -147,7 +147,7 @@ where
     /// one of the secret's user's active keys in IAM: a key that does not work is never delivered.
     pub async fn deliver(&self, secret_id: &str) -> Result<DeliveryReport, RotationError> {
         let info = self.describe(secret_id).await?;
-        let sinks = rules::sinks(&info.name, &info.tags, &self.settings().sinks)?;
+        let sinks = self.own_sinks(&info).await?;
         let needs = Needs {
             who_else: true,
             ..Needs::default()
@@ -279,7 +279,7 @@ where
     ) -> Result<RollbackReport, RotationError> {
         let info = self.describe(secret_id).await?;
         let name = info.name.clone();
-        let sinks = rules::sinks(&name, &info.tags, &self.settings().sinks)?;
+        let sinks = rules::sinks(&info, &self.settings().sinks)?;
         let needs = Needs {
             all_versions: true,
             who_else: true,

@@ -276,7 +276,7 @@ where
     /// and no consumer is left with a key the cancel deletes. Nothing to do without sinks.
     async fn redeliver_before_cancel(&self, read: &Read<I::Keys>) -> Result<(), RotationError> {
         let info = &read.state.info;
-        let sinks = rules::sinks(&info.name, &info.tags, &self.settings().sinks)?;
+        let sinks = rules::sinks(info, &self.settings().sinks)?;
         if !sinks.is_empty() {
             self.deliver_current(read, &sinks).await?;
         }

@@ -300,6 +300,40 @@ where
         Ok(ManagedSecrets { inside, outside })
     }
 
+    /// The sinks the other managed secrets declare (one ListSecrets), by secret: two secrets may
+    /// not deliver to one place. Nothing is listed when `ours` is empty.
+    pub async fn other_sinks(
+        &self,
+        info: &SecretInfo,
+        ours: &[rules::Sink],
+    ) -> Result<Vec<(String, Vec<rules::Sink>)>, RotationError> {
+        if ours.is_empty() {
+            return Ok(Vec::new());
+        }
+        let listed = self
+            .store
+            .list_tagged(tags::MANAGED, Some(tags::MANAGED_TRUE))
+            .await
+            .map_err(|e| aws("ListSecrets", &info.name, None, None, e))?;
+        Ok(listed
+            .into_iter()
+            .filter(|s| rules::is_managed(&s.tags) && s.arn != info.arn && s.name != info.name)
+            .map(|s| {
+                let sinks = rules::sinks::declared(&s);
+                (s.name, sinks)
+            })
+            .filter(|(_, sinks)| !sinks.is_empty())
+            .collect())
+    }
+
+    /// The secret's sinks as the deployment allows them, none shared with another managed secret.
+    pub async fn own_sinks(&self, info: &SecretInfo) -> Result<Vec<rules::Sink>, RotationError> {
+        let sinks = rules::sinks(info, &self.settings.sinks)?;
+        let others = self.other_sinks(info, &sinks).await?;
+        rules::check_unshared(&info.name, &sinks, &others)?;
+        Ok(sinks)
+    }
+
     /// Runs one step, as Secrets Manager invokes it.
     pub async fn run(&self, event: &RotationEvent) -> Result<StepReport, RotationError> {
         self.run_step(event, Driver::SecretsManager).await

@@ -129,7 +129,7 @@ where
         let current_version = o.info.version_with(AWSCURRENT).map(str::to_string);
         // Every sink has the new key before AWSCURRENT moves: a failure here leaves AWSCURRENT on
         // the old key (both are valid) and the retry delivers again.
-        let sinks = rules::sinks(o.name(), &o.info.tags, &self.settings().sinks)?;
+        let sinks = rules::sinks(&o.info, &self.settings().sinks)?;
         let delivered = self
             .deliver_to(
                 &sinks,

@@ -289,7 +289,7 @@ where
                 }
                 // A sink may still hold the key about to go (a rollback that stopped after
                 // delivering it): the sinks get AWSCURRENT's key first.
-                let sinks = crate::rules::sinks(name, &info.tags, &self.settings().sinks)?;
+                let sinks = crate::rules::sinks(&info, &self.settings().sinks)?;
                 self.deliver_current(&read, &sinks).await?;
                 self.retire_key(&read.keys_api, name, &r).await?;
                 let outcome = match r.action() {

@@ -43,7 +43,7 @@ pub use retire::{
 };
 pub use rollback::{rollback_plan, RollbackPlan};
 pub use scope::{Scope, DEFAULT_PREFIX};
-pub use sinks::{sinks, GitHubScope, Sink, SinkKind, SinkPolicy};
+pub use sinks::{check_unshared, sinks, GitHubScope, Sink, SinkKind, SinkPolicy};
 
 /// Where the secret's user name came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

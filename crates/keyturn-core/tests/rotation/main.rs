@@ -31,7 +31,11 @@ pub fn settings() -> RotationSettings {
         },
         scope: Default::default(),
         events: false,
-        sinks: Default::default(),
+        // The delivery tests' repository secret is named KEY_ID: the deployment allows it.
+        sinks: keyturn_core::rules::SinkPolicy {
+            github_secret_names: vec!["KEY_ID".into()],
+            ..Default::default()
+        },
         // Most tests rotate twice in a row on a model whose last-used record is live; the
         // settle window's own tests (`settle.rs`) turn it on.
         last_used_settle: time::Duration::ZERO,

@@ -47,9 +47,12 @@ pub async fn run(cli: Cli, output: Output) -> anyhow::Result<bool> {
         last_used_settle,
         events: cli.delivery.events,
         sinks: rules::SinkPolicy {
-            ssm_prefix: cli.delivery.ssm_prefix.clone(),
-            github_owners: cli.delivery.github_owners.clone(),
+            ssm_prefix: keyturn_core::config::ssm_prefix(cli.delivery.ssm_prefix.as_deref())
+                .map_err(|e| anyhow::anyhow!("--ssm-prefix: {e}; nothing was run"))?,
+            github_owners: trimmed(&cli.delivery.github_owners),
             github_disabled: cli.delivery.github_token_secret.is_none(),
+            github_secret_names: trimmed(&cli.delivery.github_secret_names),
+            ssm_kms_keys: trimmed(&cli.delivery.ssm_kms_keys),
         },
         ..RotationSettings::default()
     };
@@ -86,6 +89,12 @@ pub async fn run(cli: Cli, output: Output) -> anyhow::Result<bool> {
             org::check(&fleet, &cli.scope.prefix, output).await
         }
     }
+}
+
+/// A repeatable or comma-separated flag's values, as the function reads the same variable
+/// (`keyturn_core::config::list`): trimmed, empty ones dropped.
+fn trimmed(values: &[String]) -> Vec<String> {
+    keyturn_core::config::list(Some(&values.join(",")))
 }
 
 /// The rotator for the caller's own account (the commands that act on one secret).

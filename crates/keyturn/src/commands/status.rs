@@ -84,10 +84,11 @@ struct LastUsed {
     region: Option<String>,
 }
 
-fn report(state: &SecretState, sinks: &rules::SinkPolicy) -> StatusReport {
+fn report(state: &SecretState, sinks: &rules::SinkPolicy, shared: Option<String>) -> StatusReport {
     let info = &state.info;
     let mut problems = rules::problems(state);
-    let sinks = match rules::sinks(&info.name, &info.tags, sinks) {
+    problems.extend(shared);
+    let sinks = match rules::sinks(info, sinks) {
         Ok(found) => found
             .into_iter()
             .map(|s| SinkRow {
@@ -154,7 +155,13 @@ pub async fn run(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Resul
     };
     let read = r.read_state(info, None, needs).await?;
     let state = &read.state;
-    let out = report(state, &r.settings().sinks);
+    // A destination another managed secret delivers to too: a rotation would refuse it.
+    let ours = rules::sinks(&state.info, &r.settings().sinks).unwrap_or_default();
+    let others = r.other_sinks(&state.info, &ours).await?;
+    let shared = rules::check_unshared(&state.info.name, &ours, &others)
+        .err()
+        .map(|e| e.to_string());
+    let out = report(state, &r.settings().sinks, shared);
     match output {
         Output::Json => print_json(&out),
         // CSV was refused before the run (Command::output).
