@@ -45,6 +45,7 @@ fn generate(n: usize) -> (Vec<u8>, Vec<ManagedKey>) {
                 cutover: None,
                 grace: None,
                 exists: true,
+                user_gone: false,
             });
         }
     }

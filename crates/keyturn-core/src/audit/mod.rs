@@ -13,7 +13,7 @@ use crate::ports::{AccessKeys, ApiError, ApiResult, Clock};
 pub mod exempt;
 mod report;
 
-pub use report::{parse_report, ReportError, ReportKey, ReportRow};
+pub use report::{parse_report, parse_report_rows, ReportError, ReportKey, ReportRow};
 
 /// Generates the IAM credential report and waits for it: GenerateCredentialReport polled with
 /// exponential backoff (0.25 s doubling to 4 s) until the report is complete or `timeout` passes,
@@ -63,6 +63,8 @@ pub struct ManagedKey {
     /// Whether IAM lists the key for the user (an AWSCURRENT key that does not exist is a finding
     /// of its own).
     pub exists: bool,
+    /// The secret's IAM user no longer exists (its key went with it).
+    pub user_gone: bool,
 }
 
 /// A key ListAccessKeys showed for the user of a managed secret, held by a version or not: it
@@ -374,6 +376,7 @@ pub(crate) mod tests {
             cutover: Some(datetime!(2026-03-01 00:00 UTC)),
             grace: None,
             exists: true,
+            user_gone: false,
         }
     }
 
@@ -542,6 +545,7 @@ pub(crate) mod tests {
             slot: None,
             created: None,
             exists: false,
+            user_gone: false,
             key_id: "AKIAGONE".into(),
             ..managed("AWSCURRENT", 1, datetime!(2026-03-01 00:00 UTC))
         };

@@ -44,11 +44,25 @@ pub enum ReportError {
 const MISSING: [&str; 4] = ["N/A", "no_information", "not_supported", ""];
 
 /// Parses a credential report (CSV with a header row). Columns are found by name, so reordered or
-/// added columns are fine; `N/A`, `no_information` and `not_supported` mean "missing".
+/// added columns are fine; `N/A`, `no_information` and `not_supported` mean "missing". Any row
+/// that cannot be read is an error (see [`parse_report_rows`] to go on past it).
 pub fn parse_report(bytes: &[u8]) -> Result<Vec<ReportRow>, ReportError> {
+    let (rows, bad) = parse_report_rows(bytes)?;
+    match bad.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(rows),
+    }
+}
+
+/// A credential report's rows, and each row that cannot be read as its own error: one strange
+/// user must not hide every other finding. The report itself (its header) failing is the outer
+/// error. IAM allows `,` in user names and the report does not quote them: a row with more fields
+/// than the header whose first fields, joined by commas, are the name its ARN ends with is read as
+/// that user.
+pub fn parse_report_rows(bytes: &[u8]) -> Result<(Vec<ReportRow>, Vec<ReportError>), ReportError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
-        .flexible(false)
+        .flexible(true)
         .from_reader(bytes);
     let headers = reader.byte_headers().map_err(|e| csv_error(&e))?.clone();
     if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
@@ -74,15 +88,96 @@ pub fn parse_report(bytes: &[u8]) -> Result<Vec<ReportRow>, ReportError> {
             c("last_used_service")?,
         ));
     }
-    let mut rows = Vec::new();
-    let mut record = csv::ByteRecord::new();
+    let (mut rows, mut bad) = (Vec::new(), Vec::new());
+    let mut raw = csv::ByteRecord::new();
     loop {
-        match reader.read_byte_record(&mut record) {
+        match reader.read_byte_record(&mut raw) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => return Err(csv_error(&e)),
+            Err(e) => {
+                // A broken record (bad quoting, not UTF-8 where CSV needs it) is its own error; a
+                // reader that cannot go on past it ends the rows here.
+                bad.push(csv_error(&e));
+                if bad.len() > 1000 {
+                    break;
+                }
+                continue;
+            }
         }
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let line = raw.position().map(|p| p.line()).unwrap_or(0);
+        let record = match fit(&raw, headers.len(), user_col, arn_col) {
+            Ok(r) => r,
+            Err(reason) => {
+                bad.push(ReportError::Csv { line, reason });
+                continue;
+            }
+        };
+        match read_row(&record, line, user_col, arn_col, &slots) {
+            Ok(row) => rows.push(row),
+            Err(e) => bad.push(e),
+        }
+    }
+    Ok((rows, bad))
+}
+
+/// The columns of one slot: (slot, active, created, last used, region, service).
+type SlotColumns = (u8, usize, usize, usize, usize, usize);
+
+/// A record with as many fields as the header: as it is, or with a user name that held commas
+/// joined back. The name's commas split the ARN as well (it ends with the name), so a record with
+/// `2k` fields too many is read as a name of `k` commas when its ARN, joined back, ends with it.
+fn fit(
+    raw: &csv::ByteRecord,
+    width: usize,
+    user_col: usize,
+    arn_col: usize,
+) -> Result<csv::ByteRecord, String> {
+    if raw.len() == width {
+        return Ok(raw.clone());
+    }
+    let extra = raw.len().saturating_sub(width);
+    let refuse = || format!("{} fields where the header has {width}", raw.len());
+    if raw.len() < width || user_col + 1 != arn_col || extra % 2 != 0 {
+        return Err(refuse());
+    }
+    let commas = extra / 2;
+    let join = |from: usize| {
+        raw.iter()
+            .skip(from)
+            .take(commas + 1)
+            .collect::<Vec<_>>()
+            .join(&b","[..])
+    };
+    let (user, arn) = (join(user_col), join(user_col + commas + 1));
+    let named =
+        arn.len() > user.len() && arn.ends_with(&user) && arn[arn.len() - user.len() - 1] == b'/';
+    if !named {
+        return Err(format!(
+            "{}, and its first fields are not the user its ARN names",
+            refuse()
+        ));
+    }
+    let mut fitted = csv::ByteRecord::new();
+    for field in raw.iter().take(user_col) {
+        fitted.push_field(field);
+    }
+    fitted.push_field(&user);
+    fitted.push_field(&arn);
+    for field in raw.iter().skip(user_col + extra + 2) {
+        fitted.push_field(field);
+    }
+    Ok(fitted)
+}
+
+/// One row of the report, read by column.
+fn read_row(
+    record: &csv::ByteRecord,
+    line: u64,
+    user_col: usize,
+    arn_col: usize,
+    slots: &[SlotColumns],
+) -> Result<ReportRow, ReportError> {
+    {
         let text = |i: usize, name: &str| -> Result<String, ReportError> {
             let raw = record.get(i).unwrap_or_default();
             std::str::from_utf8(raw)
@@ -121,7 +216,7 @@ pub fn parse_report(bytes: &[u8]) -> Result<Vec<ReportRow>, ReportError> {
             });
         }
         let mut keys = Vec::new();
-        for &(slot, active, rotated, used, region, service) in &slots {
+        for &(slot, active, rotated, used, region, service) in slots {
             let active_text = text(active, "access_key_active")?;
             let is_active = match active_text.trim() {
                 "true" | "TRUE" | "True" => true,
@@ -148,13 +243,12 @@ pub fn parse_report(bytes: &[u8]) -> Result<Vec<ReportRow>, ReportError> {
                 last_used_service: optional(service, "access_key_last_used_service")?,
             });
         }
-        rows.push(ReportRow {
+        Ok(ReportRow {
             user,
             arn: text(arn_col, "arn")?,
             keys,
-        });
+        })
     }
-    Ok(rows)
 }
 
 fn csv_error(e: &csv::Error) -> ReportError {
@@ -249,5 +343,33 @@ mod tests {
         assert!(parse_report(&binary).is_err());
         let no_user = report(&[row("", "true,N/A,N/A,N/A,N/A", "false,N/A,N/A,N/A,N/A")]);
         assert!(parse_report(&no_user).is_err());
+    }
+
+    #[test]
+    fn a_user_name_with_a_comma_is_read_and_a_bad_row_is_its_own_error() {
+        let keys = "true,2026-01-01T00:00:00+00:00,N/A,N/A,N/A";
+        let none = "false,N/A,N/A,N/A,N/A";
+        let csv = report(&[
+            row("app1", keys, none),
+            // IAM allows ',' in a user name and the report does not quote it.
+            row("ops,deploy", keys, none),
+            // One field too many that the ARN does not explain, and a bad date.
+            "weird,arn:aws:iam::123456789012:user/other,extra".to_string()
+                + &row("x", keys, none)[1..],
+            row("late", "true,yesterday,N/A,N/A,N/A", none),
+            row("app2", keys, none),
+        ]);
+        let (rows, bad) = parse_report_rows(&csv).expect("the header is fine");
+        let users: Vec<&str> = rows.iter().map(|r| r.user.as_str()).collect();
+        assert_eq!(users, ["app1", "ops,deploy", "app2"]);
+        assert_eq!(rows[1].arn, "arn:aws:iam::123456789012:user/ops,deploy");
+        assert_eq!(rows[1].keys.len(), 1);
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(bad[0].to_string().contains("line 4"), "{}", bad[0]);
+        assert!(bad[1].to_string().contains("yesterday"), "{}", bad[1]);
+        assert!(
+            parse_report(&csv).is_err(),
+            "the strict form still refuses it"
+        );
     }
 }

@@ -10,14 +10,16 @@ use anyhow::Context;
 use keyturn_aws::AwsRotator;
 use keyturn_core::audit::exempt::{self, Exemptions};
 use keyturn_core::audit::{
-    age_buckets, audit_with, fetch_report, parse_report, AuditEntry, AuditPolicy, Finding,
+    age_buckets, audit_with, fetch_report, parse_report_rows, AuditEntry, AuditPolicy, Finding,
     ListedKey, ManagedKey,
 };
 use keyturn_core::error::{parse_rfc3339, rfc3339};
-use keyturn_core::ports::{AccessKeys, Clock, Iam, SecretInfo, AWSCURRENT, AWSPREVIOUS};
+use keyturn_core::ports::{
+    AccessKeys, Clock, Iam, SecretInfo, SecretStore, AWSCURRENT, AWSPREVIOUS,
+};
 use keyturn_core::rules::{self, SweepPolicy};
 use keyturn_core::state::Needs;
-use keyturn_core::{tags, RotationSettings};
+use keyturn_core::{tags, RotationError, RotationSettings};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -66,7 +68,7 @@ pub async fn run(
                 let csv = fetch_report(&rotator.iam().own(), rotator.clock(), timeout)
                     .await
                     .context("the IAM credential report could not be fetched (iam:GenerateCredentialReport, iam:GetCredentialReport)")?;
-                let report = parse_report(&csv).context("the IAM credential report could not be read")?;
+                let (report, unreadable) = parse_report_rows(&csv).context("the IAM credential report could not be read")?;
                 let (managed, listed) =
                     managed_keys(&rotator, rotation_days, concurrency, reached.progress).await?;
                 let mut entries = audit_with(&report, &managed, &listed, &policy);
@@ -86,7 +88,10 @@ pub async fn run(
                         );
                     }
                 }
-                Ok(entries.iter().map(AuditRow::new).collect::<Vec<_>>())
+                let mut rows: Vec<AuditRow> = entries.iter().map(AuditRow::new).collect();
+                // A row of the report that cannot be read is a row of its own; the rest is audited.
+                rows.extend(unreadable.iter().map(|e| AuditRow::unreadable(e.to_string())));
+                Ok(rows)
             }
         })
         .await?;
@@ -204,7 +209,43 @@ async fn held_keys(
         tolerate_bad_values: true,
         ..Needs::default()
     };
-    let read = r.read_state(info, None, needs).await?;
+    let read = match r.read_state(info.clone(), None, needs).await {
+        Ok(read) => read,
+        Err(RotationError::NoSuchUser { user, .. }) => {
+            // The user was deleted with the secret left behind: whatever reads the secret fails.
+            // Its AWSCURRENT key is reported missing (the audit's most serious finding), by the id
+            // its record names or its value holds.
+            let key_id = match info.tags.get(tags::CURRENT_KEY) {
+                Some(k) => k.clone(),
+                None => r
+                    .store()
+                    .value(
+                        &info.arn,
+                        &keyturn_core::ports::VersionRef::Label(AWSCURRENT),
+                    )
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|t| keyturn_core::SecretValue::parse(&t).ok())
+                    .and_then(|v| v.access_key_id().map(str::to_string))
+                    .unwrap_or_else(|| "unknown".into()),
+            };
+            let (mut held, listed) = joined(
+                &info,
+                &user,
+                Vec::new(),
+                [(AWSCURRENT, Some(key_id)), (AWSPREVIOUS, None)],
+                days,
+                grace,
+                r.clock().now(),
+            );
+            for m in &mut held {
+                m.user_gone = true;
+            }
+            return Ok((held, listed));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let state = &read.state;
     let keys = state
         .keys
@@ -262,6 +303,7 @@ fn joined(
             cutover,
             grace,
             exists: position.is_some(),
+            user_gone: false,
         });
     }
     let listed = keys
@@ -347,6 +389,21 @@ impl AccountFailure for AuditRow {
 /// An account's error row's finding.
 const ACCOUNT_FAILED: &str = "account-failed";
 
+/// The finding of a credential report row that could not be read.
+const UNREADABLE: &str = "report-row-unreadable";
+
+impl AuditRow {
+    /// A credential report row that could not be read: its keys cannot be judged, so it fails the
+    /// audit (exit 1) as the most serious finding would, and names the line and why.
+    fn unreadable(error: String) -> Self {
+        AuditRow {
+            finding: UNREADABLE,
+            worst: Finding::CurrentKeyMissing,
+            ..AuditRow::account_failed(error)
+        }
+    }
+}
+
 impl AuditRow {
     fn new(e: &AuditEntry) -> Self {
         let m = e.managed.as_ref();
@@ -374,7 +431,12 @@ impl AuditRow {
             exempt_reason: e.exemption.as_ref().map(|x| x.reason.clone()),
             exempt_owner: e.exemption.as_ref().map(|x| x.owner.clone()),
             exempt_until: e.exemption.as_ref().map(|x| x.until.to_string()),
-            error: None,
+            error: m.filter(|m| m.user_gone).map(|m| {
+                format!(
+                    "user {} no longer exists in IAM: secret {} holds the key of a deleted user, and whatever reads it fails; delete the secret, or enroll the user again (keyturn enroll)",
+                    m.user, m.secret
+                )
+            }),
             worst: e.worst(),
         }
     }
