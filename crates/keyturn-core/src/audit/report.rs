@@ -137,7 +137,7 @@ fn fit(
     }
     let extra = raw.len().saturating_sub(width);
     let refuse = || format!("{} fields where the header has {width}", raw.len());
-    if raw.len() < width || user_col + 1 != arn_col || extra % 2 != 0 {
+    if raw.len() < width || user_col + 1 != arn_col || !extra.is_multiple_of(2) {
         return Err(refuse());
     }
     let commas = extra / 2;
