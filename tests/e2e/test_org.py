@@ -421,13 +421,15 @@ def exemptions_file(tmp_path, body: str):
 
 def entry(account: str, user: str, until: datetime.date, owner: str = "platform@example.test", reason: str = "vendor appliance") -> str:
     owner_line = f'owner = "{owner}"\n' if owner is not None else ""
-    return f'[[exemption]]\naccount = "{account}"\nuser = "{user}"\nreason = "{reason}"\n{owner_line}until = {until.isoformat()}\n\n'
+    # Every user of an account is exempt only when the entry says so (all_users = true).
+    all_users = "all_users = true\n" if user == "*" else ""
+    return f'[[exemption]]\naccount = "{account}"\nuser = "{user}"\n{all_users}reason = "{reason}"\n{owner_line}until = {until.isoformat()}\n\n'
 
 
 def test_exemptions_hold_until_their_date_and_a_bad_file_is_refused_before_anything_runs(org, kt, tmp_path):
     a = org.accounts
     as_of = (TODAY + datetime.timedelta(days=200)).isoformat()  # every key overdue by then
-    path = exemptions_file(tmp_path, entry(a["prod"], "*", TODAY + datetime.timedelta(days=300)) + entry("*", "svc-?", TODAY + datetime.timedelta(days=100)))
+    path = exemptions_file(tmp_path, entry(a["prod"], "*", TODAY + datetime.timedelta(days=300)) + entry("*", "svc-*", TODAY + datetime.timedelta(days=100)))
     proc = kt("--output", "json", "audit", "--org", "--exclude-account", a["norole"], "--as-of", as_of, "--exemptions", path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     rows = by_account(json.loads(proc.stdout)["keys"])
@@ -449,6 +451,8 @@ def test_exemptions_hold_until_their_date_and_a_bad_file_is_refused_before_anyth
         (entry(a["prod"], "*", TODAY + datetime.timedelta(days=30), owner=None), "owner is missing"),
         (entry(a["prod"], "*", TODAY + datetime.timedelta(days=400)), "more than a year"),
         ("[[exemption]]\naccount = 'x'\n", "12-digit"),
+        (entry("*", "*", TODAY + datetime.timedelta(days=30)), "every user of every account"),
+        (entry(a["prod"], "svc-?", TODAY + datetime.timedelta(days=30)), "other glob syntax"),
     ):
         bad = exemptions_file(tmp_path, body)
         for argv in (["audit", "--org", "--exemptions", bad], ["rotate", "--due", "--org", "--exemptions", bad]):

@@ -106,7 +106,7 @@ impl GitHub {
     async fn token(&self) -> ApiResult<&SecretText> {
         let Some(secret) = &self.token_secret else {
             return Err(ApiError::InvalidRequest(
-                "no GitHub token is configured: store one in a Secrets Manager secret and name it with KEYTURN_GITHUB_TOKEN_SECRET (the template's GitHubTokenSecret, or --github-token-secret)".into(),
+                "no GitHub token is configured: store one in a Secrets Manager secret and name it with KEYTURN_GITHUB_TOKEN_SECRET (the template's GitHubTokenSecretArn, or --github-token-secret)".into(),
             ));
         };
         self.token

@@ -32,6 +32,15 @@ pub use secrets::SecretsManager;
 pub use sts::{AssumedRole, Sts};
 pub use time::SystemClock;
 
+/// Whether a log event may be written, whatever level a filter asks for: events at TRACE come from
+/// keyturn's own crates only. The SDK's orchestrator traces every request with its body
+/// (PutSecretValue's SecretString, PutParameter's value, AssumeRole's ExternalId) and only redacts
+/// sensitive responses, so `RUST_LOG=trace` would print a secret access key; hyper and rustls
+/// trace what they send too. Both binaries install this as a filter on every event.
+pub fn loggable(metadata: &tracing::Metadata<'_>) -> bool {
+    *metadata.level() != tracing::Level::TRACE || metadata.target().starts_with("keyturn")
+}
+
 /// The rotator wired to AWS, delivering to the sinks.
 pub type AwsRotator = Rotator<SecretsManager, IamClients, Sts, SystemClock, Sinks>;
 

@@ -147,7 +147,7 @@ pub enum RotationError {
         reason: String,
     },
 
-    #[error("secret {secret}: masterarn names secret {master}, which is neither this secret nor one of the deployment's master secrets ({}); nothing was changed: remove masterarn to use the caller's own rights, or add the master to the allow-list (the template's MasterSecrets parameter, KEYTURN_MASTER_SECRETS, or keyturn --master-secret) if it is meant to sign this secret's IAM calls", if allowed.is_empty() { "none are allowed".to_string() } else { allowed.join(", ") })]
+    #[error("secret {secret}: masterarn names secret {master}, which is neither this secret nor one of the deployment's master secrets ({}); nothing was changed: remove masterarn to use the caller's own rights, or add the master to the allow-list (the template's MasterSecretArns parameter, KEYTURN_MASTER_SECRETS, or keyturn --master-secret) if it is meant to sign this secret's IAM calls", if allowed.is_empty() { "none are allowed".to_string() } else { allowed.join(", ") })]
     MasterNotAllowed {
         secret: String,
         master: String,

@@ -317,14 +317,19 @@ pub fn init_tracing() {
     } else {
         format!("{level},aws_smithy_runtime=warn,aws_config=warn,hyper=warn,rustls=warn")
     };
-    tracing_subscriber::fmt()
+    // Whatever the level, no dependency's TRACE events: they print request bodies (the secret
+    // value PutSecretValue sends).
+    use tracing_subscriber::layer::SubscriberExt;
+    let subscriber = tracing_subscriber::fmt()
         .json()
         .with_env_filter(tracing_subscriber::EnvFilter::new(directives))
         .with_target(false)
         .with_current_span(false)
         .flatten_event(true)
         .without_time()
-        .init();
+        .finish()
+        .with(tracing_subscriber::filter::filter_fn(keyturn_aws::loggable));
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
 #[cfg(test)]

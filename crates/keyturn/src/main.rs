@@ -33,11 +33,16 @@ async fn main() -> ExitCode {
                 "warn"
             })
         });
-    tracing_subscriber::fmt()
+    // Whatever the filter, no dependency's TRACE events: they print request bodies.
+    use tracing_subscriber::layer::SubscriberExt;
+    let subscriber = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
         .with_target(cli.verbose)
-        .init();
+        .finish()
+        .with(tracing_subscriber::filter::filter_fn(keyturn_aws::loggable));
+    // Only fails if a subscriber is already set, which nothing before this line does.
+    let _ = tracing::subscriber::set_global_default(subscriber);
     match commands::run(cli, output).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),

@@ -1,7 +1,12 @@
 //! Exemptions as reviewed policy: a TOML file of `[[exemption]]` entries, each naming an account
-//! (an id or `*`), a user (a name or a glob), a reason, an owner and an end date no more than a
-//! year away. An exempt key does not count for `--fail-on` and `rotate --due` leaves it until
-//! the date; an expired entry is reported and the key judged as usual.
+//! (an id or `*`), a user, a reason, an owner and an end date no more than a year away. An exempt
+//! key does not count for `--fail-on` and `rotate --due` leaves it until the date; an expired entry
+//! is reported and the key judged as usual.
+//!
+//! A reviewer must see what an entry covers, so `user` is an IAM user name, or a prefix of at
+//! least three characters followed by one `*` (`legacy-ftp-*`); other glob syntax is refused.
+//! `user = "*"` (every user) needs `all_users = true` and one account; every user of every
+//! account is never exempt.
 //!
 //! ```toml
 //! [[exemption]]
@@ -79,6 +84,41 @@ struct Entry {
     reason: Option<String>,
     owner: Option<String>,
     until: Option<toml::Value>,
+    /// Confirms that `user = "*"` means every user of the account.
+    all_users: Option<bool>,
+}
+
+/// The characters of an IAM user name.
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)
+}
+
+/// What `user` may be: a name, a prefix of three or more characters and `*`, or (confirmed with
+/// `all_users`, in one account) `*`.
+fn check_user(user: &str, account: &str, all_users: bool) -> Result<(), String> {
+    if user == "*" {
+        return match (account, all_users) {
+            ("*", _) => Err("user \"*\" in account \"*\" would exempt every user of every account: name the accounts one entry each".into()),
+            (_, false) => Err("user \"*\" exempts every user of the account: say so with all_users = true, or name the users".into()),
+            (_, true) => Ok(()),
+        };
+    }
+    if all_users {
+        return Err("all_users = true goes with user = \"*\" only".into());
+    }
+    let (prefix, glob) = match user.strip_suffix('*') {
+        Some(p) => (p, true),
+        None => (user, false),
+    };
+    if !prefix.chars().all(name_char) {
+        return Err("user must be an IAM user name, or a prefix of at least three characters followed by one * (as legacy-ftp-*): other glob syntax could cover more than a reviewer sees".into());
+    }
+    if glob && prefix.chars().count() < 3 {
+        return Err(format!(
+            "user {user:?}: a prefix needs at least three characters before the *, so that it says whom it covers"
+        ));
+    }
+    Ok(())
 }
 
 fn date_of(v: &toml::Value) -> Option<Date> {
@@ -144,6 +184,7 @@ impl Exemptions {
                     "user is missing: name the IAM user or a glob such as \"ci-*\"".into(),
                 ));
             }
+            check_user(&user, &account, e.all_users.unwrap_or(false)).map_err(refuse)?;
             let pattern = glob::Pattern::new(&user)
                 .map_err(|g| refuse(format!("user is not a valid glob ({g})")))?;
             let owner = e.owner.unwrap_or_default().trim().to_string();
@@ -369,6 +410,31 @@ until = "2026-12-31"
         }
         assert!(parse("").expect("empty file").is_empty());
     }
+
+    #[test]
+    fn a_glob_covers_only_what_it_says() {
+        let with = |account: &str, user: &str, extra: &str| {
+            parse(&entry(&format!(
+                "account = \"{account}\"\nuser = \"{user}\"\nreason = \"r\"\nowner = \"o\"\nuntil = 2027-01-01\n{extra}"
+            )))
+        };
+        for ok in ["svc", "ops,deploy", "legacy-*", "ci.*"] {
+            assert!(with("111122223333", ok, "").is_ok(), "{ok}");
+        }
+        assert!(with("111122223333", "*", "all_users = true").is_ok());
+        for (account, user, extra, says) in [
+            ("*", "*", "all_users = true", "every user of every account"),
+            ("111122223333", "*", "", "all_users = true"),
+            ("111122223333", "*ftp*", "", "other glob syntax"),
+            ("111122223333", "a?c", "", "other glob syntax"),
+            ("111122223333", "[a-z]*", "", "other glob syntax"),
+            ("111122223333", "ab*", "", "at least three characters"),
+            ("111122223333", "svc", "all_users = true", "goes with user"),
+        ] {
+            let e = with(account, user, extra).expect_err(user).to_string();
+            assert!(e.contains(says), "{user}: {e}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -394,7 +460,7 @@ mod judged {
         ]);
         let rows = parse_report(&csv).expect("report");
         let file = Exemptions::parse(
-            "[[exemption]]\naccount = \"*\"\nuser = \"*\"\nreason = \"vendor\"\nowner = \"ops\"\nuntil = 2027-01-31\n",
+            "[[exemption]]\naccount = \"*\"\nuser = \"legacy\"\nreason = \"vendor\"\nowner = \"ops\"\nuntil = 2027-01-31\n\n[[exemption]]\naccount = \"*\"\nuser = \"fresh\"\nreason = \"vendor\"\nowner = \"ops\"\nuntil = 2027-01-31\n",
             date!(2026 - 12 - 02),
         )
         .expect("valid");
