@@ -17,6 +17,12 @@ With `deny_assume={role ARN, ...}` it answers AssumeRole of those roles with Acc
 does for a role that does not exist or whose trust does not admit the caller (moto evaluates no
 trust policy and lets any role be assumed, even a missing one).
 
+With `hold="Operation"` it holds the first attempt of each call of that operation before forwarding
+it (the write has not happened yet) until `unhold` is set, and sets `holding` meanwhile: another
+run can act in between, as when two processes overlap. With `hide_uses=seconds` it answers
+GetAccessKeyLastUsed without a last use that happened less than that long ago, as IAM's last-used
+record, which is not live, does.
+
 With `lag=seconds` it plays IAM's eventual consistency instead: for that long after a
 CreateAccessKey through the proxy, STS refuses calls signed with the new key (InvalidClientTokenId),
 and for `list_lag` seconds (default the same) ListAccessKeys answers without it, as real IAM may.
@@ -65,7 +71,7 @@ class FaultProxy:
     def __init__(
         self, upstream: str, kind: str | None = None, at: int | None = None, throttle_share: float = 0.0,
         gate: tuple[str, int] | None = None, every: bool = False, lag: float = 0.0, list_lag: float | None = None,
-        deny_assume: set[str] | None = None,
+        deny_assume: set[str] | None = None, hold: str | None = None, hide_uses: float = 0.0,
     ):
         """`gate=(text, n)`: requests whose body contains `text` wait until n of them have arrived
         (at most 10 s), so that n processes make that call at the same moment. `every`: break every
@@ -90,6 +96,9 @@ class FaultProxy:
         self.gate = (gate[0].encode(), threading.Barrier(gate[1], timeout=10)) if gate else None
         self.gated = 0
         self.release = threading.Event()
+        self.hold, self.holding, self.unhold = hold, threading.Event(), threading.Event()
+        self.hide_uses = hide_uses
+        self.uses_hidden = 0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -154,6 +163,9 @@ class FaultProxy:
                 with self.lock:
                     self.refused += 1
                 return self._error(h, "invalid", op)
+        if self.hold and first and op == self.hold and not self.unhold.is_set():
+            self.holding.set()
+            self.unhold.wait(8)  # within the SDK's 10 s attempt timeout
         if self.gate and first and self.gate[0] in body:
             with self.lock:
                 self.gated += 1
@@ -169,6 +181,8 @@ class FaultProxy:
                     self.created[made.group(1).decode()] = time.monotonic()
         if self.list_lag and status == 200 and op == "ListAccessKeys":
             payload = self._hide_new_keys(payload)
+        if self.hide_uses and status == 200 and op == "GetAccessKeyLastUsed":
+            payload = self._hide_recent_use(payload)
         if fault == "reset":
             h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             h.close_connection = True
@@ -206,6 +220,23 @@ class FaultProxy:
             return member.group(0)
 
         return re.sub(rb"<member>.*?</member>", keep, payload, flags=re.S)
+
+    def _hide_recent_use(self, payload: bytes) -> bytes:
+        from datetime import datetime, timezone
+
+        found = re.search(rb"<LastUsedDate>([^<]+)</LastUsedDate>", payload)
+        if not found:
+            return payload
+        when = datetime.fromisoformat(found.group(1).decode().replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        if (datetime.now(timezone.utc) - when).total_seconds() >= self.hide_uses:
+            return payload
+        with self.lock:
+            self.uses_hidden += 1
+        payload = payload.replace(found.group(0), b"")
+        payload = re.sub(rb"<ServiceName>[^<]*</ServiceName>", b"<ServiceName>N/A</ServiceName>", payload)
+        return re.sub(rb"<Region>[^<]*</Region>", b"<Region>N/A</Region>", payload)
 
     def _forward(self, h: BaseHTTPRequestHandler, body: bytes):
         conn = http.client.HTTPConnection(self.upstream, timeout=60)

@@ -43,6 +43,9 @@ def base_env(endpoint: str, key_id: str, secret: str) -> dict[str, str]:
         AWS_EC2_METADATA_DISABLED="true",
         AWS_CONFIG_FILE="/dev/null",
         AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        # moto's last-used record is live, and most tests rotate twice in a row: the settle window
+        # (4 hours by default) is off unless a test turns it on (test_round_two.py does).
+        KEYTURN_LAST_USED_SETTLE_SECONDS="0",
     )
     return env
 

@@ -35,7 +35,8 @@ def token_secret(moto):
 
 @pytest.fixture
 def sink_env(github, token_secret):
-    return {"KEYTURN_GITHUB_API": github.base, "KEYTURN_GITHUB_TOKEN_SECRET": token_secret}
+    # The environment sink's secret names are not keyturn's defaults: the deployment allows them.
+    return {"KEYTURN_GITHUB_API": github.base, "KEYTURN_GITHUB_TOKEN_SECRET": token_secret, "KEYTURN_GITHUB_SECRET_NAMES": "PROD_KEY_ID,PROD_SECRET"}
 
 
 @pytest.fixture(scope="module")

@@ -284,3 +284,20 @@ def test_one_user_example_follows_the_stack_it_imports(moto, function_factory, s
     assert current["UserName"] == user and current["AccessKeyId"] in {
         k["AccessKeyId"] for k in moto.client("iam").list_access_keys(UserName=user)["AccessKeyMetadata"]
     }, "the first rotation gave the example's user its first key"
+
+
+@pytest.mark.parametrize("prefix", ["/", "/apps", "apps/", "//"])
+def test_an_ssm_prefix_must_end_in_a_slash_and_not_be_the_root(prefix):
+    # A prefix /apps would admit /apps-evil/stolen; / alone would admit every parameter.
+    pattern = translated()["Parameters"]["SsmParameterPrefix"]["AllowedPattern"]
+    assert not re.fullmatch(pattern, prefix), f"{prefix!r} passes {pattern}"
+    assert re.fullmatch(pattern, "") and re.fullmatch(pattern, "/keyturn/") and re.fullmatch(pattern, "/team/keyturn/")
+
+
+def test_the_function_reads_the_settle_window_and_the_sink_allow_lists_from_parameters():
+    env = function_environment()
+    assert env["KEYTURN_LAST_USED_SETTLE_SECONDS"] == {"Ref": "LastUsedSettleSeconds"}
+    assert env["KEYTURN_GITHUB_SECRET_NAMES"] == {"Fn::Join": [",", {"Ref": "GitHubSecretNames"}]}
+    assert env["KEYTURN_SSM_KMS_KEYS"] == {"Fn::Join": [",", {"Ref": "SsmKmsKeyArns"}]}
+    settle = translated()["Parameters"]["LastUsedSettleSeconds"]
+    assert settle["Default"] == 14400 and settle["MinValue"] == 0 and settle["MaxValue"] == 604800

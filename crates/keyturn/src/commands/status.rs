@@ -3,8 +3,8 @@
 
 use keyturn_aws::AwsRotator;
 use keyturn_core::error::{describe_use, rfc3339};
-use keyturn_core::rules;
 use keyturn_core::state::{LastUse, Needs, SecretState};
+use keyturn_core::{rules, tags};
 use serde::Serialize;
 
 use crate::args::{Output, StatusArgs};
@@ -24,6 +24,9 @@ struct StatusReport {
     keys: Vec<KeyRow>,
     /// After a rotation: whether consumers moved to the new key.
     switch: Option<SwitchRow>,
+    /// Until when the previous key counts as possibly in use whatever IAM shows (its last-used
+    /// record lags: KEYTURN_LAST_USED_SETTLE_SECONDS); absent once the window has passed.
+    previous_settling_until: Option<String>,
     /// Where a rotation delivers the key (`keyturn:sink:NAME` tags); a tag that does not parse or
     /// points where this configuration does not allow is a problem instead.
     sinks: Vec<SinkRow>,
@@ -133,6 +136,11 @@ fn report(state: &SecretState, sinks: &rules::SinkPolicy, shared: Option<String>
                     .collect(),
             })
             .collect(),
+        previous_settling_until: state
+            .key_of(tags::AWSPREVIOUS)
+            .filter(|p| Some(*p) != state.current_key())
+            .and_then(|_| rules::retire::settling(state, &state.cutover()))
+            .map(rfc3339),
         switch: rules::switch_evidence(state).map(|e| SwitchRow {
             current_key_id: e.current_key,
             current_used_since_cutover: e.switched,
@@ -245,6 +253,11 @@ fn print_text(state: &SecretState, out: &StatusReport) {
                 )
             }),
             term(&previous)
+        );
+    }
+    if let Some(until) = &out.previous_settling_until {
+        println!(
+            "settle   the previous key counts as possibly in use until {until}: IAM shows uses hours late (KEYTURN_LAST_USED_SETTLE_SECONDS), so nothing retires it before then"
         );
     }
     if !out.sinks.is_empty() {
