@@ -501,6 +501,7 @@ impl Bed {
                 })
                 .collect();
             interleave(&self.world, runs, schedule);
+            self.count("~ rounds interleaved".into());
             self.world.restart();
             self.check()
                 .map_err(|e| format!("after round {n} ({round:?}): {e}"))?;
@@ -646,6 +647,8 @@ fn overlapping_runs_never_break_a_key_in_use() {
     let result = runner.run(&strategy, |(rounds, schedule)| {
         let bed = Bed::new();
         let result = bed.play(&rounds, &schedule);
+        let calls = bed.world.calls().len() as u32;
+        bed.outcomes.borrow_mut().insert("~ calls made".into(), calls);
         for (k, v) in bed.outcomes.borrow().iter() {
             *totals.borrow_mut().entry(k.clone()).or_default() += v;
         }
