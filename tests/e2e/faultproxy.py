@@ -73,8 +73,8 @@ class FaultProxy:
         gate: tuple[str, int] | None = None, every: bool = False, lag: float = 0.0, list_lag: float | None = None,
         deny_assume: set[str] | None = None, hold: str | None = None, hide_uses: float = 0.0,
     ):
-        """`gate=(text, n)`: requests whose body contains `text` wait until n of them have arrived
-        (at most 10 s), so that n processes make that call at the same moment. `every`: break every
+        """`gate=(text, n)`: the first n requests whose body contains `text` wait until all n have
+        arrived (at most 10 s), so that n processes make that call at the same moment. `every`: break every
         attempt of invocation k, not only the first (the SDK's retries all fail too)."""
         assert kind is None or kind in KINDS
         self.upstream = upstream.split("//", 1)[1]
@@ -166,7 +166,7 @@ class FaultProxy:
         if self.hold and first and op == self.hold and not self.unhold.is_set():
             self.holding.set()
             self.unhold.wait(8)  # within the SDK's 10 s attempt timeout
-        if self.gate and first and self.gate[0] in body:
+        if self.gate and first and self.gate[0] in body and self.gated < self.gate[1].parties:
             with self.lock:
                 self.gated += 1
             try:

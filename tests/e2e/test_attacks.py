@@ -157,7 +157,7 @@ def test_masterarn_cannot_borrow_a_key_from_the_function(moto, function_factory,
     fn = function_factory(fn_key["AccessKeyId"], fn_key["SecretAccessKey"])
     ok, body = fn.step("createSecret", evil, start_rotation(moto, evil))
     assert not ok and body["errorType"] == "MasterNotAllowed", body
-    assert evil in body["errorMessage"] and "MasterSecrets" in body["errorMessage"]
+    assert evil in body["errorMessage"] and "MasterSecretArns" in body["errorMessage"]
     assert iam_keys(moto, boss["user"]) == before
     assert last_used(moto, boss["key"]["AccessKeyId"]) is None
     assert pending_key(moto, evil) is None

@@ -143,7 +143,7 @@ class SweepDelete(SweepDeactivate):
     def setup(self, moto, secrets_seen):
         user, secret_id, a, b, env = _rotated_once(moto, self.binary, secrets_seen, "swx")
         subprocess.run([str(self.binary), "sweep", "--grace-days", "0", secret_id], env=env, check=True, capture_output=True, timeout=120)
-        return {"user": user, "secret": secret_id, "a": a, "b": b, "args": ["sweep", "--delete-after-days", "0", secret_id]}
+        return {"user": user, "secret": secret_id, "a": a, "b": b, "args": ["sweep", "--grace-days", "0", "--delete-after-days", "0", secret_id]}
 
     def done(self, moto, ctx):
         stages = moto.client("secretsmanager").describe_secret(SecretId=ctx["secret"])["VersionIdsToStages"]

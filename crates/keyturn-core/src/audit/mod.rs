@@ -273,14 +273,22 @@ pub fn audit_with(
                 last_used_region: key.last_used_region.clone(),
                 used_since_cutover: held
                     .filter(|m| m.label == crate::tags::AWSCURRENT)
-                    .and_then(|m| m.cutover)
-                    .map(|cut| {
+                    .and_then(|m| m.cutover.map(|cut| (m, cut)))
+                    .map(|(m, cut)| {
                         let used = crate::ports::KeyUse {
                             last_used: key.last_used,
                             service: key.last_used_service.clone(),
                             region: key.last_used_region.clone(),
                         };
-                        crate::rules::used_since(&used, Some(cut))
+                        // The same judgement as `status`'s switch evidence; the audit reads no
+                        // value, so the key's creation bounds the cut-over from below.
+                        let bounds = crate::rules::Cutover {
+                            earliest: m.created,
+                            latest: Some(cut),
+                            recorded: None,
+                            doubt: None,
+                        };
+                        crate::rules::policy::switched(Some(&used), &bounds)
                     }),
                 managed: held.cloned(),
                 findings,

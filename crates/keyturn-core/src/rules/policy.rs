@@ -17,13 +17,12 @@ pub const SIGNING_SETTLE: Duration = Duration::minutes(15);
 /// [`crate::rules::records::Cutover::earliest`]). Unknown cut-over: any use counts. keyturn's own
 /// use never counts: its IAM calls signed with a master key happen before that key's successor
 /// takes over, or (a run that read the master just before it rotated) within [`SIGNING_SETTLE`]
-/// of the cut-over, so a last use by IAM in that window is taken for keyturn's. Times compare in
-/// whole seconds (Secrets Manager and IAM record them at different precisions).
+/// of the cut-over, so a last use by IAM in that window is taken for keyturn's. Times compare at
+/// full precision: a record rounded down (moto's whole-second version dates) only counts more uses.
 pub fn used_since(last_use: &KeyUse, cutover: Option<OffsetDateTime>) -> bool {
     match (last_use.last_used, cutover) {
         (None, _) => false,
         (Some(used), Some(cut)) => {
-            let (used, cut) = (whole_seconds(used), whole_seconds(cut));
             let keyturns_own =
                 last_use.service.as_deref() == Some("iam") && used <= cut + SIGNING_SETTLE;
             used > cut && !keyturns_own
@@ -32,15 +31,16 @@ pub fn used_since(last_use: &KeyUse, cutover: Option<OffsetDateTime>) -> bool {
     }
 }
 
-fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
-    t.replace_nanosecond(0).unwrap_or(t)
-}
+/// How long after AWSCURRENT's version was made testSecret may still be calling STS with the new
+/// key (its backoff, the SDK's retries): an STS use in that window is taken for keyturn's own.
+pub const TEST_WINDOW: Duration = Duration::minutes(5);
 
 /// The evidence that consumers moved to the new key after a rotation: AWSCURRENT's key used since
 /// the cut-over, beside the previous key's last use. Since it lets the sweep retire the previous
-/// key, it counts only uses after the latest the cut-over can have been, and never one within
-/// [`SIGNING_SETTLE`] of the earliest (testSecret's own call with the new key comes just before
-/// the cut-over).
+/// key, it counts only uses after the latest the cut-over can have been, and never an STS call
+/// within [`TEST_WINDOW`] of the earliest: testSecret's own call with the new key comes just
+/// before the cut-over, and a record moved back to the version's creation must not pass it off as
+/// a consumer's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwitchEvidence {
     pub cutover: Option<OffsetDateTime>,
@@ -59,20 +59,27 @@ pub fn switch_evidence(state: &crate::state::SecretState) -> Option<SwitchEviden
     let previous = state.key_of(AWSPREVIOUS).filter(|p| *p != current)?;
     let current_facts = state.key(current)?;
     let cut = state.cutover();
-    let from = [cut.latest, cut.earliest.map(|e| e + SIGNING_SETTLE)]
-        .into_iter()
-        .flatten()
-        .max();
+    let switched = switched(current_facts.last_use.as_ref(), &cut);
     Some(SwitchEvidence {
         cutover: cut.latest,
         current_key: current.to_string(),
         current_use: current_facts.last_use.clone(),
-        switched: current_facts.last_use.as_ref().is_some_and(|u| {
-            u.last_used
-                .is_some_and(|used| from.is_some_and(|f| whole_seconds(used) > whole_seconds(f)))
-        }),
+        switched,
         previous_key: Some(previous.to_string()),
         previous_use: state.key(previous).and_then(|k| k.last_use.clone()),
+    })
+}
+
+/// Whether AWSCURRENT's key's last use is evidence that consumers switched: after the latest the
+/// cut-over can have been, and not an STS call within [`TEST_WINDOW`] of the earliest (testSecret's).
+pub fn switched(last_use: Option<&KeyUse>, cut: &crate::rules::records::Cutover) -> bool {
+    last_use.is_some_and(|u| {
+        let Some(used) = u.last_used else {
+            return false;
+        };
+        let keyturns_test = u.service.as_deref() == Some("sts")
+            && cut.earliest.is_none_or(|e| used <= e + TEST_WINDOW);
+        cut.latest.is_some_and(|latest| used > latest) && !keyturns_test
     })
 }
 

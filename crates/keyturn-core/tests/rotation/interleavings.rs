@@ -648,7 +648,9 @@ fn overlapping_runs_never_break_a_key_in_use() {
         let bed = Bed::new();
         let result = bed.play(&rounds, &schedule);
         let calls = bed.world.calls().len() as u32;
-        bed.outcomes.borrow_mut().insert("~ calls made".into(), calls);
+        bed.outcomes
+            .borrow_mut()
+            .insert("~ calls made".into(), calls);
         for (k, v) in bed.outcomes.borrow().iter() {
             *totals.borrow_mut().entry(k.clone()).or_default() += v;
         }
