@@ -67,7 +67,8 @@ def test_a_rotation_racing_a_sweep_both_retire_the_same_key_consistently(moto, k
         time.sleep(0.05)
         rotate, sweep = race(moto, keyturn_binary, ["rotate", secret_id], ["sweep", "--grace-days", "0", secret_id])
         assert rotate[0] == 0 and rotate[1]["outcome"] == "rotated", f"trial {trial}: {rotate}"
-        assert sweep[0] == 0 and sweep[1]["action"] == "deactivated", f"trial {trial}: {sweep}"
+        # The sweep deactivated A, or found on its re-read that the rotation had deleted it.
+        assert sweep[0] == 0 and sweep[1]["action"] in ("deactivated", "changed"), f"trial {trial}: {sweep}"
         current = value(moto, secret_id, "AWSCURRENT")
         secrets_seen.add(current["SecretAccessKey"])
         assert current["AccessKeyId"] == rotate[1]["newKeyId"] and rotate[1]["deletedKeyId"] == a["AccessKeyId"]

@@ -17,17 +17,29 @@ pub const SIGNING_SETTLE: Duration = Duration::minutes(15);
 /// [`crate::rules::records::Cutover::earliest`]). Unknown cut-over: any use counts. keyturn's own
 /// use never counts: its IAM calls signed with a master key happen before that key's successor
 /// takes over, or (a run that read the master just before it rotated) within [`SIGNING_SETTLE`]
-/// of the cut-over, so a last use by IAM in that window is taken for keyturn's. Times compare at
-/// full precision: a record rounded down (moto's whole-second version dates) only counts more uses.
-pub fn used_since(last_use: &KeyUse, cutover: Option<OffsetDateTime>) -> bool {
-    match (last_use.last_used, cutover) {
-        (None, _) => false,
-        (Some(used), Some(cut)) => {
-            let keyturns_own =
-                last_use.service.as_deref() == Some("iam") && used <= cut + SIGNING_SETTLE;
-            used > cut && !keyturns_own
+/// of the cut-over, so a last use by IAM in that window is taken for keyturn's; and testSecret's
+/// STS call with a key comes within [`TEST_WINDOW`] of the key's creation (`key_created`), so an
+/// STS use in that window is taken for keyturn's too (it matters after a rollback, when the
+/// restored version, and so the cut-over's earliest bound, is older than the key rolled back
+/// from). Times compare at full precision: a record rounded down (moto's whole-second version
+/// dates) only counts more uses.
+pub fn used_since(
+    last_use: &KeyUse,
+    cutover: Option<OffsetDateTime>,
+    key_created: Option<OffsetDateTime>,
+) -> bool {
+    let Some(used) = last_use.last_used else {
+        return false;
+    };
+    let service = last_use.service.as_deref();
+    let keyturns_test =
+        service == Some("sts") && key_created.is_some_and(|c| used <= c + TEST_WINDOW);
+    match cutover {
+        Some(cut) => {
+            let keyturns_own = service == Some("iam") && used <= cut + SIGNING_SETTLE;
+            used > cut && !keyturns_own && !keyturns_test
         }
-        (Some(_), None) => true,
+        None => !keyturns_test,
     }
 }
 

@@ -83,7 +83,7 @@ pub fn problems(state: &SecretState) -> Vec<String> {
             if let Some(u) = key
                 .last_use
                 .as_ref()
-                .filter(|u| used_since(u, cut.earliest))
+                .filter(|u| used_since(u, cut.earliest, Some(key.created)))
             {
                 out.push(format!(
                     "previous key {} is still in use ({})",

@@ -189,7 +189,7 @@ pub fn free_slot(
         if state.signer.as_deref() == Some(key.id.as_str()) {
             keep.push(kept(key, held_by, KeepReason::Signer));
         } else if labels == [AWSPREVIOUS] {
-            if used_since(last_use, cut.earliest) {
+            if used_since(last_use, cut.earliest, Some(key.created)) {
                 keep.push(kept(key, held_by, KeepReason::UsedSinceCutover));
             } else if let Some(until) = settling(state, &cut) {
                 keep.push(kept(key, held_by, KeepReason::NotSettled { until }));
@@ -458,11 +458,13 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
     let user = state.user.name.as_str();
     let took_over = cut.latest.unwrap_or(now);
     match key.status {
-        KeyStatus::Active if used_since(&last_use, cut.earliest) => SweepDecision::InUse {
-            key_id,
-            last_use,
-            fail: policy.in_use == InUsePolicy::Fail,
-        },
+        KeyStatus::Active if used_since(&last_use, cut.earliest, Some(key.created)) => {
+            SweepDecision::InUse {
+                key_id,
+                last_use,
+                fail: policy.in_use == InUsePolicy::Fail,
+            }
+        }
         KeyStatus::Active => {
             let grace_end = took_over + policy.grace;
             let settled = settling(state, &cut);

@@ -902,10 +902,10 @@ fn used_since_is_strict_and_cautious() {
         last_used: Some(t + Duration::seconds(s)),
         ..KeyUse::default()
     };
-    assert!(!used_since(&KeyUse::default(), Some(t)));
-    assert!(!used_since(&u(0), Some(t)));
-    assert!(used_since(&u(1), Some(t)));
-    assert!(used_since(&u(0), None));
+    assert!(!used_since(&KeyUse::default(), Some(t), None));
+    assert!(!used_since(&u(0), Some(t), None));
+    assert!(used_since(&u(1), Some(t), None));
+    assert!(used_since(&u(0), None, None));
     // A master key's IAM calls by a keyturn run that read it just before its cut-over are
     // keyturn's own; any other service, or IAM later, is a consumer.
     let by = |s: i64, service: &str| KeyUse {
@@ -913,9 +913,18 @@ fn used_since_is_strict_and_cautious() {
         service: Some(service.into()),
         region: None,
     };
-    assert!(!used_since(&by(30, "iam"), Some(t)));
-    assert!(used_since(&by(30, "s3"), Some(t)));
-    assert!(used_since(&by(16 * 60, "iam"), Some(t)));
+    assert!(!used_since(&by(30, "iam"), Some(t), None));
+    assert!(used_since(&by(30, "s3"), Some(t), None));
+    assert!(used_since(&by(16 * 60, "iam"), Some(t), None));
+    // testSecret's STS call with the key, within minutes of the key's creation, is keyturn's.
+    let made = t - Duration::minutes(2);
+    assert!(!used_since(&by(30, "sts"), Some(t), Some(made)));
+    assert!(used_since(
+        &by(30, "sts"),
+        Some(t),
+        Some(t - Duration::hours(1))
+    ));
+    assert!(used_since(&by(30, "s3"), Some(t), Some(made)));
 }
 
 #[test]

@@ -189,6 +189,15 @@ struct Bed {
     outcomes: RefCell<std::collections::BTreeMap<String, u32>>,
 }
 
+/// The hand-made shape `{"accessKey", "secretKey"}`: no user in the value.
+fn hand_made(key: &keyturn_core::AccessKey) -> String {
+    format!(
+        r#"{{"accessKey":"{}","secretKey":"{}"}}"#,
+        key.id,
+        key.secret.expose()
+    )
+}
+
 fn settings(require_rotation_enabled: bool) -> RotationSettings {
     RotationSettings {
         require_rotation_enabled,
@@ -226,25 +235,13 @@ impl Bed {
         let bob = world.create_key("bob");
         world.add_secret(
             SECRETS[1],
-            &format!(
-                r#"{{"accessKey":"{}","secretKey":"{}"}}"#,
-                bob.id,
-                bob.secret.expose()
-            ),
+            &hand_made(&bob),
             &[(tags::MANAGED, "true"), (tags::USER, "bob")],
         );
         // The decoy is the attacker's own secret, in the hand-made shape: its user comes from its
         // tag, which the attacker may point at a victim.
         let carol = world.create_key("carol");
-        world.add_secret(
-            SECRETS[2],
-            &format!(
-                r#"{{"accessKey":"{}","secretKey":"{}"}}"#,
-                carol.id,
-                carol.secret.expose()
-            ),
-            &[(tags::USER, "carol")],
-        );
+        world.add_secret(SECRETS[2], &hand_made(&carol), &[(tags::USER, "carol")]);
         let initial = [alice.id.clone(), bob.id.clone(), carol.id.clone()];
         world.set_interleave(true);
         world.set_last_used_lag(LAST_USED_LAG);
