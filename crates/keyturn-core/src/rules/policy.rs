@@ -17,23 +17,21 @@ pub const SIGNING_SETTLE: Duration = Duration::minutes(15);
 /// [`crate::rules::records::Cutover::earliest`]). Unknown cut-over: any use counts. keyturn's own
 /// use never counts: its IAM calls signed with a master key happen before that key's successor
 /// takes over, or (a run that read the master just before it rotated) within [`SIGNING_SETTLE`]
-/// of the cut-over, so a last use by IAM in that window is taken for keyturn's; and testSecret's
-/// STS call with a key comes within [`TEST_WINDOW`] of the key's creation (`key_created`), so an
-/// STS use in that window is taken for keyturn's too (it matters after a rollback, when the
-/// restored version, and so the cut-over's earliest bound, is older than the key rolled back
-/// from). Times compare at full precision: a record rounded down (moto's whole-second version
-/// dates) only counts more uses.
+/// of the cut-over, so a last use by IAM in that window is taken for keyturn's. `tested_from`:
+/// when the key's own rotation stored it, where that rotation's testSecret (an STS call within
+/// [`TEST_WINDOW`]) may be its last use ([`own_test_from`]). Times compare at full precision: a
+/// record rounded down (moto's whole-second version dates) only counts more uses.
 pub fn used_since(
     last_use: &KeyUse,
     cutover: Option<OffsetDateTime>,
-    key_created: Option<OffsetDateTime>,
+    tested_from: Option<OffsetDateTime>,
 ) -> bool {
     let Some(used) = last_use.last_used else {
         return false;
     };
     let service = last_use.service.as_deref();
-    let keyturns_test =
-        service == Some("sts") && key_created.is_some_and(|c| used <= c + TEST_WINDOW);
+    let keyturns_test = service == Some("sts")
+        && tested_from.is_some_and(|from| used >= from && used <= from + TEST_WINDOW);
     match cutover {
         Some(cut) => {
             let keyturns_own = service == Some("iam") && used <= cut + SIGNING_SETTLE;
@@ -41,6 +39,26 @@ pub fn used_since(
         }
         None => !keyturns_test,
     }
+}
+
+/// After a rollback AWS's own records show AWSPREVIOUS on a version newer than AWSCURRENT's: the
+/// key rolled back from was made by a rotation after AWSCURRENT's version existed, so the earliest
+/// bound of the cut-over precedes that rotation's testSecret, whose STS call with the key must not
+/// pass for a consumer's. Then: when AWSPREVIOUS's version was made. Otherwise (a rotation's usual
+/// order) `None`: the cut-over's bound already follows the previous key's own test.
+pub fn own_test_from(state: &crate::state::SecretState, key_id: &str) -> Option<OffsetDateTime> {
+    let created = |label: &str| {
+        state
+            .holdings
+            .iter()
+            .find(|h| h.labels.iter().any(|l| l == label))
+            .and_then(|h| h.created)
+    };
+    if state.key_of(AWSPREVIOUS) != Some(key_id) {
+        return None;
+    }
+    let (previous, current) = (created(AWSPREVIOUS)?, created(AWSCURRENT)?);
+    (previous > current).then_some(previous)
 }
 
 /// How long after AWSCURRENT's version was made testSecret may still be calling STS with the new

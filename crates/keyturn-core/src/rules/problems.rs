@@ -3,7 +3,7 @@
 
 use crate::error::describe_use;
 use crate::ports::KeyStatus;
-use crate::rules::policy::used_since;
+use crate::rules::policy::{own_test_from, used_since};
 use crate::rules::records;
 use crate::state::SecretState;
 use crate::tags::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
@@ -83,7 +83,7 @@ pub fn problems(state: &SecretState) -> Vec<String> {
             if let Some(u) = key
                 .last_use
                 .as_ref()
-                .filter(|u| used_since(u, cut.earliest, Some(key.created)))
+                .filter(|u| used_since(u, cut.earliest, own_test_from(state, &key.id)))
             {
                 out.push(format!(
                     "previous key {} is still in use ({})",

@@ -19,7 +19,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::error::{describe_use, rfc3339, KeepReason, KeptKey, RotationError};
 use crate::ports::{KeyStatus, KeyUse};
-use crate::rules::policy::{used_since, InUsePolicy, SweepPolicy};
+use crate::rules::policy::{own_test_from, used_since, InUsePolicy, SweepPolicy};
 use crate::rules::records::{self, Cutover, Deactivated};
 use crate::state::{KeyFacts, SecretState};
 use crate::tags::AWSPREVIOUS;
@@ -189,7 +189,7 @@ pub fn free_slot(
         if state.signer.as_deref() == Some(key.id.as_str()) {
             keep.push(kept(key, held_by, KeepReason::Signer));
         } else if labels == [AWSPREVIOUS] {
-            if used_since(last_use, cut.earliest, Some(key.created)) {
+            if used_since(last_use, cut.earliest, own_test_from(state, &key.id)) {
                 keep.push(kept(key, held_by, KeepReason::UsedSinceCutover));
             } else if let Some(until) = settling(state, &cut) {
                 keep.push(kept(key, held_by, KeepReason::NotSettled { until }));
@@ -458,7 +458,7 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
     let user = state.user.name.as_str();
     let took_over = cut.latest.unwrap_or(now);
     match key.status {
-        KeyStatus::Active if used_since(&last_use, cut.earliest, Some(key.created)) => {
+        KeyStatus::Active if used_since(&last_use, cut.earliest, own_test_from(state, &key.id)) => {
             SweepDecision::InUse {
                 key_id,
                 last_use,

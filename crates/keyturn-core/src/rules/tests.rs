@@ -916,15 +916,17 @@ fn used_since_is_strict_and_cautious() {
     assert!(!used_since(&by(30, "iam"), Some(t), None));
     assert!(used_since(&by(30, "s3"), Some(t), None));
     assert!(used_since(&by(16 * 60, "iam"), Some(t), None));
-    // testSecret's STS call with the key, within minutes of the key's creation, is keyturn's.
-    let made = t - Duration::minutes(2);
-    assert!(!used_since(&by(30, "sts"), Some(t), Some(made)));
+    // After a rollback: testSecret's STS call with the key rolled back from, within minutes of
+    // its version's creation, is keyturn's.
+    let stored = t - Duration::minutes(2);
+    assert!(!used_since(&by(30, "sts"), Some(t), Some(stored)));
     assert!(used_since(
         &by(30, "sts"),
         Some(t),
         Some(t - Duration::hours(1))
     ));
-    assert!(used_since(&by(30, "s3"), Some(t), Some(made)));
+    assert!(used_since(&by(30, "s3"), Some(t), Some(stored)));
+    assert!(used_since(&by(30, "sts"), Some(t), None));
 }
 
 #[test]
