@@ -58,7 +58,16 @@ pub fn own_test_from(state: &crate::state::SecretState, key_id: &str) -> Option<
         return None;
     }
     let (previous, current) = (created(AWSPREVIOUS)?, created(AWSCURRENT)?);
-    (previous > current).then_some(previous)
+    // Versions made within one second of each other (a date rounded to the second) cannot be
+    // ordered by AWS's records; the rollback's tag breaks the tie. A forged tag only widens the
+    // exclusion to STS calls within minutes of a version made in the same second as AWSCURRENT's.
+    let rolled_back = state
+        .info
+        .tags
+        .get(tags::ROLLED_BACK_FROM)
+        .map(String::as_str)
+        == Some(key_id);
+    (previous > current || (previous == current && rolled_back)).then_some(previous)
 }
 
 /// How long after AWSCURRENT's version was made testSecret may still be calling STS with the new

@@ -1066,3 +1066,33 @@ fn finish_records_the_last_cutovers_key_as_the_previous_one_once() {
     let hand_made = recorded_info(&[("v1", AWSCURRENT), ("v2", AWSPENDING)], &[]);
     assert_eq!(previous_key_to_record(&hand_made, "v2", "AKIANEW"), None);
 }
+
+#[test]
+fn after_a_rollback_the_test_call_of_the_key_rolled_back_from_is_keyturns_own() {
+    // AWSCURRENT back on v2 (made at CUTOVER - 30 s); AWSPREVIOUS on v1, made later by the
+    // rotation rolled back, whose testSecret called STS with PREV a minute after.
+    let made = CUTOVER + Duration::days(1);
+    let tested = KeyUse {
+        last_used: Some(made + Duration::minutes(1)),
+        service: Some("sts".into()),
+        region: None,
+    };
+    let mut s = state(
+        Some("PREV"),
+        vec![key("PREV", made - Duration::seconds(1), Some(tested.clone())), current()],
+    );
+    s.holdings[1].created = Some(made);
+    assert_eq!(policy::own_test_from(&s, "PREV"), Some(made));
+    assert!(!matches!(sweep_plan(&s, &SweepPolicy::default()), SweepDecision::InUse { .. }));
+    // A consumer's call, or an STS call later, still counts.
+    let mut later = s.clone();
+    later.keys[0].last_use = Some(KeyUse {
+        last_used: Some(made + Duration::minutes(30)),
+        ..tested.clone()
+    });
+    assert!(matches!(sweep_plan(&later, &SweepPolicy::default()), SweepDecision::InUse { .. }));
+    // In a rotation's usual order (AWSPREVIOUS older than AWSCURRENT) nothing is excluded.
+    let mut usual = s.clone();
+    usual.holdings[1].created = Some(CUTOVER - Duration::days(30));
+    assert_eq!(policy::own_test_from(&usual, "PREV"), None);
+}
