@@ -1079,18 +1079,27 @@ fn after_a_rollback_the_test_call_of_the_key_rolled_back_from_is_keyturns_own() 
     };
     let mut s = state(
         Some("PREV"),
-        vec![key("PREV", made - Duration::seconds(1), Some(tested.clone())), current()],
+        vec![
+            key("PREV", made - Duration::seconds(1), Some(tested.clone())),
+            current(),
+        ],
     );
     s.holdings[1].created = Some(made);
     assert_eq!(policy::own_test_from(&s, "PREV"), Some(made));
-    assert!(!matches!(sweep_plan(&s, &SweepPolicy::default()), SweepDecision::InUse { .. }));
+    assert!(!matches!(
+        sweep_plan(&s, &SweepPolicy::default()),
+        SweepDecision::InUse { .. }
+    ));
     // A consumer's call, or an STS call later, still counts.
     let mut later = s.clone();
     later.keys[0].last_use = Some(KeyUse {
         last_used: Some(made + Duration::minutes(30)),
         ..tested.clone()
     });
-    assert!(matches!(sweep_plan(&later, &SweepPolicy::default()), SweepDecision::InUse { .. }));
+    assert!(matches!(
+        sweep_plan(&later, &SweepPolicy::default()),
+        SweepDecision::InUse { .. }
+    ));
     // In a rotation's usual order (AWSPREVIOUS older than AWSCURRENT) nothing is excluded.
     let mut usual = s.clone();
     usual.holdings[1].created = Some(CUTOVER - Duration::days(30));
