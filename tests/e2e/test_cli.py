@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -211,6 +212,64 @@ def test_credential_process_feeds_the_aws_cli_before_and_after_a_rotation(moto, 
     secrets_seen.add(new["SecretAccessKey"])
     moto.client("iam").update_access_key(UserName=user, AccessKeyId=value(moto, secret_id, "AWSPREVIOUS")["AccessKeyId"], Status="Inactive")
     assert caller().endswith(f":user/{user}"), "a fresh process picks up the new key; the old one is off"
+
+
+def counting_profile(moto, keyturn_binary, secret_id, tmp_path, *extra):
+    """An AWS config whose profile `app` runs keyturn through a wrapper that counts its runs."""
+    tmp_path.mkdir()
+    runs = tmp_path / "runs"
+    wrapper = tmp_path / "counting-keyturn"
+    wrapper.write_text(f'#!/bin/sh\necho run >> "{runs}"\nexec "{keyturn_binary}" "$@"\n')
+    wrapper.chmod(0o755)
+    config, credentials = tmp_path / "config", tmp_path / "credentials"
+    credentials.write_text(f"[admin]\naws_access_key_id = {moto.admin[0]}\naws_secret_access_key = {moto.admin[1]}\n")
+    config.write_text(
+        f"[profile admin]\nregion = us-east-1\n"
+        f"[profile app]\nregion = us-east-1\n"
+        f"credential_process = {wrapper} --profile admin --endpoint-url {moto.endpoint} credential-process --secret-id {secret_id} {' '.join(extra)}\n"
+    )
+    env = base_env(moto.endpoint, "unused", "unused")
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        env.pop(k)
+    env.update(AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=str(credentials), AWS_PROFILE="app")
+    return env, lambda: len(runs.read_text().splitlines()) if runs.exists() else 0
+
+
+BOTO3_TWENTY_CALLS = """
+import boto3, os
+sts = boto3.Session().client("sts", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+arns = {sts.get_caller_identity()["Arn"] for _ in range(20)}
+print(len(arns), arns.pop())
+"""
+
+
+@pytest.mark.skipif(shutil.which("aws") is None, reason="the AWS CLI is not installed")
+def test_credential_process_runs_once_for_twenty_calls_under_boto3_and_the_aws_cli(moto, keyturn, keyturn_binary, secrets_seen, tmp_path):
+    user, secret_id = unique("refresh"), unique("keyturn/refresh")
+    key = make_user(moto, user, secrets_seen, policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:ListSecrets","Resource":"*"}]}')
+    for n in range(21):  # this secret and enough others for twenty pages of one
+        tags = [{"Key": "keyturn:managed", "Value": "true"}] if n == 0 else []
+        moto.client("secretsmanager").create_secret(
+            Name=secret_id if n == 0 else unique("page/refresh"), Tags=tags,
+            SecretString=json.dumps({"UserName": user, "AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]} if n == 0 else {"page": n}))
+    env, runs = counting_profile(moto, keyturn_binary, secret_id, tmp_path / "boto3")
+    proc = subprocess.run([sys.executable, "-c", BOTO3_TWENTY_CALLS], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", f"arn:aws:iam::123456789012:user/{user}"], proc.stdout
+    assert runs() == 1, f"boto3 ran keyturn {runs()} times for 20 calls"
+
+    env, runs = counting_profile(moto, keyturn_binary, secret_id, tmp_path / "cli")
+    proc = subprocess.run(["aws", "--output", "json", "--debug", "secretsmanager", "list-secrets", "--page-size", "1", "--max-items", "20"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(json.loads(proc.stdout)["SecretList"]) == 20
+    calls = proc.stderr.count("Making request for OperationModel(name=ListSecrets)")
+    assert calls == 20, f"the AWS CLI made {calls} ListSecrets calls"
+    assert runs() == 1, f"the AWS CLI ran keyturn {runs()} times for 20 calls"
+
+    # A value inside botocore's refresh window is refused: it would run keyturn on every call.
+    short = keyturn("credential-process", "--secret-id", secret_id, "--refresh-minutes", "15", check=False)
+    assert short.returncode == 2 and "20..=720" in short.stderr, short.stderr
 
 
 def test_enroll_creates_a_managed_secret_with_a_working_key(moto, keyturn, secrets_seen):

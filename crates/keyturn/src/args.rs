@@ -412,8 +412,10 @@ pub struct CredentialProcessArgs {
     /// The secret whose AWSCURRENT key to print (name or ARN).
     #[arg(long, value_name = "SECRET")]
     pub secret_id: String,
-    /// Minutes until SDKs read the key again, so they pick up a rotation (1 to 720).
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u16).range(1..=720))]
+    /// Minutes until the printed key expires, so SDKs read it again and pick up a rotation
+    /// (20 to 720). SDKs refresh credentials that expire within their refresh window (botocore
+    /// and the AWS CLI: 15 minutes), so a shorter value would run keyturn on every API call.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u16).range(20..=720))]
     pub refresh_minutes: u16,
 }
 
