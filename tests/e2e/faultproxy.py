@@ -23,6 +23,9 @@ run can act in between, as when two processes overlap. With `hide_uses=seconds` 
 GetAccessKeyLastUsed without a last use that happened less than that long ago, as IAM's last-used
 record, which is not live, does.
 
+With `delay=seconds` every call waits that long before it is forwarded: a slower network, so that
+a test can act in the middle of a bulk run.
+
 With `lag=seconds` it plays IAM's eventual consistency instead: for that long after a
 CreateAccessKey through the proxy, STS refuses calls signed with the new key (InvalidClientTokenId),
 and for `list_lag` seconds (default the same) ListAccessKeys answers without it, as real IAM may.
@@ -72,6 +75,7 @@ class FaultProxy:
         self, upstream: str, kind: str | None = None, at: int | None = None, throttle_share: float = 0.0,
         gate: tuple[str, int] | None = None, every: bool = False, lag: float = 0.0, list_lag: float | None = None,
         deny_assume: set[str] | None = None, hold: str | None = None, hide_uses: float = 0.0,
+        delay: float = 0.0,
     ):
         """`gate=(text, n)`: the first n requests whose body contains `text` wait until all n have
         arrived (at most 10 s), so that n processes make that call at the same moment. `every`: break every
@@ -99,6 +103,7 @@ class FaultProxy:
         self.hold, self.holding, self.unhold = hold, threading.Event(), threading.Event()
         self.hide_uses = hide_uses
         self.uses_hidden = 0
+        self.delay = delay
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -173,6 +178,8 @@ class FaultProxy:
                 self.gate[1].wait()
             except threading.BrokenBarrierError:
                 pass
+        if self.delay:
+            time.sleep(self.delay)
         status, headers, payload = self._forward(h, body)
         if (self.lag or self.list_lag) and status == 200 and op == "CreateAccessKey":
             made = re.search(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>", payload)

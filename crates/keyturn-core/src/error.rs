@@ -176,8 +176,21 @@ pub enum RotationError {
         value: String,
     },
 
-    #[error("secret {secret}: a rotation is already in flight (version {token} is AWSPENDING); finish it with keyturn rotate --resume, or undo it with keyturn rotate --cancel")]
-    RotationInFlight { secret: String, token: String },
+    #[error("secret {secret}: a rotation is already in flight (version {token} is AWSPENDING, {}); to finish it now: keyturn rotate --resume {secret}; to undo it: keyturn rotate --cancel {secret}", in_flight_by(.token, .started))]
+    RotationInFlight {
+        secret: String,
+        token: String,
+        /// When its version was stored, where known.
+        started: Option<OffsetDateTime>,
+    },
+
+    #[error("secret {secret}: another rotation of user {user}'s key started at the same moment: IAM refused a third key because {other_key} (created {}, held by no version yet) is the other run's new key; nothing was changed: let that run finish (keyturn status {secret} shows it)", rfc3339(*.created))]
+    AnotherRun {
+        secret: String,
+        user: String,
+        other_key: String,
+        created: OffsetDateTime,
+    },
 
     #[error("secret {secret}: the value names user {value_user} but the keyturn:user tag names {tag_user}; nothing was changed: make them agree")]
     UserConflict {
@@ -415,6 +428,7 @@ impl RotationError {
             RotationError::PendingKeyMissing { .. } => "PendingKeyMissing",
             RotationError::PendingIsCurrent { .. } => "PendingIsCurrent",
             RotationError::RotationInFlight { .. } => "RotationInFlight",
+            RotationError::AnotherRun { .. } => "AnotherRun",
             RotationError::UserConflict { .. } => "UserConflict",
             RotationError::UserHasOtherSecret { .. } => "UserHasOtherSecret",
             RotationError::NotUsersKey { .. } => "NotUsersKey",
@@ -454,5 +468,19 @@ impl RotationError {
             | RotationError::ChangedMeanwhile { .. } => true,
             _ => false,
         }
+    }
+}
+
+/// Who started the rotation in flight, as far as its token and version tell.
+fn in_flight_by(token: &str, started: &Option<OffsetDateTime>) -> String {
+    let own = token.starts_with(crate::rules::LOCAL_TOKEN_PREFIX);
+    match (own, started) {
+        (true, Some(at)) => format!(
+            "started by keyturn rotate at {}: that run may still be going; from {} keyturn rotate finishes it by itself",
+            rfc3339(*at),
+            rfc3339(*at + crate::rules::YOUNG_KEY)
+        ),
+        (true, None) => "started by keyturn rotate".into(),
+        (false, _) => "not started by keyturn rotate: by Secrets Manager's rotation function or another tool".into(),
     }
 }

@@ -81,6 +81,16 @@ pub struct InAccount<R> {
 /// A row a command prints for an account it could not work in.
 pub trait AccountFailure {
     fn account_failed(error: String) -> Self;
+    /// The row for a secret (or, with `None`, a whole account) that a signal kept from starting.
+    fn not_started(secret: Option<String>) -> Self
+    where
+        Self: Sized,
+    {
+        let what = secret.unwrap_or_else(|| "the account".into());
+        Self::account_failed(format!(
+            "{what}: not started: the run was interrupted first; nothing was changed"
+        ))
+    }
 }
 
 /// What running a command in every selected account gave: the rows, in account order, and how
@@ -332,7 +342,15 @@ impl Fleet {
         .await;
         let mut rows = Vec::new();
         let mut failed_accounts = 0;
-        for (account, result) in per_account {
+        for ran in per_account {
+            let (account, result) = match ran {
+                Ok(ran) => ran,
+                Err(account) => {
+                    // An account a signal kept from starting is one row that says so.
+                    rows.push(in_account(&account, R::not_started(None)));
+                    continue;
+                }
+            };
             match result {
                 Ok(r) => rows.extend(r.into_iter().map(|row| in_account(&account, row))),
                 Err(e) => {

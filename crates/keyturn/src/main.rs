@@ -5,6 +5,7 @@
 mod accounts;
 mod args;
 mod commands;
+mod interrupt;
 mod render;
 mod safe;
 
@@ -49,7 +50,11 @@ async fn main() -> ExitCode {
         Err(e) => {
             // Messages name secrets, users and tags from AWS: escaped for the terminal.
             eprintln!("keyturn: {}", safe::term(&message(&e)));
-            ExitCode::from(2)
+            if e.downcast_ref::<interrupt::Interrupted>().is_some() {
+                ExitCode::from(interrupt::EXIT)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }

@@ -155,9 +155,15 @@ fn csv_cell(v: &Value) -> String {
 
 /// Runs `work` over `items` with at most `concurrency` at once, with a progress bar on standard
 /// error when it is a terminal (indicatif draws nothing otherwise). Every item runs, whatever the
-/// others do; results come back in the items' order. No bar when `progress` is false (under a bar
-/// over accounts).
-pub async fn bulk<I, T, F, Fut>(items: Vec<I>, concurrency: u16, progress: bool, work: F) -> Vec<T>
+/// others do, until a signal stops the run (`interrupt`): an item not started by then comes back
+/// as `Err(item)`, untouched. Results come back in the items' order. No bar when `progress` is
+/// false (under a bar over accounts).
+pub async fn bulk<I, T, F, Fut>(
+    items: Vec<I>,
+    concurrency: u16,
+    progress: bool,
+    work: F,
+) -> Vec<Result<T, I>>
 where
     I: Send + 'static,
     T: Send + 'static,
@@ -180,12 +186,15 @@ where
         let (gate, work, bar) = (gate.clone(), work.clone(), bar.clone());
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await;
+            if crate::interrupt::stopping() {
+                return (i, Err(item));
+            }
             let result = work(item).await;
             bar.inc(1);
-            (i, result)
+            (i, Ok(result))
         });
     }
-    let mut results: Vec<Option<T>> = (0..total).map(|_| None).collect();
+    let mut results: Vec<Option<Result<T, I>>> = (0..total).map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((i, v)) => results[i] = Some(v),

@@ -4,7 +4,7 @@
 use crate::error::RotationError;
 use crate::event::Step;
 use crate::ports::{
-    AccessKeys, Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef,
+    AccessKeys, ApiError, Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef,
 };
 use crate::rules::{self, AfterFailedStore, OrphanPolicy, Retirement, StoreCheck};
 use crate::secret::SecretValue;
@@ -103,6 +103,37 @@ where
         Ok((read, CreatePlan::Create { retire }))
     }
 
+    /// IAM refused a third key although the plan saw a free slot: a key appeared meanwhile. A
+    /// young one no version holds is another run's, started at the same moment (the error says
+    /// so); anything else keeps IAM's own message.
+    async fn third_key_refused(
+        &self,
+        read: &Read<I::Keys>,
+        secret: &str,
+        why: String,
+    ) -> RotationError {
+        let user = read.state.user.name.as_str();
+        let appeared = read.keys_api.list(user).await.ok().and_then(|keys| {
+            keys.into_iter().find(|k| {
+                read.state.key(&k.id).is_none() && self.clock().now() - k.created < rules::YOUNG_KEY
+            })
+        });
+        match appeared {
+            Some(k) => RotationError::AnotherRun {
+                secret: secret.to_string(),
+                user: user.to_string(),
+                other_key: k.id,
+                created: k.created,
+            },
+            None => user_call_failed(
+                "CreateAccessKey",
+                secret,
+                user,
+                ApiError::LimitExceeded(why),
+            ),
+        }
+    }
+
     /// createSecret: carry out [`Self::plan_create`]'s plan.
     pub(super) async fn create(
         &self,
@@ -141,11 +172,13 @@ where
             self.retire_key(&read.keys_api, o.name(), r).await?;
         }
         report.retired = retire;
-        let new_key = read
-            .keys_api
-            .create(&user)
-            .await
-            .map_err(|e| user_call_failed("CreateAccessKey", o.name(), &user, e))?;
+        let new_key = match read.keys_api.create(&user).await {
+            Ok(key) => key,
+            Err(ApiError::LimitExceeded(why)) => {
+                return Err(self.third_key_refused(&read, o.name(), why).await)
+            }
+            Err(e) => return Err(user_call_failed("CreateAccessKey", o.name(), &user, e)),
+        };
         let new_id = new_key.id.clone();
         tracing::info!(secret = o.name(), user = %user, key_id = %new_id, "created access key");
         // `plan_create` made sure AWSCURRENT has a value.

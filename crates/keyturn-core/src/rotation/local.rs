@@ -12,7 +12,7 @@
 use crate::audit::exempt::AccountExemptions;
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
-use crate::ports::{Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore};
+use crate::ports::{Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef};
 use crate::rules::{self, CancelPlan, OrphanPolicy, RetireReason, Retirement, YOUNG_KEY};
 use crate::state::{in_flight, LastUse, Needs, Read};
 use crate::tags::{self, AWSCURRENT, AWSPENDING};
@@ -158,10 +158,40 @@ where
         }
         match (request.mode, pending) {
             (LocalMode::Cancel, Some(token)) => self.cancel(info, &token, request.dry_run).await,
-            (LocalMode::Rotate, Some(token)) => Err(RotationError::RotationInFlight {
-                secret: info.name,
-                token,
-            }),
+            (LocalMode::Rotate, Some(token)) => {
+                // One of keyturn rotate's own, left by a run that stopped: finished, not refused.
+                let started = if token.starts_with(rules::LOCAL_TOKEN_PREFIX) {
+                    self.store()
+                        .stored(&info.arn, &VersionRef::Id(token.clone()))
+                        .await
+                        .map_err(|e| super::aws("GetSecretValue", &info.name, None, None, e))?
+                        .and_then(|v| v.created)
+                } else {
+                    None
+                };
+                if !rules::resumes_by_itself(&token, started, self.clock().now()) {
+                    return Err(RotationError::RotationInFlight {
+                        secret: info.name,
+                        token,
+                        started,
+                    });
+                }
+                let mut report = self
+                    .drive(
+                        info,
+                        &token,
+                        OrphanPolicy::SpareYoungKeys,
+                        LocalOutcome::Resumed,
+                        request.dry_run,
+                    )
+                    .await?;
+                report.detail = format!(
+                    "finished the rotation an earlier keyturn rotate started{} and did not finish ({})",
+                    started.map(|t| format!(" at {}", crate::error::rfc3339(t))).unwrap_or_default(),
+                    report.detail
+                );
+                Ok(report)
+            }
             (LocalMode::Resume, Some(token)) => {
                 self.drive(
                     info,

@@ -356,9 +356,11 @@ where
             Some(labels) => labels,
             None if driver != Driver::SecretsManager && event.step == Step::Create => {
                 if let Some(other) = in_flight(&info) {
+                    // Another run started it between this run's first look and now.
                     return Err(RotationError::RotationInFlight {
                         secret: info.name.clone(),
                         token: other.to_string(),
+                        started: Some(self.clock().now()),
                     });
                 }
                 &new_version

@@ -37,9 +37,10 @@ pub use policy::{
 pub use problems::problems;
 pub use records::{recorded_cutover, Cutover, Deactivated};
 pub use retire::{
-    after_failed_store, cancel_plan, finish_must_recheck, free_slot, sweep_plan,
-    unanswered_creates, AfterFailedStore, CancelPlan, OrphanPolicy, RetireAction, RetireReason,
-    Retirement, StoreCheck, SweepDecision, YOUNG_KEY,
+    after_failed_store, cancel_plan, finish_must_recheck, free_slot, local_token,
+    resumes_by_itself, sweep_plan, unanswered_creates, AfterFailedStore, CancelPlan, OrphanPolicy,
+    RetireAction, RetireReason, Retirement, StoreCheck, SweepDecision, LOCAL_TOKEN_PREFIX,
+    YOUNG_KEY,
 };
 pub use rollback::{rollback_plan, RollbackPlan};
 pub use scope::{Scope, DEFAULT_PREFIX};

@@ -29,6 +29,28 @@ use crate::tags::AWSPREVIOUS;
 /// alone (IAM's two-key limit then keeps two runs from both making a key).
 pub const YOUNG_KEY: Duration = Duration::minutes(5);
 
+/// How the version tokens of the rotations `keyturn rotate` starts begin: one of these found in
+/// flight is recognisably keyturn's own (Secrets Manager's and other tools' are bare UUIDs).
+pub const LOCAL_TOKEN_PREFIX: &str = "keyturn-rotate-";
+
+/// The token of a rotation `keyturn rotate` starts (at most 64 characters with a UUID).
+pub fn local_token(random: impl std::fmt::Display) -> String {
+    format!("{LOCAL_TOKEN_PREFIX}{random}")
+}
+
+/// Whether a plain `keyturn rotate` finishes the rotation in flight instead of refusing it: one
+/// that `keyturn rotate` started (its token) and that has stood for [`YOUNG_KEY`] since its
+/// version was stored, longer than any run spends between its steps, so the run that started it
+/// was stopped. Finishing it runs the same checks as `--resume`; anyone who can forge the token can
+/// write AWSCURRENT directly, so the token grants nothing.
+pub fn resumes_by_itself(
+    token: &str,
+    version_created: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> bool {
+    token.starts_with(LOCAL_TOKEN_PREFIX) && version_created.is_some_and(|c| now - c >= YOUNG_KEY)
+}
+
 /// What happens to the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetireAction {

@@ -899,3 +899,90 @@ async fn a_full_sweep_cycle_writes_no_secret_value() {
         "{calls:?}"
     );
 }
+
+#[tokio::test]
+async fn a_plain_rotate_finishes_a_stale_rotation_keyturn_rotate_started_and_names_a_fresh_one() {
+    use keyturn_core::fake::Fault;
+    use keyturn_core::rules::{local_token, YOUNG_KEY};
+    // Where a local rotation stores its key, from a clean run of the same set-up.
+    let probe = World::new();
+    enrolled(&probe);
+    probe.clear_calls();
+    local(&local_rotator(&probe), "keyturn/app1", LocalMode::Rotate)
+        .await
+        .expect("probe");
+    let put = 1 + probe
+        .calls()
+        .iter()
+        .position(|c| c == "secretsmanager:PutSecretValue")
+        .expect("a PutSecretValue");
+
+    let world = World::new();
+    let old = enrolled(&world);
+    let r = local_rotator(&world);
+    world.clear_calls();
+    world.arm(Fault::CrashAfter { call: put });
+    let own = LocalRequest {
+        new_token: local_token("6a1f0c55-2222-4333-8444-555555555555"),
+        ..request(LocalMode::Rotate, false)
+    };
+    r.rotate_local("keyturn/app1", &own)
+        .await
+        .expect_err("stopped after storing its key");
+    world.restart();
+    assert_eq!(
+        in_flight(&describe(&world, "keyturn/app1").await),
+        Some(own.new_token.as_str())
+    );
+
+    // Minutes later the run that started it may still be going: refused, naming the commands.
+    let err = local(&r, "keyturn/app1", LocalMode::Rotate)
+        .await
+        .expect_err("fresh");
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            RotationError::RotationInFlight {
+                started: Some(_),
+                ..
+            }
+        ),
+        "{text}"
+    );
+    for words in [
+        "started by keyturn rotate at",
+        "keyturn rotate finishes it by itself",
+        "keyturn rotate --resume keyturn/app1",
+        "keyturn rotate --cancel keyturn/app1",
+    ] {
+        assert!(text.contains(words), "{words}: {text}");
+    }
+
+    // Once it has stood for YOUNG_KEY, a plain rotate finishes it: no second key, no refusal.
+    world.advance(Duration::from_secs(YOUNG_KEY.whole_seconds() as u64));
+    let done = local(&r, "keyturn/app1", LocalMode::Rotate)
+        .await
+        .expect("finished");
+    assert_eq!(done.outcome, LocalOutcome::Resumed, "{}", done.detail);
+    assert!(
+        done.detail.contains("earlier keyturn rotate"),
+        "{}",
+        done.detail
+    );
+    assert!(label_of(&world, "keyturn/app1", &own.new_token).contains(&AWSCURRENT.to_string()));
+    assert_eq!(key_at(&world, "keyturn/app1", AWSPREVIOUS), Some(old));
+    assert_safe(&world, "keyturn/app1", "app1");
+
+    // Secrets Manager's own rotation left in flight is never finished by a plain rotate.
+    let token = world.start_rotation("keyturn/app1");
+    world.advance(Duration::from_secs(3600));
+    let err = local(&r, "keyturn/app1", LocalMode::Rotate)
+        .await
+        .expect_err("not keyturn rotate's");
+    assert!(
+        err.to_string().contains("not started by keyturn rotate"),
+        "{err}"
+    );
+    assert!(label_of(&world, "keyturn/app1", &token).contains(&"AWSPENDING".to_string()));
+}

@@ -64,11 +64,17 @@ pub async fn run(cli: Cli, output: Output) -> anyhow::Result<bool> {
     match cli.command {
         Command::Enroll(a) => enroll::run(&own(&config, &github, settings), &a, output).await,
         Command::Rotate(a) => {
+            if !a.dry_run {
+                rotate::arm(a.secrets.clone());
+            }
             let fleet = Fleet::select(&config, &a.accounts, name, &github).await?;
             rotate::run(&fleet, settings, exemptions, a, output).await
         }
         Command::Status(a) => status::run(&own(&config, &github, settings), a, output).await,
         Command::Sweep(a) => {
+            if !a.dry_run {
+                sweep::arm();
+            }
             let fleet = Fleet::select(&config, &a.accounts, name, &github).await?;
             sweep::run(&fleet, settings, a, output).await
         }

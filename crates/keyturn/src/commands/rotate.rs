@@ -1,5 +1,6 @@
 //! `keyturn rotate`: the four steps run locally for each secret, as typed rows.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use keyturn_core::audit::exempt::Exemptions;
@@ -8,8 +9,9 @@ use keyturn_core::RotationSettings;
 use serde::Serialize;
 
 use super::targets;
-use crate::accounts::{AccountFailure, Fleet};
+use crate::accounts::{AccountFailure, Fleet, InAccount};
 use crate::args::{Output, RotateArgs};
+use crate::interrupt::{self, Interrupted};
 use crate::render::{bulk, print_rows, Row};
 
 /// One secret's line of `keyturn rotate`.
@@ -63,7 +65,26 @@ impl AccountFailure for RotateRow {
     fn account_failed(error: String) -> Self {
         RotateRow::failed(None, "AccountFailed", error)
     }
+    fn not_started(secret: Option<String>) -> Self {
+        RotateRow {
+            detail: Some(
+                if secret.is_some() {
+                    "interrupted before it started: nothing was changed"
+                } else {
+                    "interrupted before this account was reached: nothing was changed there"
+                }
+                .into(),
+            ),
+            error_type: None,
+            error: None,
+            outcome: NOT_STARTED.into(),
+            ..RotateRow::failed(secret, "", String::new())
+        }
+    }
 }
+
+/// The outcome of a secret a signal kept from starting.
+const NOT_STARTED: &str = "not-started";
 
 pub async fn run(
     fleet: &Fleet,
@@ -101,18 +122,110 @@ pub async fn run(
                         mode,
                         dry_run,
                         due_days,
-                        new_token: uuid::Uuid::new_v4().to_string(),
+                        new_token: keyturn_core::rules::local_token(uuid::Uuid::new_v4()),
                         exemptions: account_exemptions.clone(),
                     };
-                    async move { row(rotator.rotate_local(&secret, &request).await, secret) }
+                    async move {
+                        let _busy = interrupt::Busy::enter(&secret);
+                        row(rotator.rotate_local(&secret, &request).await, secret)
+                    }
                 })
                 .await;
-                Ok(rows)
+                Ok(rows
+                    .into_iter()
+                    .map(|r| r.unwrap_or_else(|secret| RotateRow::not_started(Some(secret))))
+                    .collect())
             }
         })
         .await?;
     print_rows(&ran.rows, output);
+    if interrupt::stopping() {
+        return Err(interrupted(&ran.rows, &a.secrets, due_days.is_some(), fleet.selected).into());
+    }
     ran.finish(!ran.rows.iter().any(|r| r.row.failed()))
+}
+
+/// Arms the signal handler for a run that writes: an abort names the secrets it cut off and the
+/// `--resume` that finishes them.
+pub fn arm(named: Vec<String>) {
+    interrupt::arm(Box::new(move |cut| {
+        format!(
+            "A rotation cut off may be in flight (AWSPENDING) or have left a key no version holds; \
+             finish them with: {}",
+            interrupt::command_line(&dropped(&named), SELECTION_FLAGS, &resume_words(cut))
+        )
+    }));
+}
+
+/// The words of the command line a command naming other secrets leaves out.
+fn dropped(named: &[String]) -> Vec<&str> {
+    SELECTION
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+        .collect()
+}
+
+/// The words that select secrets, and the flags (with a value) that select accounts: a command
+/// that names the secrets left replaces them.
+const SELECTION: &[&str] = &["--all", "--due", "--resume", "--cancel", "--dry-run"];
+const SELECTION_FLAGS: &[&str] = &["--org", "--ou", "--account", "--exclude-account"];
+
+fn resume_words(secrets: &[String]) -> Vec<String> {
+    std::iter::once("--resume".to_string())
+        .chain(secrets.iter().cloned())
+        .collect()
+}
+
+/// What a signal left: the counts, and the one command that finishes the rest.
+fn interrupted(
+    rows: &[InAccount<RotateRow>],
+    named: &[String],
+    due: bool,
+    fleet: bool,
+) -> Interrupted {
+    let left: Vec<&InAccount<RotateRow>> = rows
+        .iter()
+        .filter(|r| r.row.outcome == NOT_STARTED)
+        .collect();
+    let done = rows.len() - left.len();
+    let next = if left.is_empty() {
+        "nothing was left".to_string()
+    } else if due {
+        // The rotated ones are no longer due, and the exemptions still apply.
+        format!(
+            "to rotate the rest, run the same command again: {}",
+            interrupt::command_line(&[], &[], &[])
+        )
+    } else {
+        let mut by_account: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for r in &left {
+            by_account
+                .entry(r.account.as_str())
+                .or_default()
+                .extend(r.row.secret.clone());
+        }
+        let lines: Vec<String> = by_account
+            .iter()
+            .map(|(account, secrets)| {
+                let mut words: Vec<String> = Vec::new();
+                if fleet {
+                    words.extend(["--account".to_string(), account.to_string()]);
+                }
+                if secrets.is_empty() {
+                    // A whole account not reached: its selection, again.
+                    words.push("--all".into());
+                }
+                words.extend(secrets.iter().cloned());
+                interrupt::command_line(&dropped(named), SELECTION_FLAGS, &words)
+            })
+            .collect();
+        format!("to rotate the rest, run: {}", lines.join(" ; "))
+    };
+    Interrupted(format!(
+        "interrupted: {done} secret(s) reached a safe point (see the table), {} not started and untouched; {next}",
+        left.len()
+    ))
 }
 
 fn row(

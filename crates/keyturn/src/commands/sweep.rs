@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::targets;
 use crate::accounts::{AccountFailure, Fleet};
 use crate::args::{Output, SweepArgs};
+use crate::interrupt::{self, Interrupted};
 use crate::render::{bulk, print_rows, Row};
 
 /// One secret's line of `keyturn sweep`.
@@ -71,6 +72,30 @@ impl AccountFailure for SweepRow {
     fn account_failed(error: String) -> Self {
         SweepRow::failure(None, false, "AccountFailed", error)
     }
+    fn not_started(secret: Option<String>) -> Self {
+        SweepRow {
+            action: Some(NOT_STARTED),
+            detail: Some("interrupted before it started: nothing was changed".into()),
+            failed: false,
+            error_type: None,
+            error: None,
+            ..SweepRow::failure(secret, false, "", String::new())
+        }
+    }
+}
+
+const NOT_STARTED: &str = "not-started";
+
+/// Arms the signal handler for a sweep that writes. Sweeping is idempotent: the same command
+/// again picks up where a stopped one left off.
+pub fn arm() {
+    interrupt::arm(Box::new(|_| {
+        format!(
+            "A sweep cut off re-checks and undoes its own deactivation only when it runs again: \
+             run the same command again now: {}",
+            interrupt::command_line(&[], &[], &[])
+        )
+    }));
 }
 
 pub async fn run(
@@ -97,6 +122,7 @@ pub async fn run(
                 let rows = bulk(secrets, concurrency, reached.progress, move |secret| {
                     let rotator = rotator.clone();
                     async move {
+                        let _busy = interrupt::Busy::enter(&secret);
                         row(
                             rotator.sweep(&secret, &policy, dry_run).await,
                             secret,
@@ -105,11 +131,27 @@ pub async fn run(
                     }
                 })
                 .await;
-                Ok(rows)
+                Ok(rows
+                    .into_iter()
+                    .map(|r| r.unwrap_or_else(|secret| SweepRow::not_started(Some(secret))))
+                    .collect())
             }
         })
         .await?;
     print_rows(&ran.rows, output);
+    if interrupt::stopping() {
+        let left = ran
+            .rows
+            .iter()
+            .filter(|r| r.row.action == Some(NOT_STARTED))
+            .count();
+        return Err(Interrupted(format!(
+            "interrupted: {} secret(s) swept (see the table), {left} not started and untouched; to sweep the rest, run the same command again: {}",
+            ran.rows.len() - left,
+            interrupt::command_line(&[], &[], &[])
+        ))
+        .into());
+    }
     ran.finish(!ran.rows.iter().any(|r| r.row.failed()))
 }
 

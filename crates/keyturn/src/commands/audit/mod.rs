@@ -150,7 +150,8 @@ async fn managed_keys(
     })
     .await;
     let (mut keys, mut listed) = (Vec::new(), Vec::new());
-    for result in per_secret {
+    // audit arms no signal handler: a Ctrl-C ends it at once, so every secret ran.
+    for result in per_secret.into_iter().flatten() {
         match result {
             Ok((k, l)) => {
                 keys.extend(k);
