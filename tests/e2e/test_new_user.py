@@ -134,3 +134,45 @@ def test_a_second_ctrl_c_aborts_at_once_and_names_the_resume_that_repairs(moto, 
     assert settled(moto, secrets_seen, made) == set(cut)
     again = json.loads(keyturn("--prefix", prefix, "--output", "json", "rotate", "--all").stdout)
     assert [r["outcome"] for r in again] == ["rotated"] * 6
+
+
+def test_the_common_mistakes_get_their_cause_and_next_step(moto, keyturn, secrets_seen):
+    ghost = unique("ghost")
+    enrolled = keyturn("enroll", ghost, check=False)
+    assert enrolled.returncode == 2 and f"IAM user {ghost} does not exist, so nothing was created" in enrolled.stderr, enrolled.stderr
+    assert "keyturn:user" not in enrolled.stderr and "IAM_USER_NAME" not in enrolled.stderr
+    # An unknown region: moto answers HTTP 500 with nothing in it; the message says so and does not
+    # call it transient.
+    region = keyturn("--region", "us-east-9", "status", "keyturn/anything", check=False)
+    assert region.returncode == 2 and "HTTP 500: the service answered with no error code or message" in region.stderr, region.stderr
+    assert "transient" not in region.stderr and "check the region" in region.stderr
+    prefix = keyturn("--prefix", "keyturn", "status", "keyturn/anything", check=False)
+    assert prefix.returncode == 2 and "fix --prefix (or KEYTURN_SECRET_PREFIX)" in prefix.stderr and "--user-path" not in prefix.stderr, prefix.stderr
+    # enroll --user USER is enroll USER; the usage names the two forms apart.
+    user = unique("byflag")
+    moto.client("iam").create_user(UserName=user)
+    by_flag = keyturn("enroll", "--user", user)
+    assert f"enrolled keyturn/{user} for user {user}" in by_flag.stdout and "not scheduled: rotate it with keyturn rotate" in by_flag.stdout, by_flag.stdout
+    secrets_seen.add(value(moto, f"keyturn/{user}", "AWSCURRENT")["SecretAccessKey"])
+    usage = keyturn("enroll", check=False)
+    assert usage.returncode == 2 and "keyturn enroll [OPTIONS] USER\n" in usage.stderr and "--adopt SECRET [--user USER]" in usage.stderr, usage.stderr
+    # A young key no version holds (another run's, maybe): in the table, the cause in one clause;
+    # in JSON, the whole text, which does not contradict itself.
+    stray = moto.client("iam").create_access_key(UserName=user)["AccessKey"]
+    secrets_seen.add(stray["SecretAccessKey"])
+    table = keyturn("rotate", f"keyturn/{user}", check=False)
+    assert table.returncode == 1 and "taken for the new key of another keyturn run" in table.stdout, table.stdout
+    assert "let that run finish" not in table.stdout and "errors are shortened to their cause: --output json gives each in full" in table.stdout, table.stdout
+    full = json.loads(keyturn("--output", "json", "rotate", f"keyturn/{user}", check=False).stdout)[0]["error"]
+    assert f"let that run finish; if no keyturn run is under way, keyturn rotate --resume keyturn/{user} takes the key" in full, full
+    assert "move what uses it" not in full, full
+    moto.client("iam").delete_access_key(UserName=user, AccessKeyId=stray["AccessKeyId"])
+    # The current key deleted by hand: the refusal names rollback, which repairs it.
+    keyturn("rotate", f"keyturn/{user}")
+    current = value(moto, f"keyturn/{user}", "AWSCURRENT")
+    secrets_seen.add(current["SecretAccessKey"])
+    moto.client("iam").delete_access_key(UserName=user, AccessKeyId=current["AccessKeyId"])
+    secrets_seen.add(moto.client("iam").create_access_key(UserName=user)["AccessKey"]["SecretAccessKey"])  # the user is full again
+    refused = keyturn("--output", "json", "rotate", f"keyturn/{user}", check=False)
+    row = json.loads(refused.stdout)[0]
+    assert refused.returncode == 1 and row["errorType"] == "NotUsersKey" and f"keyturn rollback keyturn/{user} makes it AWSCURRENT again" in row["error"], row

@@ -50,7 +50,26 @@ pub fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static>(
 pub fn classify(code: Option<&str>, message: &str, status: u16) -> ApiError {
     // AWS's messages end in a full stop; keyturn's sentences go on after them.
     let message = message.trim().trim_end_matches('.').to_string();
-    match code.unwrap_or_default() {
+    let code = code.unwrap_or_default();
+    if code.is_empty() && message.is_empty() {
+        // No code and no message (a region the endpoint does not serve, a proxy's error page):
+        // only a gateway's status (502, 503, 504) says the fault is passing; nothing else claims it.
+        let what = format!("HTTP {status}: the service answered with no error code or message");
+        return if matches!(status, 502..=504) {
+            ApiError::Unavailable(what)
+        } else {
+            ApiError::Other {
+                code: format!("HTTP {status}"),
+                message: "the service answered with no error code or message".into(),
+            }
+        };
+    }
+    let message = if message.is_empty() {
+        format!("{code}, with no message")
+    } else {
+        message
+    };
+    match code {
         "NoSuchEntity" | "NoSuchEntityException" | "ResourceNotFoundException" => {
             ApiError::NotFound(message)
         }
@@ -102,6 +121,22 @@ pub fn classify(code: Option<&str>, message: &str, status: u16) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_without_code_or_message_is_named_and_not_called_transient() {
+        let e = classify(None, "", 500);
+        assert!(!e.is_transient(), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "HTTP 500: the service answered with no error code or message"
+        );
+        assert!(classify(None, "", 503).is_transient());
+        let named = classify(Some("ThrottlingException"), " ", 400);
+        assert_eq!(
+            named.to_string(),
+            "throttled: ThrottlingException, with no message"
+        );
+    }
 
     #[test]
     fn codes_map_to_domain_errors() {

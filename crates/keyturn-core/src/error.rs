@@ -58,10 +58,9 @@ impl std::fmt::Display for KeptKey {
             ),
             KeepReason::MaybeAnotherRun => write!(
                 f,
-                "{} was created at {}, is held by no version and was never used: another keyturn run may be between creating and storing it (run again after {}; if no other run is going on, keyturn rotate --resume takes it for the orphan it is)",
+                "{} was created at {}, is held by no version and was never used: taken for the new key of another keyturn run that has not stored it yet",
                 self.key_id,
                 rfc3339(self.created),
-                rfc3339(self.created + crate::rules::YOUNG_KEY)
             ),
             KeepReason::Signer => write!(
                 f,
@@ -140,6 +139,9 @@ pub enum RotationError {
     #[error("secret {secret}: IAM user {user} does not exist; check the user name in the value, the keyturn:user tag or IAM_USER_NAME")]
     NoSuchUser { secret: String, user: String },
 
+    #[error("IAM user {user} does not exist, so nothing was created; keyturn enroll takes an existing IAM user: check the name, or create the user first (aws iam create-user --user-name {user})")]
+    EnrollNoUser { user: String },
+
     #[error("secret {secret}: master secret {master} (masterarn) holds no usable key: {reason}; fix that secret or remove masterarn to use the function's own role")]
     BadMaster {
         secret: String,
@@ -162,7 +164,7 @@ pub enum RotationError {
         allowed: String,
     },
 
-    #[error("secret {secret}: user {user} already has two access keys and neither may be deleted now: {}; {}", kept.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), no_room_advice(kept))]
+    #[error("secret {secret}: user {user} already has two access keys and neither may be deleted now: {}; {}", kept.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), no_room_advice(secret, kept))]
     NoRoomForKey {
         secret: String,
         user: String,
@@ -206,7 +208,7 @@ pub enum RotationError {
         others: Vec<String>,
     },
 
-    #[error("secret {secret}: AWSCURRENT holds key {key_id}, which is not one of user {user}'s keys in IAM (another user's key, or deleted); nothing was changed: put user {user}'s working key in the secret (or fix the user name), then retry")]
+    #[error("secret {secret}: AWSCURRENT holds key {key_id}, which is not one of user {user}'s keys in IAM (another user's key, or deleted); nothing was changed: if AWSPREVIOUS holds a key of the user that still works, keyturn rollback {secret} makes it AWSCURRENT again; otherwise put user {user}'s working key in the secret (or fix the user name), then retry")]
     NotUsersKey {
         secret: String,
         user: String,
@@ -369,11 +371,21 @@ pub enum RotationError {
 
 /// What to do when no key may make room: wait out the settle window when that is all that stands
 /// in the way; otherwise move the consumers.
-fn no_room_advice(kept: &[KeptKey]) -> String {
+fn no_room_advice(secret: &str, kept: &[KeptKey]) -> String {
     let settling = kept.iter().filter_map(|k| match k.reason {
         KeepReason::NotSettled { until } => Some(until),
         _ => None,
     });
+    let young = kept.iter().filter_map(|k| match k.reason {
+        KeepReason::MaybeAnotherRun => Some(k.created + crate::rules::YOUNG_KEY),
+        _ => None,
+    });
+    if let Some(from) = young.max().filter(|_| kept.len() == 1) {
+        return format!(
+            "nothing was changed: let that run finish; if no keyturn run is under way, keyturn rotate --resume {secret} takes the key for the orphan it is (from {} keyturn rotate does so by itself)",
+            rfc3339(from)
+        );
+    }
     match settling.max() {
         Some(until) if kept.len() == 1 => format!(
             "nothing was changed: retry after {} (keyturn rotate then, or Secrets Manager's next attempt), or set KEYTURN_LAST_USED_SETTLE_SECONDS lower if IAM's records are known to be current",
@@ -401,6 +413,9 @@ fn next_step(action: &str, e: &ApiError) -> &'static str {
             "the credentials making the call were rejected: check the function's role or the masterarn secret's key"
         }
         ApiError::LimitExceeded(_) => "free a slot (the user may hold two keys) and retry",
+        ApiError::Other { code, .. } if code.starts_with("HTTP ") => {
+            "the service gave no reason: check the region (--region, AWS_REGION) and the endpoint (--endpoint-url, AWS_ENDPOINT_URL); if the call was a write, look at the secret with keyturn status before retrying"
+        }
         ApiError::NotFound(_) => "check that the secret and user exist, then retry",
         ApiError::InvalidRequest(_) | ApiError::AlreadyExists(_) | ApiError::Other { .. } => {
             "nothing more was changed; check the secret's state with keyturn status, then retry"
@@ -420,7 +435,7 @@ impl RotationError {
             RotationError::BadValue { .. } => "BadSecretValue",
             RotationError::NoKeyInValue { .. } => "NoKeyInSecretValue",
             RotationError::NoUserName { .. } => "NoUserName",
-            RotationError::NoSuchUser { .. } => "NoSuchUser",
+            RotationError::NoSuchUser { .. } | RotationError::EnrollNoUser { .. } => "NoSuchUser",
             RotationError::BadMaster { .. } => "BadMasterSecret",
             RotationError::MasterNotAllowed { .. } => "MasterNotAllowed",
             RotationError::UserOutsidePath { .. } => "UserOutsidePath",

@@ -270,15 +270,23 @@ impl Command {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    override_usage = "keyturn enroll [OPTIONS] USER\n       keyturn enroll [OPTIONS] --adopt SECRET [--user USER]"
+)]
 pub struct EnrollArgs {
-    /// The IAM user to enroll (omit with --adopt).
-    #[arg(required_unless_present = "adopt", conflicts_with = "adopt")]
+    /// The IAM user to enroll (or --user USER; omit with --adopt).
+    #[arg(
+        value_name = "USER",
+        required_unless_present_any = ["adopt", "adopt_user"],
+        conflicts_with_all = ["adopt", "adopt_user"]
+    )]
     pub user: Option<String>,
     /// Take over a hand-made secret in any supported shape instead: validate it and schedule it.
     #[arg(long, value_name = "SECRET")]
     pub adopt: Option<String>,
-    /// With --adopt, the user for a value that names none (recorded as the keyturn:user tag).
-    #[arg(long = "user", requires = "adopt")]
+    /// The user: the one to enroll, or with --adopt the user for a value that names none
+    /// (recorded as the keyturn:user tag).
+    #[arg(long = "user", value_name = "USER")]
     pub adopt_user: Option<String>,
     /// Name of the new secret (default PREFIX/USER, i.e. keyturn/USER).
     #[arg(long, conflicts_with = "adopt")]

@@ -45,14 +45,26 @@ pub fn print_rows<R: Row>(rows: &[InAccount<R>], output: Output) {
                 .collect();
             let mut table =
                 plain_table(std::iter::once("ACCOUNT").chain(shown.iter().map(|(h, _)| *h)));
+            let mut shortened = false;
             for (v, group) in values.iter().zip(account_groups(rows)) {
                 table.add_row(
                     std::iter::once(group.map(|g| term(&g).into_owned()).unwrap_or_default())
-                        .chain(shown.iter().map(|(_, f)| term(&text(&v[*f])).into_owned())),
+                        .chain(shown.iter().map(|(_, f)| {
+                            let cell = text(&v[*f]);
+                            if *f != "error" {
+                                return term(&cell).into_owned();
+                            }
+                            let short = brief(&cell, v["secret"].as_str());
+                            shortened |= short.len() < cell.len();
+                            term(&short).into_owned()
+                        })),
                 );
             }
             if !rows.is_empty() {
                 print_table(&table);
+            }
+            if shortened {
+                println!("errors are shortened to their cause: --output json gives each in full, with what to do next");
             }
             let failed = rows.iter().filter(|r| r.row.failed()).count();
             let accounts = account_groups(rows).flatten().count();
@@ -65,6 +77,18 @@ pub fn print_rows<R: Row>(rows: &[InAccount<R>], output: Output) {
                 println!("{} secret(s), {failed} failed", rows.len());
             }
         }
+    }
+}
+
+/// An error for a table cell: its cause, one clause, without the secret the row already names
+/// (keyturn's errors read "secret S: cause; what to do").
+pub fn brief(error: &str, secret: Option<&str>) -> String {
+    let rest = secret
+        .and_then(|s| error.strip_prefix(&format!("secret {s}: ")))
+        .unwrap_or(error);
+    match rest.split_once("; ") {
+        Some((cause, _)) => cause.to_string(),
+        None => rest.to_string(),
     }
 }
 
@@ -213,6 +237,20 @@ mod tests {
     struct Cell {
         a: Option<String>,
         b: Option<i64>,
+    }
+
+    #[test]
+    fn a_table_shows_an_error_s_cause_without_the_secret_it_names() {
+        let e = "secret keyturn/a: another rotation of user a's key started at the same moment: IAM refused a third key; nothing was changed: let that run finish";
+        assert_eq!(
+            brief(e, Some("keyturn/a")),
+            "another rotation of user a's key started at the same moment: IAM refused a third key"
+        );
+        assert_eq!(brief("no next step", None), "no next step");
+        assert_eq!(
+            brief(e, Some("keyturn/b")).split_once(':').map(|p| p.0),
+            Some("secret keyturn/a")
+        );
     }
 
     #[test]

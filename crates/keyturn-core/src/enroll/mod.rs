@@ -101,11 +101,19 @@ where
             });
         }
         let iam = self.iam().own();
-        self.check_path(&iam, name, user, false).await?;
+        // No such user: there is no secret yet whose value or tag could be wrong.
+        let no_user = |e: RotationError| match e {
+            RotationError::NoSuchUser { user, .. } => RotationError::EnrollNoUser { user },
+            e => e,
+        };
+        self.check_path(&iam, name, user, false)
+            .await
+            .map_err(no_user)?;
         let keys = iam
             .list(user)
             .await
-            .map_err(|e| crate::rotation::user_call_failed("ListAccessKeys", name, user, e))?;
+            .map_err(|e| crate::rotation::user_call_failed("ListAccessKeys", name, user, e))
+            .map_err(no_user)?;
         if keys.len() >= 2 {
             return Err(RotationError::UserFull {
                 user: user.to_string(),

@@ -43,7 +43,7 @@ pub use retire::{
     YOUNG_KEY,
 };
 pub use rollback::{rollback_plan, RollbackPlan};
-pub use scope::{Scope, DEFAULT_PREFIX};
+pub use scope::{Scope, ScopeError, DEFAULT_PREFIX};
 pub use sinks::{check_unshared, sinks, GitHubScope, Sink, SinkKind, SinkPolicy};
 
 /// Where the secret's user name came from.

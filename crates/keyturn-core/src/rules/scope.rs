@@ -39,18 +39,20 @@ impl Scope {
         prefix: &str,
         user_path: &str,
         masters: impl IntoIterator<Item = String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ScopeError> {
         let prefix = prefix.trim();
         if prefix.is_empty() || !prefix.ends_with('/') || prefix.starts_with('/') {
-            return Err(format!(
-                "secret name prefix {prefix:?} must end in '/' (and not begin with one), e.g. keyturn/: without it, keyturn would also match keyturn-prod-admin"
-            ));
+            return Err(ScopeError::Prefix(format!(
+                "secret name prefix {prefix:?} must end in '/' (and not begin with one), e.g. {}/: without it, keyturn would also match {}-prod-admin",
+                prefix.trim_matches('/'),
+                prefix.trim_matches('/'),
+            )));
         }
         let user_path = user_path.trim();
         if !user_path.starts_with('/') || !user_path.ends_with('/') {
-            return Err(format!(
+            return Err(ScopeError::UserPath(format!(
                 "user path {user_path:?} must begin and end with '/', e.g. / or /keyturn/"
-            ));
+            )));
         }
         let masters = masters
             .into_iter()
@@ -105,5 +107,26 @@ impl Scope {
     /// lets it: under `/` it needs no GetUser.
     pub fn checks_path(&self, master_key: bool) -> bool {
         master_key || self.user_path != "/"
+    }
+}
+
+/// A scope setting that does not parse: which one, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeError {
+    /// The secret name prefix (`--prefix`, `KEYTURN_SECRET_PREFIX`).
+    #[error("{0}")]
+    Prefix(String),
+    /// The IAM user path (`--user-path`, `KEYTURN_USER_PATH`).
+    #[error("{0}")]
+    UserPath(String),
+}
+
+impl ScopeError {
+    /// The CLI flag and the environment variable that set it.
+    pub fn setting(&self) -> (&'static str, &'static str) {
+        match self {
+            ScopeError::Prefix(_) => ("--prefix", "KEYTURN_SECRET_PREFIX"),
+            ScopeError::UserPath(_) => ("--user-path", "KEYTURN_USER_PATH"),
+        }
     }
 }

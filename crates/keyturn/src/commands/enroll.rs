@@ -25,9 +25,9 @@ pub async fn run(r: &AwsRotator, a: &EnrollArgs, output: Output) -> anyhow::Resu
                 None => "no key yet: the first rotation makes one".into(),
             },
             if out.scheduled {
-                "rotation scheduled"
+                "Secrets Manager rotates it on schedule"
             } else {
-                "no rotation scheduled (--rotation-lambda)"
+                "not scheduled: rotate it with keyturn rotate (from cron or CI), or enroll with --rotation-lambda ARN to have Secrets Manager call the rotation function"
             }
         ),
     }
@@ -39,7 +39,9 @@ async fn enroll(r: &AwsRotator, a: &EnrollArgs) -> anyhow::Result<EnrollReport> 
         function_arn: f.clone(),
         days: a.rotate_every,
     });
-    let report = match (&a.adopt, &a.user) {
+    // `enroll --user USER` is `enroll USER`.
+    let user = a.user.as_ref().or(a.adopt_user.as_ref());
+    let report = match (&a.adopt, user) {
         (Some(secret), _) => {
             r.adopt(&AdoptRequest {
                 secret: secret.clone(),

@@ -37,7 +37,10 @@ pub async fn run(cli: Cli, output: Output) -> anyhow::Result<bool> {
         &cli.scope.user_path,
         cli.scope.master_secrets.clone(),
     )
-    .map_err(|e| anyhow::anyhow!("{e}: fix --prefix or --user-path"))?;
+    .map_err(|e| {
+        let (flag, env) = e.setting();
+        anyhow::anyhow!("{e}; fix {flag} (or {env}); nothing was run")
+    })?;
     let last_used_settle =
         keyturn_core::config::last_used_settle(cli.scope.last_used_settle_seconds.as_deref())
             .map_err(|e| anyhow::anyhow!("{e}; nothing was run"))?;
