@@ -75,7 +75,8 @@ def test_audit_judges_every_active_key(moto, keyturn, secrets_seen, tmp_path):
     assert any(r["keyId"] == current["AccessKeyId"] and r["secret"] == secret_id for r in rows)
 
     page = tmp_path / "audit.html"
-    keyturn("audit", "--html", str(page), "--as-of", as_of(100), check=False)
+    wrote = keyturn("audit", "--html", str(page), "--as-of", as_of(100), check=False)
+    assert f"keyturn: wrote the audit page to {page}" in wrote.stderr, wrote.stderr
     html = page.read_text()
     assert html.startswith("<!DOCTYPE html>") and "<svg" in html and "<rect" in html
     assert "<script" not in html and "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")

@@ -94,6 +94,8 @@ def test_rotate_and_sweep_print_a_table_json_or_csv(moto, keyturn, secrets_seen)
     text = keyturn("--output", "csv", "rotate", secret_id).stdout
     assert text.startswith("account,accountName,secret,"), text
     rows = csv_rows(text)
+    # One row type: the CSV's header is the JSON's fields, in the same order.
+    assert list(rows[0]) == list(rotated[0]), (list(rows[0]), list(rotated[0]))
     assert rows[0]["secret"] == secret_id and rows[0]["outcome"] == "rotated" and rows[0]["error"] == "", rows
     assert rows[0]["newKeyId"] == value(moto, secret_id, "AWSCURRENT")["AccessKeyId"], rows
 
@@ -107,7 +109,9 @@ def test_rotate_and_sweep_print_a_table_json_or_csv(moto, keyturn, secrets_seen)
     previous = value(moto, secret_id, "AWSPREVIOUS")["AccessKeyId"]
     assert plan["keyId"] == previous, plan
     rows = csv_rows(keyturn("--output", "csv", "sweep", "--dry-run", secret_id).stdout)
+    assert list(rows[0]) == list(plan), (list(rows[0]), list(plan))
     assert rows[0]["action"] == "waiting" and rows[0]["keyId"] == previous, rows
+    assert rows[0]["user"] == user and rows[0]["dryRun"] == "true" and rows[0]["failed"] == "false", rows
 
 
 def test_audit_prints_a_table_json_or_csv(moto, keyturn, secrets_seen):

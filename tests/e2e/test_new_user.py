@@ -176,3 +176,27 @@ def test_the_common_mistakes_get_their_cause_and_next_step(moto, keyturn, secret
     refused = keyturn("--output", "json", "rotate", f"keyturn/{user}", check=False)
     row = json.loads(refused.stdout)[0]
     assert refused.returncode == 1 and row["errorType"] == "NotUsersKey" and f"keyturn rollback keyturn/{user} makes it AWSCURRENT again" in row["error"], row
+
+
+def test_status_agrees_with_itself_and_prints_times_for_people(moto, keyturn, secrets_seen):
+    user = unique("statusfor")
+    moto.client("iam").create_user(UserName=user)
+    secret = f"keyturn/{user}"
+    keyturn("enroll", user)
+    for _ in range(3):  # three rotations: two versions hold a label, two older ones none
+        keyturn("rotate", secret)
+    secrets_seen.add(value(moto, secret, "AWSCURRENT")["SecretAccessKey"])
+    report = json.loads(keyturn("--output", "json", "status", secret).stdout)
+    # The JSON names the same last rotation as the table: keyturn's cut-over.
+    assert report["lastRotated"] == report["cutover"] and report["lastRotatedBy"] == "keyturn", report
+    assert sorted(tuple(v["labels"]) for v in report["versions"]) == [("AWSCURRENT",), ("AWSPREVIOUS",)], report["versions"]
+    assert report["versionsNotShown"] == 2, report
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", report["lastRotated"]), "JSON keeps RFC 3339's precision"
+    every = json.loads(keyturn("--output", "json", "status", "--all-versions", secret).stdout)
+    assert len(every["versions"]) == 4 and every["versionsNotShown"] == 0, every["versions"]
+    text = keyturn("status", secret).stdout
+    last = report["lastRotated"][:19] + "Z"
+    assert f"last rotated {last} (cut-over by keyturn)" in text, text
+    assert "and 2 older version(s) with no label (--all-versions lists them)" in text, text
+    # Times for people are whole seconds: no fraction anywhere in the text.
+    assert not re.search(r"T\d\d:\d\d:\d\d\.\d", text), text

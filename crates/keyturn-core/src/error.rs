@@ -84,7 +84,7 @@ pub fn describe_use(u: &KeyUse) -> String {
         None => "never used".to_string(),
         Some(t) => format!(
             "last used {} by {} in {}",
-            rfc3339(t),
+            human(t),
             u.service.as_deref().unwrap_or("an unknown service"),
             u.region.as_deref().unwrap_or("an unknown region")
         ),
@@ -98,6 +98,16 @@ pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// A time for people (messages, tables): to the second, in UTC, `Z`. JSON and tags keep
+/// [`rfc3339`]'s full precision.
+pub fn human(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.format(&format)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
@@ -186,7 +196,7 @@ pub enum RotationError {
         started: Option<OffsetDateTime>,
     },
 
-    #[error("secret {secret}: another rotation of user {user}'s key started at the same moment: IAM refused a third key because {other_key} (created {}, held by no version yet) is the other run's new key; nothing was changed: let that run finish (keyturn status {secret} shows it)", rfc3339(*.created))]
+    #[error("secret {secret}: another rotation of user {user}'s key started at the same moment: IAM refused a third key because {other_key} (created {}, held by no version yet) is the other run's new key; nothing was changed: let that run finish (keyturn status {secret} shows it)", human(*.created))]
     AnotherRun {
         secret: String,
         user: String,
@@ -383,13 +393,13 @@ fn no_room_advice(secret: &str, kept: &[KeptKey]) -> String {
     if let Some(from) = young.max().filter(|_| kept.len() == 1) {
         return format!(
             "nothing was changed: let that run finish; if no keyturn run is under way, keyturn rotate --resume {secret} takes the key for the orphan it is (from {} keyturn rotate does so by itself)",
-            rfc3339(from)
+            human(from)
         );
     }
     match settling.max() {
         Some(until) if kept.len() == 1 => format!(
             "nothing was changed: retry after {} (keyturn rotate then, or Secrets Manager's next attempt), or set KEYTURN_LAST_USED_SETTLE_SECONDS lower if IAM's records are known to be current",
-            rfc3339(until)
+            human(until)
         ),
         _ => "nothing was changed: move what uses it to the current key, then deactivate or delete it yourself (keyturn sweep retires an AWSPREVIOUS key once it is unused), and retry".to_string(),
     }
@@ -492,8 +502,8 @@ fn in_flight_by(token: &str, started: &Option<OffsetDateTime>) -> String {
     match (own, started) {
         (true, Some(at)) => format!(
             "started by keyturn rotate at {}: that run may still be going; from {} keyturn rotate finishes it by itself",
-            rfc3339(*at),
-            rfc3339(*at + crate::rules::YOUNG_KEY)
+            human(*at),
+            human(*at + crate::rules::YOUNG_KEY)
         ),
         (true, None) => "started by keyturn rotate".into(),
         (false, _) => "not started by keyturn rotate: by Secrets Manager's rotation function or another tool".into(),

@@ -349,6 +349,9 @@ pub struct StatusArgs {
     /// The secret to show (name or ARN).
     #[arg(value_name = "SECRET")]
     pub secret: String,
+    /// Show every version, not only those with a staging label (older ones are counted).
+    #[arg(long)]
+    pub all_versions: bool,
 }
 
 #[derive(Debug, Args)]

@@ -15,7 +15,11 @@ use crate::safe::term;
 /// A row of a list command: its JSON shape comes from `Serialize`; its table and CSV columns
 /// from `COLUMNS` (heading, JSON field).
 pub trait Row: Serialize {
+    /// The table's columns: heading and JSON field.
     const COLUMNS: &'static [(&'static str, &'static str)];
+    /// Every JSON field, in order: the CSV's header (after the account's two). One list for both
+    /// formats, checked against what `Serialize` writes (`fields_match_json`).
+    const FIELDS: &'static [&'static str];
     /// Whether the row is a failure (counted in the table's last line, and in the exit code).
     fn failed(&self) -> bool;
 }
@@ -33,7 +37,7 @@ pub fn print_rows<R: Row>(rows: &[InAccount<R>], output: Output) {
         Output::Csv => {
             let fields: Vec<&str> = ACCOUNT_FIELDS
                 .into_iter()
-                .chain(R::COLUMNS.iter().map(|(_, f)| *f))
+                .chain(R::FIELDS.iter().copied())
                 .collect();
             print_csv(rows, &fields);
         }
@@ -89,6 +93,23 @@ pub fn brief(error: &str, secret: Option<&str>) -> String {
     match rest.split_once("; ") {
         Some((cause, _)) => cause.to_string(),
         None => rest.to_string(),
+    }
+}
+
+/// Whether `row` serializes to exactly `R::FIELDS`, in that order (for the rows' tests).
+#[cfg(test)]
+pub fn fields_match_json<R: Row>(row: &R) -> Result<(), String> {
+    let v = serde_json::to_value(row).map_err(|e| e.to_string())?;
+    let keys: Vec<&str> = v
+        .as_object()
+        .ok_or("not an object")?
+        .keys()
+        .map(String::as_str)
+        .collect();
+    if keys == R::FIELDS {
+        Ok(())
+    } else {
+        Err(format!("JSON {keys:?} but FIELDS {:?}", R::FIELDS))
     }
 }
 

@@ -187,7 +187,7 @@ where
                     .await?;
                 report.detail = format!(
                     "finished the rotation an earlier keyturn rotate started{} and did not finish ({})",
-                    started.map(|t| format!(" at {}", crate::error::rfc3339(t))).unwrap_or_default(),
+                    started.map(|t| format!(" at {}", crate::error::human(t))).unwrap_or_default(),
                     report.detail
                 );
                 Ok(report)

@@ -5,7 +5,7 @@
 
 use time::OffsetDateTime;
 
-use crate::error::{describe_use, rfc3339, RotationError};
+use crate::error::{describe_use, human, RotationError};
 use crate::ports::{
     AccessKeys, Clock, Delivery, Iam, IdentityCheck, KeyEvent, KeyStatus, KeyUse, SecretStore,
 };
@@ -123,7 +123,7 @@ impl SweepOutcome {
                 until,
                 inactive: false,
                 settling: false,
-            } => format!("{key_id} stays active until {}", rfc3339(*until)),
+            } => format!("{key_id} stays active until {}", human(*until)),
             SweepOutcome::Waiting {
                 key_id,
                 until,
@@ -131,14 +131,14 @@ impl SweepOutcome {
                 settling: true,
             } => format!(
                 "{key_id} stays active until {}: IAM's last-used record may not show its recent uses before then (KEYTURN_LAST_USED_SETTLE_SECONDS)",
-                rfc3339(*until)
+                human(*until)
             ),
             SweepOutcome::Waiting {
                 key_id,
                 until,
                 inactive: true,
                 ..
-            } => format!("{key_id} is inactive; deleted after {}", rfc3339(*until)),
+            } => format!("{key_id} is inactive; deleted after {}", human(*until)),
             SweepOutcome::InUse { key_id, last_use } => format!(
                 "{key_id} is still in use ({}); move its consumers to the current key",
                 describe_use(last_use)

@@ -19,7 +19,7 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::error::{parse_rfc3339, rfc3339};
+use crate::error::{human, parse_rfc3339, rfc3339};
 use crate::ports::SecretInfo;
 use crate::state::{KeyFacts, SecretState};
 use crate::tags::{self, AWSCURRENT};
@@ -102,15 +102,15 @@ pub fn bound_cutover(
                 cut.doubt = Some(format!(
                     "{}={} lies in the future: not believed; keyturn counts the grace period from now until it is fixed",
                     tags::CUTOVER_AT,
-                    rfc3339(t)
+                    human(t)
                 ));
             } else if let Some(a) = anchor.filter(|a| t + SKEW < *a) {
                 cut.doubt = Some(format!(
                     "{}={} is before AWSCURRENT's version and key existed ({}): not believed; keyturn counts from {}",
                     tags::CUTOVER_AT,
-                    rfc3339(t),
-                    rfc3339(a),
-                    rfc3339(a)
+                    human(t),
+                    human(a),
+                    human(a)
                 ));
             }
         }
@@ -230,16 +230,16 @@ pub fn deactivated_since(
         return unrecorded(format!(
             "{}={} for key {} is before its grace period ended ({}): not believed; the sweep records the deactivation again",
             tags::DEACTIVATED_AT,
-            rfc3339(at),
+            human(at),
             key.id,
-            rfc3339(end)
+            human(end)
         ));
     }
     let doubt = (at > now + SKEW).then(|| {
         format!(
             "{}={} for key {} lies in the future: the key is kept until then",
             tags::DEACTIVATED_AT,
-            rfc3339(at),
+            human(at),
             key.id
         )
     });

@@ -17,7 +17,7 @@ use std::fmt;
 
 use time::{Duration, OffsetDateTime};
 
-use crate::error::{describe_use, rfc3339, KeepReason, KeptKey, RotationError};
+use crate::error::{describe_use, human, KeepReason, KeptKey, RotationError};
 use crate::ports::{KeyStatus, KeyUse};
 use crate::rules::policy::{own_test_from, used_since, InUsePolicy, SweepPolicy};
 use crate::rules::records::{self, Cutover, Deactivated};
@@ -89,7 +89,7 @@ pub enum RetireReason {
 
 impl fmt::Display for RetireReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = |t: &Option<OffsetDateTime>| t.map(rfc3339).unwrap_or_else(|| "unknown".into());
+        let at = |t: &Option<OffsetDateTime>| t.map(human).unwrap_or_else(|| "unknown".into());
         match self {
             RetireReason::UnusedPrevious { last_use, cutover } => write!(
                 f,
@@ -100,7 +100,7 @@ impl fmt::Display for RetireReason {
             RetireReason::Orphan { created } => write!(
                 f,
                 "held by no version and never used (left by an interrupted rotation, created {})",
-                rfc3339(*created)
+                human(*created)
             ),
             RetireReason::NotStored => {
                 f.write_str("the new key could not be stored and no secret holds it")
@@ -117,7 +117,7 @@ impl fmt::Display for RetireReason {
             RetireReason::InactiveLongEnough { since } => write!(
                 f,
                 "inactive since {} and not used since, delete-after period over",
-                rfc3339(*since)
+                human(*since)
             ),
         }
     }
@@ -368,8 +368,8 @@ pub fn cancel_plan(state: &SecretState, token: &str) -> CancelPlan {
     match &key.last_use {
         Some(u) if u.last_used.is_none() && state.now < settled => keep(format!(
             "it was made at {} and IAM's last-used record may not show its uses (testSecret's, or a consumer's) before {}; the next rotation deletes it once it shows unused",
-            rfc3339(key.created),
-            rfc3339(settled)
+            human(key.created),
+            human(settled)
         )),
         Some(u) if u.last_used.is_none() => CancelPlan::Retire(Retirement::new(
             user,

@@ -40,6 +40,17 @@ impl Row for RotateRow {
         ("DETAIL", "detail"),
         ("ERROR", "error"),
     ];
+    const FIELDS: &'static [&'static str] = &[
+        "secret",
+        "outcome",
+        "user",
+        "newKeyId",
+        "deletedKeyId",
+        "deletedBecause",
+        "detail",
+        "errorType",
+        "error",
+    ];
     fn failed(&self) -> bool {
         self.error.is_some()
     }
@@ -245,5 +256,16 @@ fn row(
             secret: Some(r.secret),
         },
         Err(e) => RotateRow::failed(Some(secret), e.error_type(), e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_has_every_json_field() {
+        crate::render::fields_match_json(&RotateRow::failed(None, "X", "e".into())).expect("same");
+        crate::render::fields_match_json(&RotateRow::not_started(Some("s".into()))).expect("same");
     }
 }

@@ -2,7 +2,7 @@
 //! printed as JSON or as text with aligned tables.
 
 use keyturn_aws::AwsRotator;
-use keyturn_core::error::{describe_use, rfc3339};
+use keyturn_core::error::{describe_use, human, rfc3339};
 use keyturn_core::state::{LastUse, Needs, SecretState};
 use keyturn_core::{rules, tags};
 use serde::Serialize;
@@ -17,10 +17,16 @@ struct StatusReport {
     secret: String,
     user: String,
     rotation_enabled: bool,
+    /// When the key last changed: Secrets Manager's LastRotatedDate (its own rotations), else
+    /// keyturn's cut-over record; `lastRotatedBy` says which (`secretsmanager`, `keyturn`).
     last_rotated: Option<String>,
+    last_rotated_by: Option<&'static str>,
     next_rotation: Option<String>,
     cutover: Option<String>,
+    /// The versions with a staging label (every version with --all-versions).
     versions: Vec<VersionRow>,
+    /// How many older versions, holding no label, are not listed.
+    versions_not_shown: usize,
     keys: Vec<KeyRow>,
     /// After a rotation: whether consumers moved to the new key.
     switch: Option<SwitchRow>,
@@ -87,8 +93,36 @@ struct LastUsed {
     region: Option<String>,
 }
 
-fn report(state: &SecretState, sinks: &rules::SinkPolicy, shared: Option<String>) -> StatusReport {
+/// When the key last changed, and by whom: Secrets Manager's LastRotatedDate is set by its own
+/// rotations only; after a `keyturn rotate` the cut-over record says when.
+fn last_rotation(state: &SecretState) -> Option<(time::OffsetDateTime, &'static str)> {
+    match (
+        state.info.last_rotated,
+        rules::recorded_cutover(&state.info, state.now),
+    ) {
+        (Some(t), _) => Some((t, "secretsmanager")),
+        (None, Some(c)) => Some((c, "keyturn")),
+        (None, None) => None,
+    }
+}
+
+/// Until when the previous key counts as possibly in use (the settle window), if it still does.
+fn previous_settling(state: &SecretState) -> Option<time::OffsetDateTime> {
+    state
+        .key_of(tags::AWSPREVIOUS)
+        .filter(|p| Some(*p) != state.current_key())
+        .and_then(|_| rules::retire::settling(state, &state.cutover()))
+}
+
+fn report(
+    state: &SecretState,
+    sinks: &rules::SinkPolicy,
+    shared: Option<String>,
+    all_versions: bool,
+) -> StatusReport {
     let info = &state.info;
+    let last = last_rotation(state);
+    let shown = |h: &&keyturn_core::state::Holding| all_versions || !h.labels.is_empty();
     let mut problems = rules::problems(state);
     problems.extend(shared);
     let sinks = match rules::sinks(info, sinks) {
@@ -109,12 +143,15 @@ fn report(state: &SecretState, sinks: &rules::SinkPolicy, shared: Option<String>
         secret: info.name.clone(),
         user: state.user.name.clone(),
         rotation_enabled: info.rotation_enabled,
-        last_rotated: info.last_rotated.map(rfc3339),
+        last_rotated: last.map(|(t, _)| rfc3339(t)),
+        last_rotated_by: last.map(|(_, by)| by),
         next_rotation: info.next_rotation.map(rfc3339),
         cutover: rules::recorded_cutover(info, state.now).map(rfc3339),
+        versions_not_shown: state.holdings.len() - state.holdings.iter().filter(shown).count(),
         versions: state
             .holdings
             .iter()
+            .filter(shown)
             .map(|h| VersionRow {
                 version_id: h.version.clone(),
                 labels: h.labels.clone(),
@@ -136,11 +173,7 @@ fn report(state: &SecretState, sinks: &rules::SinkPolicy, shared: Option<String>
                     .collect(),
             })
             .collect(),
-        previous_settling_until: state
-            .key_of(tags::AWSPREVIOUS)
-            .filter(|p| Some(*p) != state.current_key())
-            .and_then(|_| rules::retire::settling(state, &state.cutover()))
-            .map(rfc3339),
+        previous_settling_until: previous_settling(state).map(rfc3339),
         switch: rules::switch_evidence(state).map(|e| SwitchRow {
             current_key_id: e.current_key,
             current_used_since_cutover: e.switched,
@@ -169,7 +202,7 @@ pub async fn run(r: &AwsRotator, a: StatusArgs, output: Output) -> anyhow::Resul
     let shared = rules::check_unshared(&state.info.name, &ours, &others)
         .err()
         .map(|e| e.to_string());
-    let out = report(state, &r.settings().sinks, shared);
+    let out = report(state, &r.settings().sinks, shared, a.all_versions);
     match output {
         Output::Json => print_json(&out),
         // CSV was refused before the run (Command::output).
@@ -185,22 +218,22 @@ fn print_text(state: &SecretState, out: &StatusReport) {
         term(&out.secret),
         term(&out.user)
     );
-    // Secrets Manager's LastRotatedDate is set by its own rotations only; after a
-    // `keyturn rotate` the cut-over record says when the key last changed.
-    let last = match (info.last_rotated, rules::recorded_cutover(info, state.now)) {
-        (Some(t), _) => rfc3339(t),
-        (None, Some(c)) => format!("{} (cut-over by keyturn)", rfc3339(c)),
-        (None, None) => "never".into(),
+    let last = match last_rotation(state) {
+        Some((t, "keyturn")) => format!("{} (cut-over by keyturn)", human(t)),
+        Some((t, _)) => format!("{} (by Secrets Manager)", human(t)),
+        None => "never".into(),
     };
     println!(
         "rotation {}; last rotated {}; next {}",
         if info.rotation_enabled {
             "scheduled by Secrets Manager"
         } else {
-            "not scheduled in Secrets Manager (keyturn rotate, or enroll --rotation-lambda)"
+            "not scheduled in Secrets Manager (rotate it with keyturn rotate from cron or CI, or schedule the function with keyturn enroll --adopt SECRET --rotation-lambda ARN)"
         },
         last,
-        out.next_rotation.as_deref().unwrap_or("not scheduled"),
+        info.next_rotation
+            .map(human)
+            .unwrap_or_else(|| "not scheduled".into()),
     );
     let mut versions = plain_table(["VERSION", "LABELS", "KEY"]);
     for v in &out.versions {
@@ -212,12 +245,18 @@ fn print_text(state: &SecretState, out: &StatusReport) {
     }
     println!("versions");
     print_table(&versions);
+    if out.versions_not_shown > 0 {
+        println!(
+            "  and {} older version(s) with no label (--all-versions lists them)",
+            out.versions_not_shown
+        );
+    }
     let mut keys = plain_table(["KEY", "STATUS", "CREATED", "LAST USE", "HELD BY"]);
     for (k, facts) in out.keys.iter().zip(&state.keys) {
         keys.add_row([
             term(&k.key_id).into_owned(),
             k.status.to_string(),
-            k.created.clone(),
+            human(facts.created),
             facts
                 .last_use
                 .as_ref()
@@ -255,7 +294,7 @@ fn print_text(state: &SecretState, out: &StatusReport) {
             term(&previous)
         );
     }
-    if let Some(until) = &out.previous_settling_until {
+    if let Some(until) = previous_settling(state).map(human) {
         println!(
             "settle   the previous key counts as possibly in use until {until}: IAM shows uses hours late (KEYTURN_LAST_USED_SETTLE_SECONDS), so nothing retires it before then"
         );

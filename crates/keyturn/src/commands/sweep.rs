@@ -42,6 +42,17 @@ impl Row for SweepRow {
         ("DETAIL", "detail"),
         ("ERROR", "error"),
     ];
+    const FIELDS: &'static [&'static str] = &[
+        "secret",
+        "user",
+        "action",
+        "keyId",
+        "detail",
+        "dryRun",
+        "failed",
+        "errorType",
+        "error",
+    ];
     fn failed(&self) -> bool {
         self.failed
     }
@@ -177,5 +188,16 @@ fn row(
             user: r.user,
         },
         Err(e) => SweepRow::failure(Some(secret), dry_run, e.error_type(), e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_has_every_json_field() {
+        crate::render::fields_match_json(&SweepRow::failure(None, true, "X", "e".into()))
+            .expect("same");
     }
 }

@@ -101,6 +101,13 @@ pub async fn run(
         let ages = age_buckets(rows.iter().filter_map(|r| r.row.age_days));
         std::fs::write(path, page::render(rows, &ages, &policy))
             .with_context(|| format!("writing the HTML page to {} failed", path.display()))?;
+        // Standard error: standard output stays the report in the format asked for.
+        eprintln!(
+            "keyturn: wrote the audit page to {} (open it in a browser)",
+            std::path::absolute(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+        );
     }
     match output {
         Output::Json => print_json(&AuditReport {
