@@ -69,8 +69,11 @@ pub async fn run(
                     .await
                     .context("the IAM credential report could not be fetched (iam:GenerateCredentialReport, iam:GetCredentialReport)")?;
                 let (report, unreadable) = parse_report_rows(&csv).context("the IAM credential report could not be read")?;
-                let (managed, listed) =
+                let (managed, mut listed) =
                     managed_keys(&rotator, rotation_days, concurrency, reached.progress).await?;
+                // Users with an active key no managed secret covers: their key ids, which the
+                // report lacks (one ListAccessKeys each), so an unmanaged key is named.
+                listed.extend(unmanaged_keys(&rotator, &report, &listed, concurrency).await);
                 let mut entries = audit_with(&report, &managed, &listed, &policy);
                 exempt::apply(
                     &mut entries,
@@ -171,6 +174,51 @@ async fn managed_keys(
         }
     }
     Ok((keys, listed))
+}
+
+/// The keys of the report's users that have an active key and no managed secret listed them
+/// already, in slot order (by creation). A user whose keys cannot be listed keeps `-` for the key
+/// id, with a warning: the rest of the audit does not depend on it.
+async fn unmanaged_keys(
+    rotator: &Arc<AwsRotator>,
+    report: &[keyturn_core::audit::ReportRow],
+    listed: &[ListedKey],
+    concurrency: u16,
+) -> Vec<ListedKey> {
+    let known: std::collections::HashSet<&str> = listed.iter().map(|l| l.user.as_str()).collect();
+    let users: Vec<String> = report
+        .iter()
+        .filter(|row| !known.contains(row.user.as_str()) && row.keys.iter().any(|k| k.active))
+        .map(|row| row.user.clone())
+        .collect();
+    let r = rotator.clone();
+    let per_user = bulk(users, concurrency, false, move |user| {
+        let r = r.clone();
+        async move {
+            let keys = r.iam().own().list(&user).await;
+            (user, keys)
+        }
+    })
+    .await;
+    let mut out = Vec::new();
+    for (user, keys) in per_user.into_iter().flatten() {
+        match keys {
+            Ok(mut keys) => {
+                keys.sort_by_key(|k| k.created);
+                out.extend(keys.into_iter().enumerate().map(|(i, k)| ListedKey {
+                    user: user.clone(),
+                    key_id: k.id,
+                    slot: i as u8 + 1,
+                    created: k.created,
+                }));
+            }
+            Err(e) => eprintln!(
+                "keyturn: warning: the keys of user {} could not be listed ({e}); its unmanaged key is shown without its id (grant iam:ListAccessKeys)",
+                term(&user)
+            ),
+        }
+    }
+    out
 }
 
 /// The keys one managed secret holds. Where its tags record them (finishSecret, enroll and adopt

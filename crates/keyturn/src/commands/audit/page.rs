@@ -11,10 +11,12 @@ use super::AuditRow;
 use crate::accounts::InAccount;
 
 const STYLE: &str = "
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin-top: 1em; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; }
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; margin-top: 1em; font-size: 0.9em; }
+th, td { padding: 4px 8px; border-bottom: 1px solid #ddd; text-align: left; }
 td.num { text-align: right; }
+td.nowrap, th { white-space: nowrap; }
+td.findings { white-space: nowrap; }
 tr.current-key-missing td, tr.overdue td { background: #fadbd8; }
 tr.unmanaged td { background: #f5eef8; }
 tr.stale-previous td, tr.due td { background: #fdebd0; }
@@ -34,6 +36,15 @@ pub(super) fn render(
     policy: &AuditPolicy,
 ) -> String {
     let keys = rows.iter().filter(|r| !r.row.failed_account()).count();
+    // What needs attention first: accounts that failed, then the most serious finding, then by
+    // account and user.
+    let mut sorted: Vec<&InAccount<AuditRow>> = rows.iter().collect();
+    sorted.sort_by(|a, b| {
+        (b.row.failed_account(), b.row.worst)
+            .cmp(&(a.row.failed_account(), a.row.worst))
+            .then_with(|| a.account.cmp(&b.account))
+            .then_with(|| a.row.user.cmp(&b.row.user))
+    });
     let date = rfc3339(policy.as_of);
     let date = date.get(..10).unwrap_or(&date);
     html! {
@@ -64,17 +75,17 @@ pub(super) fn render(
                         }
                     }
                     tbody {
-                        @for InAccount { account, account_name, row: r } in rows {
+                        @for InAccount { account, account_name, row: r } in sorted {
                             tr class=(r.finding) {
                                 td { (account) @if let Some(n) = account_name { " (" (n) ")" } }
-                                td { (r.user) }
-                                td { (dash(r.slot)) }
-                                td { (r.key_id.as_deref().unwrap_or("-")) }
+                                td.nowrap { (r.user) }
+                                td.num { (dash(r.slot)) }
+                                td.nowrap { (r.key_id.as_deref().unwrap_or("-")) }
                                 td.num { (dash(r.age_days)) }
-                                td { (r.used()) }
-                                td { (r.secret.as_deref().unwrap_or("-")) }
-                                td { (r.label.as_deref().unwrap_or("-")) }
-                                td { (r.findings_text()) }
+                                td.nowrap { (r.used()) }
+                                td.nowrap { (r.secret.as_deref().unwrap_or("-")) }
+                                td.nowrap { (r.label.as_deref().unwrap_or("-")) }
+                                td.findings { (r.findings_text()) }
                             }
                         }
                     }
