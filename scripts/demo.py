@@ -1,6 +1,7 @@
 """keyturn's demo: everything against moto on 127.0.0.1 (authentication on), then stopped."""
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -9,8 +10,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 from harness import ROOT, Function, Moto, RuntimeApi, allow, base_env  # noqa: E402
 
-KEYTURN = ROOT / "target" / "release" / "keyturn"
-FUNCTION = ROOT / "target" / "release" / "keyturn-rotation"
+# The binaries scripts/demo builds; KEYTURN_BIN and KEYTURN_LAMBDA_BIN name others (as for the tests).
+KEYTURN = Path(os.environ.get("KEYTURN_BIN", ROOT / "target" / "release" / "keyturn"))
+FUNCTION = Path(os.environ.get("KEYTURN_LAMBDA_BIN", ROOT / "target" / "release" / "keyturn-rotation"))
 SELF_SERVICE = allow("iam:ListAccessKeys", "iam:CreateAccessKey", "iam:DeleteAccessKey",
                      "iam:GetAccessKeyLastUsed", "iam:UpdateAccessKey")
 
@@ -25,12 +27,22 @@ def main() -> int:
     env = base_env(moto.endpoint, *moto.admin)
     iam, sm = moto.client("iam"), moto.client("secretsmanager")
 
-    def keyturn(*args: str) -> int:
+    def keyturn(*args: str, expect: int = 0, why: str = "") -> int:
+        """Runs keyturn and shows its output; a non-zero exit the demo means is said to be one."""
         print(f"$ keyturn {' '.join(args)}")
         proc = subprocess.run([str(KEYTURN), *args], env=env, capture_output=True, text=True)
         out = (proc.stdout + proc.stderr).rstrip()
-        print("  " + out.replace("\n", "\n  ") if out else "", f"\n  (exit {proc.returncode})")
+        if proc.returncode == expect == 0:
+            note = "exit 0"
+        elif proc.returncode == expect:
+            note = f"exit {expect}, as expected: {why}"
+        else:
+            note = f"exit {proc.returncode}, NOT EXPECTED (the demo expected {expect}): something is wrong"
+            unexpected.append(" ".join(args))
+        print("  " + out.replace("\n", "\n  ") if out else "", f"\n  ({note})")
         return proc.returncode
+
+    unexpected: list[str] = []
 
     def keys(user: str) -> list[str]:
         return [f"{k['AccessKeyId']} {k['Status']}" for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]]
@@ -66,11 +78,11 @@ def main() -> int:
         print(f"unmanaged key {stray['AccessKeyId']} used once")
 
         banner("rotate every managed secret under keyturn/ (bob's is refused: deleting a used key is never automatic)")
-        keyturn("rotate", "--all", "--concurrency", "4")
+        keyturn("rotate", "--all", "--concurrency", "4", expect=1, why="bob's secret failed, the others rotated")
         banner("the hand-made secrets live outside keyturn/: --all skipped them, naming them rotates them")
         keyturn("rotate", "legacy/carol", "legacy/dave", "legacy/erin")
         banner("status shows what is wrong with bob's secret")
-        keyturn("status", "keyturn/bob")
+        keyturn("status", "keyturn/bob", expect=1, why="status exits 1 when it lists a problem")
 
         banner("the rotation function does a rotation too (alice), through the Lambda runtime API")
         runtime = RuntimeApi()
@@ -104,16 +116,22 @@ def main() -> int:
         keyturn("sweep", "--grace-days", "0", "legacy/carol", "legacy/dave", "legacy/erin")
 
         banner("audit: every active key's age and what rotates it, today and at a review 100 days out")
-        keyturn("audit")
+        print("  (the demo signs its own calls with the emulator's admin user, whose key no secret holds:\n"
+              "   the audit rightly lists it as unmanaged, next to bob's stray key)")
+        keyturn("audit")  # findings below --fail-on (default overdue): exit 0
         review = (__import__("datetime").date.today() + __import__("datetime").timedelta(days=100)).isoformat()
-        keyturn("audit", "--as-of", review, "--html", str(work / "audit.html"))
-        print(f"  the audit page (self-contained HTML with a chart of key ages): {work / 'audit.html'}")
+        keyturn("audit", "--as-of", review, "--html", str(work / "audit.html"), expect=1,
+                why="100 days out, every key is overdue (older than 90 days)")
 
         banner("summary: each user's keys before and after")
         for user, was in before.items():
             print(f"  {user:6} before: {', '.join(was) or 'no keys'}")
             print(f"  {'':6} after:  {', '.join(keys(user))}")
         print(f"\nthe function's JSON log (no secrets in it): {work / 'function.log'}")
+        if unexpected:
+            print(f"\nNOT AS EXPECTED: {'; '.join(unexpected)}")
+            return 1
+        print("\nevery command ended as the demo expected")
         return 0
     finally:
         moto.close()
