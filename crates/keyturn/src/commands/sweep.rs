@@ -100,10 +100,12 @@ const NOT_STARTED: &str = "not-started";
 /// Arms the signal handler for a sweep that writes. Sweeping is idempotent: the same command
 /// again picks up where a stopped one left off.
 pub fn arm() {
-    interrupt::arm(Box::new(|_| {
+    interrupt::arm(Box::new(|cut| {
         format!(
-            "A sweep cut off re-checks and undoes its own deactivation only when it runs again: \
-             run the same command again now: {}",
+            "A sweep cut off may have deactivated a key without its check after the change: \
+             keyturn status {} shows whether AWSCURRENT's key is active (status names the problem \
+             if not); then run the same command again: {}",
+            cut.join(" / "),
             interrupt::command_line(&[], &[], &[])
         )
     }));
