@@ -51,20 +51,13 @@ pub fn classify(code: Option<&str>, message: &str, status: u16) -> ApiError {
     // AWS's messages end in a full stop; keyturn's sentences go on after them.
     let message = message.trim().trim_end_matches('.').to_string();
     let code = code.unwrap_or_default();
-    if code.is_empty() && message.is_empty() {
-        // No code and no message (a region the endpoint does not serve, a proxy's error page):
-        // only a gateway's status (502, 503, 504) says the fault is passing; nothing else claims it.
-        let what = format!("HTTP {status}: the service answered with no error code or message");
-        return if matches!(status, 502..=504) {
-            ApiError::Unavailable(what)
-        } else {
-            ApiError::Other {
-                code: format!("HTTP {status}"),
-                message: "the service answered with no error code or message".into(),
-            }
-        };
-    }
-    let message = if message.is_empty() {
+    // No code and no message (a region the endpoint does not serve, a proxy's error page): the
+    // HTTP status is all there is. Only a gateway's 502-504 says the fault is passing, so a bare
+    // 500 is not called transient.
+    let bare = code.is_empty() && message.is_empty();
+    let message = if bare {
+        "the service answered with no error code or message".to_string()
+    } else if message.is_empty() {
         format!("{code}, with no message")
     } else {
         message
@@ -105,7 +98,9 @@ pub fn classify(code: Option<&str>, message: &str, status: u16) -> ApiError {
         | "EntityAlreadyExists"
         | "SecretStageVersionMismatchException" => ApiError::InvalidRequest(message),
         _ if status == 429 => ApiError::Throttled(message),
-        _ if status >= 500 => ApiError::Unavailable(message),
+        _ if status >= 500 && !(bare && !(502..=504).contains(&status)) => {
+            ApiError::Unavailable(message)
+        }
         _ if status == 403 => ApiError::AccessDenied(message),
         other => ApiError::Other {
             code: if other.is_empty() {
@@ -131,6 +126,7 @@ mod tests {
             "HTTP 500: the service answered with no error code or message"
         );
         assert!(classify(None, "", 503).is_transient());
+        assert_eq!(classify(None, "", 403).kind(), "AccessDenied");
         let named = classify(Some("ThrottlingException"), " ", 400);
         assert_eq!(
             named.to_string(),
