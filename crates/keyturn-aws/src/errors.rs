@@ -98,7 +98,7 @@ pub fn classify(code: Option<&str>, message: &str, status: u16) -> ApiError {
         | "EntityAlreadyExists"
         | "SecretStageVersionMismatchException" => ApiError::InvalidRequest(message),
         _ if status == 429 => ApiError::Throttled(message),
-        _ if status >= 500 && !(bare && !(502..=504).contains(&status)) => {
+        _ if status >= 500 && (!bare || (502..=504).contains(&status)) => {
             ApiError::Unavailable(message)
         }
         _ if status == 403 => ApiError::AccessDenied(message),
