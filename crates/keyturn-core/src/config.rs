@@ -61,9 +61,197 @@ pub fn list(value: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// One setting: its environment variable, the CLI flag and deployment parameter that set it (where
+/// there is one), its default and meaning. The README's configuration table is generated from
+/// [`SETTINGS`] (a test compares them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    pub var: &'static str,
+    pub flag: Option<&'static str>,
+    pub parameter: Option<&'static str>,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+/// Every `KEYTURN_*` setting (and `IAM_USER_NAME`), read by [`rotation_settings`] and
+/// [`sweep_policy`] for the function and the CLI alike.
+pub const SETTINGS: &[Setting] = &[
+    Setting { var: "KEYTURN_SECRET_PREFIX", flag: Some("--prefix"), parameter: Some("SecretNamePrefix"), default: "keyturn/", meaning: "secrets keyturn selects by itself are under this prefix, which ends in `/`" },
+    Setting { var: "KEYTURN_USER_PATH", flag: Some("--user-path"), parameter: Some("UserPath"), default: "/", meaning: "keyturn acts only on IAM users under this path" },
+    Setting { var: "KEYTURN_MASTER_SECRETS", flag: Some("--master-secret"), parameter: Some("MasterSecretArns"), default: "none", meaning: "the secrets a `masterarn` may name (comma-separated names or ARNs)" },
+    Setting { var: "KEYTURN_EVENTS", flag: Some("--events"), parameter: Some("PublishEvents"), default: "false", meaning: "`true`: an EventBridge event per rotation, rollback, retirement and delivery" },
+    Setting { var: "KEYTURN_SSM_PREFIX", flag: Some("--ssm-prefix"), parameter: Some("SsmParameterPrefix"), default: "any", meaning: "SSM sinks write only under this prefix (`/…/`); `none`: no SSM sink" },
+    Setting { var: "KEYTURN_SSM_KMS_KEYS", flag: Some("--ssm-kms-key"), parameter: Some("SsmKmsKeyArns"), default: "the account's own", meaning: "the KMS keys an SSM sink's `kms=` may name (comma-separated)" },
+    Setting { var: "KEYTURN_GITHUB_TOKEN_SECRET", flag: Some("--github-token-secret"), parameter: Some("GitHubTokenSecretArn"), default: "none: no GitHub sink", meaning: "the secret holding the GitHub token" },
+    Setting { var: "KEYTURN_GITHUB_OWNERS", flag: Some("--github-owner"), parameter: Some("GitHubOwners"), default: "any", meaning: "the owners GitHub sinks may name (comma-separated)" },
+    Setting { var: "KEYTURN_GITHUB_SECRET_NAMES", flag: Some("--github-secret-name"), parameter: Some("GitHubSecretNames"), default: "the two standard names", meaning: "other GitHub secret names a sink may write (comma-separated)" },
+    Setting { var: "KEYTURN_GITHUB_API", flag: Some("--github-api"), parameter: Some("GitHubApiUrl"), default: "https://api.github.com", meaning: "GitHub's REST API (GitHub Enterprise Server: `https://HOST/api/v3`)" },
+    Setting { var: LAST_USED_SETTLE_VAR, flag: Some("--last-used-settle-seconds"), parameter: Some("LastUsedSettleSeconds"), default: "14400", meaning: "seconds after a cut-over during which the previous key counts as possibly in use (IAM's last-used lag); 0 to 604800" },
+    Setting { var: "KEYTURN_GRACE_DAYS", flag: Some("--grace-days"), parameter: Some("GraceDays"), default: "7", meaning: "days a previous key stays active after the cut-over (tags may only lengthen it)" },
+    Setting { var: "KEYTURN_DELETE_AFTER_DAYS", flag: Some("--delete-after-days"), parameter: Some("DeleteAfterDays"), default: "7", meaning: "days a deactivated previous key is kept before it is deleted" },
+    Setting { var: "KEYTURN_IN_USE", flag: Some("--in-use"), parameter: Some("InUsePolicy"), default: "report", meaning: "a previous key still in use: `report` it, or also `fail` the sweep" },
+    Setting { var: "KEYTURN_REQUIRE_SWITCH", flag: Some("--require-switch"), parameter: Some("RequireSwitch"), default: "false", meaning: "`true`: keep a previous key until the current key was used since the cut-over" },
+    Setting { var: "KEYTURN_TEST_ATTEMPTS", flag: None, parameter: None, default: "7", meaning: "the function's attempts at the new key's test (1 to 20)" },
+    Setting { var: "KEYTURN_TEST_BACKOFF_MS", flag: None, parameter: None, default: "1000", meaning: "the function's first wait between test attempts, in ms" },
+    Setting { var: "KEYTURN_TEST_MAX_BACKOFF_MS", flag: None, parameter: None, default: "8000", meaning: "the function's longest wait between test attempts, in ms" },
+    Setting { var: "IAM_USER_NAME", flag: None, parameter: None, default: "none", meaning: "the function's user for values and secrets that name none (hand-made setups)" },
+];
+
+/// The README's configuration table, from [`SETTINGS`].
+pub fn reference_table() -> String {
+    let mut out = String::from(
+        "| variable | CLI flag | deployment parameter | default | meaning |\n|---|---|---|---|---|\n",
+    );
+    for s in SETTINGS {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            s.var,
+            s.flag.map_or("-".into(), |f| format!("`{f}`")),
+            s.parameter.map_or("-".into(), |p| format!("`{p}`")),
+            s.default,
+            s.meaning
+        ));
+    }
+    out
+}
+
+/// `true` or `false` (unset or empty: `false`); anything else is an error naming the variable.
+fn boolean(get: &impl Fn(&str) -> Option<String>, var: &str) -> Result<bool, String> {
+    match get(var).as_deref().map(str::trim) {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(format!("{var}={v:?}: expected true or false")),
+    }
+}
+
+/// The rotation settings from the settings' values (`get(VAR)`), for the function (which reads
+/// its environment, and needs rotation enabled on a secret) and the CLI (which hands in its flags,
+/// each falling back to its variable) alike. Errors name the variable.
+pub fn rotation_settings(
+    get: impl Fn(&str) -> Option<String>,
+    require_rotation_enabled: bool,
+) -> Result<crate::RotationSettings, String> {
+    let default = crate::Backoff::default();
+    let number = |name: &str, default: u64| -> Result<u64, String> {
+        match get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{name}={v:?} is not a whole number")),
+        }
+    };
+    let attempts = number("KEYTURN_TEST_ATTEMPTS", u64::from(default.attempts))?;
+    if !(1..=20).contains(&attempts) {
+        return Err(format!(
+            "KEYTURN_TEST_ATTEMPTS={attempts} is out of range (1 to 20)"
+        ));
+    }
+    let scope = crate::rules::Scope::new(
+        &get("KEYTURN_SECRET_PREFIX").unwrap_or_else(|| crate::rules::DEFAULT_PREFIX.into()),
+        &get("KEYTURN_USER_PATH").unwrap_or_else(|| "/".into()),
+        list(get("KEYTURN_MASTER_SECRETS").as_deref()),
+    )
+    .map_err(|e| {
+        let (_, var) = e.setting();
+        format!("{var}: {e}")
+    })?;
+    let sinks = crate::rules::SinkPolicy {
+        ssm_prefix: ssm_prefix(get("KEYTURN_SSM_PREFIX").as_deref())
+            .map_err(|e| format!("KEYTURN_SSM_PREFIX: {e}"))?,
+        github_disabled: get("KEYTURN_GITHUB_TOKEN_SECRET").is_none_or(|t| t.trim().is_empty()),
+        github_owners: list(get("KEYTURN_GITHUB_OWNERS").as_deref()),
+        github_secret_names: list(get("KEYTURN_GITHUB_SECRET_NAMES").as_deref()),
+        ssm_kms_keys: list(get("KEYTURN_SSM_KMS_KEYS").as_deref()),
+    };
+    Ok(crate::RotationSettings {
+        scope,
+        events: boolean(&get, "KEYTURN_EVENTS")?,
+        sinks,
+        last_used_settle: last_used_settle(get(LAST_USED_SETTLE_VAR).as_deref())?,
+        require_rotation_enabled,
+        default_user: get("IAM_USER_NAME").filter(|u| !u.trim().is_empty()),
+        test_backoff: crate::Backoff {
+            attempts: attempts as u32,
+            initial: std::time::Duration::from_millis(number(
+                "KEYTURN_TEST_BACKOFF_MS",
+                default.initial.as_millis() as u64,
+            )?),
+            max: std::time::Duration::from_millis(number(
+                "KEYTURN_TEST_MAX_BACKOFF_MS",
+                default.max.as_millis() as u64,
+            )?),
+        },
+    })
+}
+
+/// The sweep's policy from the settings' values (`KEYTURN_GRACE_DAYS`, `KEYTURN_DELETE_AFTER_DAYS`,
+/// `KEYTURN_IN_USE`, `KEYTURN_REQUIRE_SWITCH`), for the function and the CLI alike.
+pub fn sweep_policy(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<crate::rules::SweepPolicy, String> {
+    let defaults = crate::rules::SweepPolicy::default();
+    let days = |name: &str, default: Duration| -> Result<Duration, String> {
+        match get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<u16>()
+                .map(|d| Duration::days(d.into()))
+                .map_err(|_| format!("{name}={v:?} is not a number of days (0 to 65535)")),
+        }
+    };
+    let in_use = match get("KEYTURN_IN_USE") {
+        None => defaults.in_use,
+        Some(v) => crate::rules::InUsePolicy::parse(&v)
+            .ok_or_else(|| format!("KEYTURN_IN_USE={v:?}: expected report or fail"))?,
+    };
+    Ok(crate::rules::SweepPolicy {
+        grace: days("KEYTURN_GRACE_DAYS", defaults.grace)?,
+        delete_after: days("KEYTURN_DELETE_AFTER_DAYS", defaults.delete_after)?,
+        in_use,
+        require_switch: boolean(&get, "KEYTURN_REQUIRE_SWITCH")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_s_configuration_table_is_generated_from_the_settings() {
+        let readme = include_str!("../../../README.md");
+        let start = "<!-- configuration table: generated from keyturn_core::config::SETTINGS -->\n";
+        let at = readme
+            .find(start)
+            .expect("the README has the table's marker")
+            + start.len();
+        let table = &readme[at..];
+        let end = table.find("\n\n").map_or(table.len(), |i| i + 1);
+        assert_eq!(
+            &table[..end],
+            reference_table(),
+            "regenerate the README's table from config::SETTINGS"
+        );
+    }
+
+    #[test]
+    fn every_variable_named_in_settings_is_read() {
+        // Each setting changes what rotation_settings or sweep_policy builds, or is refused when bad.
+        // KEYTURN_GITHUB_API is read into the GitHub adapter's settings, not these.
+        for s in SETTINGS.iter().filter(|s| s.var != "KEYTURN_GITHUB_API") {
+            let bad = |k: &str| (k == s.var).then(|| "!bad value!".to_string());
+            let built = (
+                rotation_settings(bad, true).map(|r| format!("{r:?}")),
+                sweep_policy(bad).map(|p| format!("{p:?}")),
+            );
+            let plain = (
+                rotation_settings(|_| None, true).map(|r| format!("{r:?}")),
+                sweep_policy(|_| None).map(|p| format!("{p:?}")),
+            );
+            assert_ne!(built, plain, "{} is not read", s.var);
+        }
+    }
 
     #[test]
     fn the_settle_window_parses_with_bounds() {

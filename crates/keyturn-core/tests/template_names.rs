@@ -75,3 +75,27 @@ fn every_template_parameter_a_message_names_exists() {
         "only {named} names found: the scan would be vacuous"
     );
 }
+
+#[test]
+fn every_setting_s_parameter_sets_its_variable_in_the_template() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let params = template_parameters(&root);
+    let text = std::fs::read_to_string(root.join("deploy/template.yaml")).expect("template");
+    for s in keyturn_core::config::SETTINGS {
+        let Some(param) = s.parameter else { continue };
+        assert!(
+            params.iter().any(|p| p == param),
+            "{param} ({}) is not a parameter",
+            s.var
+        );
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{}:", s.var)))
+            .unwrap_or_else(|| panic!("the function's environment does not set {}", s.var));
+        assert!(
+            line.contains(param),
+            "{} is set from {line:?}, not {param}",
+            s.var
+        );
+    }
+}

@@ -5,13 +5,13 @@
 //! the ports so it is tested against the in-memory model, and errors reach Lambda as a
 //! [`Diagnostic`] whose `errorType` names the failure (`KeyInUse`, `WrongIdentity`, ...).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use keyturn_core::ports::{Clock, Delivery, Iam, IdentityCheck, SecretStore};
 use keyturn_core::rotation::ManagedSecrets;
-use keyturn_core::rules::{self, InUsePolicy, SweepPolicy};
+use keyturn_core::rules::SweepPolicy;
 use keyturn_core::tags;
-use keyturn_core::{Backoff, RotationError, RotationEvent, RotationSettings, Rotator, StepReport};
+use keyturn_core::{RotationError, RotationEvent, RotationSettings, Rotator, StepReport};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 
@@ -159,39 +159,11 @@ where
     }
 }
 
-/// The sweep's defaults from `KEYTURN_GRACE_DAYS`, `KEYTURN_DELETE_AFTER_DAYS` (7 each),
-/// `KEYTURN_IN_USE` (`report` or `fail`) and `KEYTURN_REQUIRE_SWITCH` (`true` or `false`);
-/// secrets override them with tags.
+/// The sweep's defaults from the environment (`keyturn_core::config::sweep_policy`); secrets
+/// lengthen them with tags.
 pub fn sweep_policy_from_env(get: impl Fn(&str) -> Option<String>) -> Result<SweepPolicy, String> {
-    let defaults = SweepPolicy::default();
-    let days = |name: &str, default: time::Duration| -> Result<time::Duration, String> {
-        match get(name) {
-            None => Ok(default),
-            Some(v) => v.trim().parse::<u16>().map(|d| time::Duration::days(d.into())).map_err(|_| {
-                format!("environment variable {name}={v:?} is not a number of days; fix the function's configuration")
-            }),
-        }
-    };
-    let in_use = match get("KEYTURN_IN_USE") {
-        None => defaults.in_use,
-        Some(v) => InUsePolicy::parse(&v)
-            .ok_or_else(|| format!("KEYTURN_IN_USE={v:?}: expected report or fail"))?,
-    };
-    let require_switch = match get("KEYTURN_REQUIRE_SWITCH").as_deref().map(str::trim) {
-        None | Some("") | Some("false") => false,
-        Some("true") => true,
-        Some(v) => {
-            return Err(format!(
-                "KEYTURN_REQUIRE_SWITCH={v:?}: expected true or false"
-            ))
-        }
-    };
-    Ok(SweepPolicy {
-        grace: days("KEYTURN_GRACE_DAYS", defaults.grace)?,
-        delete_after: days("KEYTURN_DELETE_AFTER_DAYS", defaults.delete_after)?,
-        in_use,
-        require_switch,
-    })
+    keyturn_core::config::sweep_policy(get)
+        .map_err(|e| format!("{e}; fix the function's configuration"))
 }
 
 fn log_success(r: &StepReport, request_id: &str, duration_ms: u64) {
@@ -222,78 +194,12 @@ fn response(r: &StepReport) -> Value {
     })
 }
 
-/// Settings from the function's environment:
-/// `IAM_USER_NAME` (user for values and secrets that name none), `KEYTURN_TEST_ATTEMPTS`,
-/// `KEYTURN_TEST_BACKOFF_MS` and `KEYTURN_TEST_MAX_BACKOFF_MS` (the new-key test's backoff), and
-/// the scope: `KEYTURN_SECRET_PREFIX` (the deployment's SecretNamePrefix, default `keyturn/`),
-/// `KEYTURN_USER_PATH` (its UserPath, default `/`) and `KEYTURN_MASTER_SECRETS` (the secrets a
-/// `masterarn` may name, comma-separated names or ARNs; default none); `KEYTURN_EVENTS`
-/// (`true`: publish an EventBridge event per rotation and retirement); and where sinks may point,
-/// `KEYTURN_SSM_PREFIX` and `KEYTURN_GITHUB_OWNERS` (comma-separated; empty: any).
+/// Settings from the function's environment, parsed by `keyturn_core::config` as the CLI's are
+/// (the variables: `config::SETTINGS`, the README's configuration table).
 pub fn settings_from_env(get: impl Fn(&str) -> Option<String>) -> Result<RotationSettings, String> {
-    let default = Backoff::default();
-    let number = |name: &str, default: u64| -> Result<u64, String> {
-        match get(name) {
-            None => Ok(default),
-            Some(v) => v.trim().parse::<u64>().map_err(|_| {
-                format!("environment variable {name}={v:?} is not a whole number; fix the function's configuration")
-            }),
-        }
-    };
-    let attempts = number("KEYTURN_TEST_ATTEMPTS", u64::from(default.attempts))?;
-    if !(1..=20).contains(&attempts) {
-        return Err(format!(
-            "KEYTURN_TEST_ATTEMPTS={attempts} is out of range (1 to 20)"
-        ));
-    }
-    let scope = rules::Scope::new(
-        &get("KEYTURN_SECRET_PREFIX").unwrap_or_else(|| rules::DEFAULT_PREFIX.into()),
-        &get("KEYTURN_USER_PATH").unwrap_or_else(|| "/".into()),
-        get("KEYTURN_MASTER_SECRETS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::to_string)
-            .collect::<Vec<_>>(),
-    )
-    .map_err(|e| format!("{e}; fix the function's configuration"))?;
-    let events = match get("KEYTURN_EVENTS").as_deref().map(str::trim) {
-        None | Some("") | Some("false") => false,
-        Some("true") => true,
-        Some(v) => return Err(format!("KEYTURN_EVENTS={v:?}: expected true or false")),
-    };
-    let sinks = rules::SinkPolicy {
-        ssm_prefix: keyturn_core::config::ssm_prefix(get("KEYTURN_SSM_PREFIX").as_deref())
-            .map_err(|e| format!("KEYTURN_SSM_PREFIX: {e}; fix the function's configuration"))?,
-        github_disabled: get("KEYTURN_GITHUB_TOKEN_SECRET").is_none_or(|t| t.trim().is_empty()),
-        github_owners: keyturn_core::config::list(get("KEYTURN_GITHUB_OWNERS").as_deref()),
-        github_secret_names: keyturn_core::config::list(
-            get("KEYTURN_GITHUB_SECRET_NAMES").as_deref(),
-        ),
-        ssm_kms_keys: keyturn_core::config::list(get("KEYTURN_SSM_KMS_KEYS").as_deref()),
-    };
-    let last_used_settle = keyturn_core::config::last_used_settle(
-        get(keyturn_core::config::LAST_USED_SETTLE_VAR).as_deref(),
-    )
-    .map_err(|e| format!("{e}; fix the function's configuration"))?;
-    Ok(RotationSettings {
-        scope,
-        events,
-        sinks,
-        last_used_settle,
-        require_rotation_enabled: true,
-        default_user: get("IAM_USER_NAME").filter(|u| !u.trim().is_empty()),
-        test_backoff: Backoff {
-            attempts: attempts as u32,
-            initial: Duration::from_millis(number(
-                "KEYTURN_TEST_BACKOFF_MS",
-                default.initial.as_millis() as u64,
-            )?),
-            max: Duration::from_millis(number(
-                "KEYTURN_TEST_MAX_BACKOFF_MS",
-                default.max.as_millis() as u64,
-            )?),
-        },
-    })
+    // Secrets Manager calls the function: rotation must be enabled on the secret.
+    keyturn_core::config::rotation_settings(get, true)
+        .map_err(|e| format!("{e}; fix the function's configuration"))
 }
 
 /// GitHub's API base (`KEYTURN_GITHUB_API`) and the secret holding its token
@@ -337,6 +243,7 @@ mod tests {
     use super::*;
     use keyturn_core::fake::World;
     use keyturn_core::ports::AWSCURRENT;
+    use keyturn_core::rules;
     use keyturn_core::{SecretText, SecretValue, Step};
     use lambda_runtime::Context;
 

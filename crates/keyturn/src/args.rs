@@ -77,8 +77,8 @@ pub struct ScopeArgs {
 #[command(next_help_heading = "Delivery")]
 pub struct DeliveryArgs {
     /// Publish an EventBridge event (source keyturn, default bus) per rotation, rollback,
-    /// retirement and delivery, with key ids only.
-    #[arg(long, global = true, env = "KEYTURN_EVENTS")]
+    /// retirement and delivery, with key ids only (or KEYTURN_EVENTS=true).
+    #[arg(long, global = true)]
     pub events: bool,
     /// The Secrets Manager secret holding the GitHub token that github and github-org sinks use.
     #[arg(
@@ -372,8 +372,9 @@ pub struct SweepArgs {
     #[arg(long, env = "KEYTURN_IN_USE", default_value = "report")]
     pub in_use: String,
     /// Keep a previous key active past its grace period until the current key has been used since
-    /// the cut-over (tag keyturn:require-switch=true asks it per secret).
-    #[arg(long, env = "KEYTURN_REQUIRE_SWITCH")]
+    /// the cut-over (or KEYTURN_REQUIRE_SWITCH=true; tag keyturn:require-switch=true asks it
+    /// per secret).
+    #[arg(long)]
     pub require_switch: bool,
     /// How many secrets to sweep at once (1 to 256).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]

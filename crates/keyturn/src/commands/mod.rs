@@ -10,6 +10,7 @@ mod rotate;
 mod status;
 mod sweep;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -17,7 +18,6 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use keyturn_aws::{Aws, AwsRotator, GitHubSettings};
 use keyturn_core::audit::exempt::Exemptions;
 use keyturn_core::rotation::ManagedSecrets;
-use keyturn_core::rules;
 use keyturn_core::{tags, RotationSettings};
 
 use crate::accounts::Fleet;
@@ -32,33 +32,10 @@ pub async fn run(cli: Cli, output: Output) -> anyhow::Result<bool> {
         _ => Exemptions::default(),
     };
     let config = sdk_config(&cli.aws).await?;
-    let scope = rules::Scope::new(
-        &cli.scope.prefix,
-        &cli.scope.user_path,
-        cli.scope.master_secrets.clone(),
-    )
-    .map_err(|e| {
-        let (flag, env) = e.setting();
-        anyhow::anyhow!("{e}; fix {flag} (or {env}); nothing was run")
-    })?;
-    let last_used_settle =
-        keyturn_core::config::last_used_settle(cli.scope.last_used_settle_seconds.as_deref())
-            .map_err(|e| anyhow::anyhow!("{e}; nothing was run"))?;
-    let settings = RotationSettings {
-        require_rotation_enabled: false,
-        scope,
-        last_used_settle,
-        events: cli.delivery.events,
-        sinks: rules::SinkPolicy {
-            ssm_prefix: keyturn_core::config::ssm_prefix(cli.delivery.ssm_prefix.as_deref())
-                .map_err(|e| anyhow::anyhow!("--ssm-prefix: {e}; nothing was run"))?,
-            github_owners: trimmed(&cli.delivery.github_owners),
-            github_disabled: cli.delivery.github_token_secret.is_none(),
-            github_secret_names: trimmed(&cli.delivery.github_secret_names),
-            ssm_kms_keys: trimmed(&cli.delivery.ssm_kms_keys),
-        },
-        ..RotationSettings::default()
-    };
+    // The same parser as the function's, fed the flags (each already falling back to its variable).
+    let values = setting_values(&cli);
+    let settings = keyturn_core::config::rotation_settings(|k| values.get(k).cloned(), false)
+        .map_err(|e| anyhow::anyhow!("{}", cli_setting_error(&e)))?;
     let github = GitHubSettings {
         api_base: Some(cli.delivery.github_api.clone()),
         token_secret: cli.delivery.github_token_secret.clone(),
@@ -75,11 +52,13 @@ pub async fn run(cli: Cli, output: Output) -> anyhow::Result<bool> {
         }
         Command::Status(a) => status::run(&own(&config, &github, settings), a, output).await,
         Command::Sweep(a) => {
+            let policy = keyturn_core::config::sweep_policy(|k| values.get(k).cloned())
+                .map_err(|e| anyhow::anyhow!("{}", cli_setting_error(&e)))?;
             if !a.dry_run {
                 sweep::arm();
             }
             let fleet = Fleet::select(&config, &a.accounts, name, &github).await?;
-            sweep::run(&fleet, settings, a, output).await
+            sweep::run(&fleet, settings, policy, a, output).await
         }
         // Json, the one format it has (checked in main).
         Command::CredentialProcess(a) => {
@@ -102,8 +81,76 @@ pub async fn run(cli: Cli, output: Output) -> anyhow::Result<bool> {
 
 /// A repeatable or comma-separated flag's values, as the function reads the same variable
 /// (`keyturn_core::config::list`): trimmed, empty ones dropped.
-fn trimmed(values: &[String]) -> Vec<String> {
-    keyturn_core::config::list(Some(&values.join(",")))
+/// The CLI's settings keyed by their variables (`keyturn_core::config::SETTINGS`), as
+/// `config::rotation_settings` reads them: a flag's value, which clap took from the variable when
+/// the flag was not given; a switch (`--events`) given is `true`, else the variable's own value,
+/// so that `KEYTURN_EVENTS=yes` is refused here as it is by the function.
+pub(crate) fn setting_values(cli: &Cli) -> BTreeMap<&'static str, String> {
+    let mut v = BTreeMap::new();
+    v.insert("KEYTURN_SECRET_PREFIX", cli.scope.prefix.clone());
+    v.insert("KEYTURN_USER_PATH", cli.scope.user_path.clone());
+    v.insert("KEYTURN_MASTER_SECRETS", cli.scope.master_secrets.join(","));
+    v.insert("KEYTURN_SSM_KMS_KEYS", cli.delivery.ssm_kms_keys.join(","));
+    v.insert(
+        "KEYTURN_GITHUB_OWNERS",
+        cli.delivery.github_owners.join(","),
+    );
+    v.insert(
+        "KEYTURN_GITHUB_SECRET_NAMES",
+        cli.delivery.github_secret_names.join(","),
+    );
+    v.insert("KEYTURN_GITHUB_API", cli.delivery.github_api.clone());
+    let optional = [
+        (
+            keyturn_core::config::LAST_USED_SETTLE_VAR,
+            &cli.scope.last_used_settle_seconds,
+        ),
+        ("KEYTURN_SSM_PREFIX", &cli.delivery.ssm_prefix),
+        (
+            "KEYTURN_GITHUB_TOKEN_SECRET",
+            &cli.delivery.github_token_secret,
+        ),
+    ];
+    for (var, value) in optional {
+        if let Some(value) = value {
+            v.insert(var, value.clone());
+        }
+    }
+    switch(&mut v, "KEYTURN_EVENTS", cli.delivery.events);
+    if let Command::Sweep(a) = &cli.command {
+        v.insert("KEYTURN_GRACE_DAYS", a.grace_days.to_string());
+        v.insert("KEYTURN_DELETE_AFTER_DAYS", a.delete_after_days.to_string());
+        v.insert("KEYTURN_IN_USE", a.in_use.clone());
+        switch(&mut v, "KEYTURN_REQUIRE_SWITCH", a.require_switch);
+    }
+    v
+}
+
+/// A switch: `true` when its flag was given, else its variable's value as set.
+fn switch(v: &mut BTreeMap<&'static str, String>, var: &'static str, given: bool) {
+    let value = if given {
+        Some("true".to_string())
+    } else {
+        std::env::var(var).ok()
+    };
+    if let Some(value) = value {
+        v.insert(var, value);
+    }
+}
+
+/// A setting's error with the flag that sets it: `config` names the variable first.
+pub(crate) fn cli_setting_error(e: &str) -> String {
+    match keyturn_core::config::SETTINGS
+        .iter()
+        .find(|s| e.starts_with(s.var))
+    {
+        Some(keyturn_core::config::Setting {
+            var,
+            flag: Some(flag),
+            ..
+        }) => format!("{e}; fix {flag} (or {var}); nothing was run"),
+        _ => format!("{e}; nothing was run"),
+    }
 }
 
 /// The rotator for the caller's own account (the commands that act on one secret).
@@ -183,4 +230,98 @@ pub(crate) async fn targets(
         );
     }
     Ok(inside.into_iter().map(|i| i.name).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// The function reads these from its environment; the CLI is given the same as flags.
+    const VALUES: &[(&str, &str, &str)] = &[
+        ("KEYTURN_SECRET_PREFIX", "--prefix", "team/"),
+        ("KEYTURN_USER_PATH", "--user-path", "/apps/"),
+        (
+            "KEYTURN_MASTER_SECRETS",
+            "--master-secret",
+            "team/admin, other",
+        ),
+        ("KEYTURN_SSM_PREFIX", "--ssm-prefix", "none"),
+        ("KEYTURN_SSM_KMS_KEYS", "--ssm-kms-key", "alias/a,alias/b"),
+        ("KEYTURN_GITHUB_TOKEN_SECRET", "--github-token-secret", "gh"),
+        ("KEYTURN_GITHUB_OWNERS", "--github-owner", " acme , beta"),
+        (
+            "KEYTURN_GITHUB_SECRET_NAMES",
+            "--github-secret-name",
+            "X_ID",
+        ),
+        (
+            "KEYTURN_LAST_USED_SETTLE_SECONDS",
+            "--last-used-settle-seconds",
+            "600",
+        ),
+        ("KEYTURN_GRACE_DAYS", "--grace-days", "3"),
+        ("KEYTURN_DELETE_AFTER_DAYS", "--delete-after-days", "9"),
+        ("KEYTURN_IN_USE", "--in-use", "fail"),
+    ];
+
+    #[test]
+    fn the_cli_and_the_function_build_the_same_settings_from_the_same_values() {
+        let mut argv: Vec<String> = vec!["keyturn".into()];
+        for (_, flag, value) in VALUES {
+            argv.extend([format!("{flag}={value}")]);
+        }
+        argv.extend(["--events".into(), "sweep".into(), "--require-switch".into()]);
+        // Placed after the subcommand, the sweep's own flags.
+        let (global, sweep): (Vec<String>, Vec<String>) = argv.into_iter().partition(|a| {
+            !["--grace-days", "--delete-after-days", "--in-use"]
+                .iter()
+                .any(|f| a.starts_with(f))
+        });
+        let cli = Cli::try_parse_from(global.into_iter().chain(sweep)).expect("valid flags");
+        let from_cli = setting_values(&cli);
+        let env = |k: &str| {
+            VALUES
+                .iter()
+                .find(|(v, _, _)| *v == k)
+                .map(|(_, _, value)| value.to_string())
+                .or_else(|| {
+                    ["KEYTURN_EVENTS", "KEYTURN_REQUIRE_SWITCH"]
+                        .contains(&k)
+                        .then(|| "true".into())
+                })
+        };
+        let cli_settings =
+            keyturn_core::config::rotation_settings(|k| from_cli.get(k).cloned(), true)
+                .expect("valid");
+        let fn_settings = keyturn_core::config::rotation_settings(env, true).expect("valid");
+        assert_eq!(format!("{cli_settings:?}"), format!("{fn_settings:?}"));
+        assert_eq!(
+            format!(
+                "{:?}",
+                keyturn_core::config::sweep_policy(|k| from_cli.get(k).cloned())
+            ),
+            format!("{:?}", keyturn_core::config::sweep_policy(env))
+        );
+        // The values took effect (not two sets of defaults).
+        assert_eq!(cli_settings.scope.prefix(), "team/");
+        assert_eq!(cli_settings.sinks.github_owners, ["acme", "beta"]);
+        assert_eq!(cli_settings.sinks.ssm_prefix.as_deref(), Some(""));
+        assert!(cli_settings.events);
+    }
+
+    #[test]
+    fn a_bad_setting_names_its_flag_and_variable() {
+        let e = keyturn_core::config::rotation_settings(
+            |k| (k == "KEYTURN_SSM_PREFIX").then(|| "/apps".into()),
+            false,
+        )
+        .expect_err("no trailing slash");
+        let shown = cli_setting_error(&e);
+        assert!(
+            shown.contains("fix --ssm-prefix (or KEYTURN_SSM_PREFIX); nothing was run"),
+            "{shown}"
+        );
+    }
 }

@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
-use keyturn_core::rules::{InUsePolicy, SweepPolicy};
+use keyturn_core::rules::SweepPolicy;
 use keyturn_core::RotationSettings;
 use serde::Serialize;
 
@@ -111,20 +110,14 @@ pub fn arm() {
     }));
 }
 
+/// `policy`: the flags parsed by the function's parser (`commands::setting_values`).
 pub async fn run(
     fleet: &Fleet,
     settings: RotationSettings,
+    policy: SweepPolicy,
     a: SweepArgs,
     output: Output,
 ) -> anyhow::Result<bool> {
-    let in_use = InUsePolicy::parse(&a.in_use)
-        .with_context(|| format!("--in-use {:?}: expected report or fail", a.in_use))?;
-    let policy = SweepPolicy {
-        grace: time::Duration::days(a.grace_days.into()),
-        delete_after: time::Duration::days(a.delete_after_days.into()),
-        in_use,
-        require_switch: a.require_switch,
-    };
     let (named, dry_run, concurrency) = (a.secrets, a.dry_run, a.concurrency);
     let ran = fleet
         .run(move |reached| {
