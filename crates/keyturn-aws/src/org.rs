@@ -45,23 +45,6 @@ impl Organization {
         Self::new(Client::new(config))
     }
 
-    /// The organization's management account (DescribeOrganization).
-    pub async fn management_account(&self) -> ApiResult<String> {
-        let out = self
-            .client
-            .describe_organization()
-            .send()
-            .await
-            .map_err(from_sdk)?;
-        out.organization()
-            .and_then(|o| o.master_account_id())
-            .map(str::to_string)
-            .ok_or_else(|| ApiError::Other {
-                code: "MalformedResponse".into(),
-                message: "DescribeOrganization returned no management account".into(),
-            })
-    }
-
     /// Every account of the organization (ListAccounts, every page).
     pub async fn accounts(&self) -> ApiResult<Vec<OrgAccount>> {
         let mut pages = self.client.list_accounts().into_paginator().send();
