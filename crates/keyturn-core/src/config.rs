@@ -115,6 +115,22 @@ pub fn reference_table() -> String {
     out
 }
 
+/// A variable's value parsed as `T`, `None` when unset; an error names the variable and says what
+/// was `expected`.
+fn parsed<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &str,
+    expected: &str,
+) -> Result<Option<T>, String> {
+    get(var)
+        .map(|v| {
+            v.trim()
+                .parse::<T>()
+                .map_err(|_| format!("{var}={v:?} is not {expected}"))
+        })
+        .transpose()
+}
+
 /// `true` or `false` (unset or empty: `false`); anything else is an error naming the variable.
 fn boolean(get: &impl Fn(&str) -> Option<String>, var: &str) -> Result<bool, String> {
     match get(var).as_deref().map(str::trim) {
@@ -133,13 +149,7 @@ pub fn rotation_settings(
 ) -> Result<crate::RotationSettings, String> {
     let default = crate::Backoff::default();
     let number = |name: &str, default: u64| -> Result<u64, String> {
-        match get(name) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| format!("{name}={v:?} is not a whole number")),
-        }
+        Ok(parsed(&get, name, "a whole number")?.unwrap_or(default))
     };
     let attempts = number("KEYTURN_TEST_ATTEMPTS", u64::from(default.attempts))?;
     if !(1..=20).contains(&attempts) {
@@ -192,14 +202,8 @@ pub fn sweep_policy(
 ) -> Result<crate::rules::SweepPolicy, String> {
     let defaults = crate::rules::SweepPolicy::default();
     let days = |name: &str, default: Duration| -> Result<Duration, String> {
-        match get(name) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<u16>()
-                .map(|d| Duration::days(d.into()))
-                .map_err(|_| format!("{name}={v:?} is not a number of days (0 to 65535)")),
-        }
+        let days: Option<u16> = parsed(&get, name, "a number of days (0 to 65535)")?;
+        Ok(days.map_or(default, |d| Duration::days(d.into())))
     };
     let in_use = match get("KEYTURN_IN_USE") {
         None => defaults.in_use,

@@ -103,9 +103,9 @@ where
         Ok((read, CreatePlan::Create { retire }))
     }
 
-    /// IAM refused a third key although the plan saw a free slot: a key appeared meanwhile. A
-    /// young one no version holds is another run's, started at the same moment (the error says
-    /// so); anything else keeps IAM's own message.
+    /// IAM refused a third key although the plan saw a free slot: a key appeared meanwhile. One
+    /// the rules take for another run's (`rules::another_runs_key`) makes the error say so;
+    /// anything else keeps IAM's own message.
     async fn third_key_refused(
         &self,
         read: &Read<I::Keys>,
@@ -113,16 +113,12 @@ where
         why: String,
     ) -> RotationError {
         let user = read.state.user.name.as_str();
-        let appeared = read.keys_api.list(user).await.ok().and_then(|keys| {
-            keys.into_iter().find(|k| {
-                read.state.key(&k.id).is_none() && self.clock().now() - k.created < rules::YOUNG_KEY
-            })
-        });
-        match appeared {
+        let listed = read.keys_api.list(user).await.unwrap_or_default();
+        match rules::another_runs_key(&read.state, &listed, self.clock().now()) {
             Some(k) => RotationError::AnotherRun {
                 secret: secret.to_string(),
                 user: user.to_string(),
-                other_key: k.id,
+                other_key: k.id.clone(),
                 created: k.created,
             },
             None => user_call_failed(

@@ -37,7 +37,7 @@ pub use policy::{
 pub use problems::problems;
 pub use records::{recorded_cutover, Cutover, Deactivated};
 pub use retire::{
-    after_failed_store, cancel_plan, finish_must_recheck, free_slot, local_token,
+    after_failed_store, another_runs_key, cancel_plan, finish_must_recheck, free_slot, local_token,
     resumes_by_itself, sweep_plan, unanswered_creates, AfterFailedStore, CancelPlan, OrphanPolicy,
     RetireAction, RetireReason, Retirement, StoreCheck, SweepDecision, LOCAL_TOKEN_PREFIX,
     YOUNG_KEY,

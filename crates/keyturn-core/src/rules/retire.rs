@@ -18,7 +18,7 @@ use std::fmt;
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{describe_use, human, KeepReason, KeptKey, RotationError};
-use crate::ports::{KeyStatus, KeyUse};
+use crate::ports::{KeyInfo, KeyStatus, KeyUse};
 use crate::rules::policy::{own_test_from, used_since, InUsePolicy, SweepPolicy};
 use crate::rules::records::{self, Cutover, Deactivated};
 use crate::state::{KeyFacts, SecretState};
@@ -248,6 +248,19 @@ pub fn free_slot(
             kept: keep,
         }),
     }
+}
+
+/// IAM refused a new key although the plan saw a free slot: among the user's keys listed again,
+/// the one that appeared since the plan's list and is young enough to be another keyturn run's new
+/// key (the same [`YOUNG_KEY`] within which `free_slot` spares an unheld key as another run's).
+pub fn another_runs_key<'a>(
+    state: &SecretState,
+    listed: &'a [KeyInfo],
+    now: OffsetDateTime,
+) -> Option<&'a KeyInfo> {
+    listed
+        .iter()
+        .find(|k| state.key(&k.id).is_none() && now - k.created < YOUNG_KEY)
 }
 
 /// Until when the previous key's "not used since the cut-over" cannot be believed yet: IAM's
