@@ -2,7 +2,7 @@
 
 use aws_config::SdkConfig;
 use keyturn_core::ports::{ApiResult, Delivery, KeyEvent, SealingKey};
-use keyturn_core::rules::GitHubScope;
+use keyturn_core::sink::GitHubScope;
 use keyturn_core::SecretText;
 
 use crate::events::EventBus;

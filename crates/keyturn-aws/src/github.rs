@@ -18,7 +18,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use keyturn_core::ports::{ApiError, ApiResult, SealingKey, SecretStore, VersionRef};
-use keyturn_core::rules::GitHubScope;
+use keyturn_core::sink::GitHubScope;
 use keyturn_core::SecretText;
 use tokio::sync::OnceCell;
 

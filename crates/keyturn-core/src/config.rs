@@ -1,7 +1,11 @@
 //! Settings that the rotation function and the CLI both read, defined once: the variable's name,
 //! its default, its bounds and its meaning. Each is parsed here and nowhere else.
 
+use std::time::Duration as StdDuration;
+
 use time::Duration;
+
+use crate::rules::{Scope, SinkPolicy};
 
 /// `KEYTURN_LAST_USED_SETTLE_SECONDS`: how long after a cut-over the previous key counts as
 /// possibly in use. IAM's last-used record is not live: AWS documents that recent activity
@@ -146,8 +150,8 @@ fn boolean(get: &impl Fn(&str) -> Option<String>, var: &str) -> Result<bool, Str
 pub fn rotation_settings(
     get: impl Fn(&str) -> Option<String>,
     require_rotation_enabled: bool,
-) -> Result<crate::RotationSettings, String> {
-    let default = crate::Backoff::default();
+) -> Result<RotationSettings, String> {
+    let default = Backoff::default();
     let number = |name: &str, default: u64| -> Result<u64, String> {
         Ok(parsed(&get, name, "a whole number")?.unwrap_or(default))
     };
@@ -157,7 +161,7 @@ pub fn rotation_settings(
             "KEYTURN_TEST_ATTEMPTS={attempts} is out of range (1 to 20)"
         ));
     }
-    let scope = crate::rules::Scope::new(
+    let scope = Scope::new(
         &get("KEYTURN_SECRET_PREFIX").unwrap_or_else(|| crate::rules::DEFAULT_PREFIX.into()),
         &get("KEYTURN_USER_PATH").unwrap_or_else(|| "/".into()),
         list(get("KEYTURN_MASTER_SECRETS").as_deref()),
@@ -166,7 +170,7 @@ pub fn rotation_settings(
         let (_, var) = e.setting();
         format!("{var}: {e}")
     })?;
-    let sinks = crate::rules::SinkPolicy {
+    let sinks = SinkPolicy {
         ssm_prefix: ssm_prefix(get("KEYTURN_SSM_PREFIX").as_deref())
             .map_err(|e| format!("KEYTURN_SSM_PREFIX: {e}"))?,
         github_disabled: get("KEYTURN_GITHUB_TOKEN_SECRET").is_none_or(|t| t.trim().is_empty()),
@@ -174,14 +178,14 @@ pub fn rotation_settings(
         github_secret_names: list(get("KEYTURN_GITHUB_SECRET_NAMES").as_deref()),
         ssm_kms_keys: list(get("KEYTURN_SSM_KMS_KEYS").as_deref()),
     };
-    Ok(crate::RotationSettings {
+    Ok(RotationSettings {
         scope,
         events: boolean(&get, "KEYTURN_EVENTS")?,
         sinks,
         last_used_settle: last_used_settle(get(LAST_USED_SETTLE_VAR).as_deref())?,
         require_rotation_enabled,
         default_user: get("IAM_USER_NAME").filter(|u| !u.trim().is_empty()),
-        test_backoff: crate::Backoff {
+        test_backoff: Backoff {
             attempts: attempts as u32,
             initial: std::time::Duration::from_millis(number(
                 "KEYTURN_TEST_BACKOFF_MS",
@@ -216,6 +220,63 @@ pub fn sweep_policy(
         in_use,
         require_switch: boolean(&get, "KEYTURN_REQUIRE_SWITCH")?,
     })
+}
+
+/// How long to keep trying a new key (or re-reading a list that lags) before concluding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub attempts: u32,
+    pub initial: StdDuration,
+    pub max: StdDuration,
+}
+
+impl Default for Backoff {
+    /// 1 + 2 + 4 + 8 + 8 + 8 = 31 s of waiting over 7 attempts: IAM keys usually become valid
+    /// everywhere within a few seconds.
+    fn default() -> Self {
+        Self {
+            attempts: 7,
+            initial: StdDuration::from_secs(1),
+            max: StdDuration::from_secs(8),
+        }
+    }
+}
+
+/// Settings of a rotation, fixed for the life of the process.
+#[derive(Debug, Clone)]
+pub struct RotationSettings {
+    /// Refuse to run when rotation is not enabled on the secret (true when Secrets Manager calls
+    /// the function; the CLI plays Secrets Manager's part and does not need it).
+    pub require_rotation_enabled: bool,
+    /// The user for values that name none and secrets without a `keyturn:user` tag
+    /// (`IAM_USER_NAME`).
+    pub default_user: Option<String>,
+    /// The new key's test, and re-reads of lists that lag IAM's writes.
+    pub test_backoff: Backoff,
+    /// The prefix, user path and master allow-list (`rules::scope`).
+    pub scope: Scope,
+    /// Publish an EventBridge event per rotation, rollback, retirement and delivery
+    /// (`KEYTURN_EVENTS`).
+    pub events: bool,
+    /// Where sinks may point (`rules::sinks`).
+    pub sinks: SinkPolicy,
+    /// How long after a cut-over the previous key counts as possibly in use, because IAM's
+    /// last-used record may not show a use yet (`KEYTURN_LAST_USED_SETTLE_SECONDS`).
+    pub last_used_settle: Duration,
+}
+
+impl Default for RotationSettings {
+    fn default() -> Self {
+        Self {
+            require_rotation_enabled: false,
+            default_user: None,
+            test_backoff: Backoff::default(),
+            scope: Scope::default(),
+            events: false,
+            sinks: SinkPolicy::default(),
+            last_used_settle: DEFAULT_LAST_USED_SETTLE,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,8 +25,9 @@ pub enum KeepReason {
     UnmanagedAndUsed,
     /// Held by a version with a label keyturn does not manage.
     HeldByOtherLabel,
-    /// Held by no version, never used, made minutes ago: maybe another keyturn run's new key.
-    MaybeAnotherRun,
+    /// Held by no version, never used, made minutes ago: maybe another keyturn run's new key;
+    /// `keyturn rotate` takes it for an orphan from `until`.
+    MaybeAnotherRun { until: OffsetDateTime },
     /// It signs keyturn's own IAM calls (masterarn).
     Signer,
     /// Its last use could not be read.
@@ -56,7 +57,7 @@ impl std::fmt::Display for KeptKey {
                 self.key_id,
                 self.held_by.as_deref().unwrap_or("?")
             ),
-            KeepReason::MaybeAnotherRun => write!(
+            KeepReason::MaybeAnotherRun { .. } => write!(
                 f,
                 "{} was created at {}, is held by no version and was never used: taken for the new key of another keyturn run that has not stored it yet",
                 self.key_id,
@@ -188,12 +189,16 @@ pub enum RotationError {
         value: String,
     },
 
-    #[error("secret {secret}: a rotation is already in flight (version {token} is AWSPENDING, {}); to finish it now: keyturn rotate --resume {secret}; to undo it: keyturn rotate --cancel {secret}", in_flight_by(.token, .started))]
+    #[error("secret {secret}: a rotation is already in flight (version {token} is AWSPENDING, {}); to finish it now: keyturn rotate --resume {secret}; to undo it: keyturn rotate --cancel {secret}", in_flight_by(*.by_keyturn_rotate, .started, .resumes_by_itself_from))]
     RotationInFlight {
         secret: String,
         token: String,
         /// When its version was stored, where known.
         started: Option<OffsetDateTime>,
+        /// Its token is one `keyturn rotate` makes (`rules::local_token`).
+        by_keyturn_rotate: bool,
+        /// From when a plain `keyturn rotate` finishes it by itself (`rules::resumes_by_itself`).
+        resumes_by_itself_from: Option<OffsetDateTime>,
     },
 
     #[error("secret {secret}: another rotation of user {user}'s key started at the same moment: IAM refused a third key because {other_key} (created {}, held by no version yet) is the other run's new key; nothing was changed: let that run finish (keyturn status {secret} shows it)", human(*.created))]
@@ -387,7 +392,7 @@ fn no_room_advice(secret: &str, kept: &[KeptKey]) -> String {
         _ => None,
     });
     let young = kept.iter().filter_map(|k| match k.reason {
-        KeepReason::MaybeAnotherRun => Some(k.created + crate::rules::YOUNG_KEY),
+        KeepReason::MaybeAnotherRun { until } => Some(until),
         _ => None,
     });
     if let Some(from) = young.max().filter(|_| kept.len() == 1) {
@@ -497,15 +502,26 @@ impl RotationError {
 }
 
 /// Who started the rotation in flight, as far as its token and version tell.
-fn in_flight_by(token: &str, started: &Option<OffsetDateTime>) -> String {
-    let own = token.starts_with(crate::rules::LOCAL_TOKEN_PREFIX);
-    match (own, started) {
+fn in_flight_by(
+    by_keyturn_rotate: bool,
+    started: &Option<OffsetDateTime>,
+    resumes_from: &Option<OffsetDateTime>,
+) -> String {
+    match (by_keyturn_rotate, started) {
         (true, Some(at)) => format!(
-            "started by keyturn rotate at {}: that run may still be going; from {} keyturn rotate finishes it by itself",
+            "started by keyturn rotate at {}: that run may still be going{}",
             human(*at),
-            human(*at + crate::rules::YOUNG_KEY)
+            resumes_from
+                .map(|from| format!(
+                    "; from {} keyturn rotate finishes it by itself",
+                    human(from)
+                ))
+                .unwrap_or_default()
         ),
         (true, None) => "started by keyturn rotate".into(),
-        (false, _) => "not started by keyturn rotate: by Secrets Manager's rotation function or another tool".into(),
+        (false, _) => {
+            "not started by keyturn rotate: by Secrets Manager's rotation function or another tool"
+                .into()
+        }
     }
 }

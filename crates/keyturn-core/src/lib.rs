@@ -6,6 +6,8 @@
 //! - [`ports`]: the small async traits through which the core reaches Secrets Manager, IAM, STS
 //!   and the clock, and the domain view of AWS errors.
 //! - [`tags`]: every staging label and `keyturn:*` tag, defined once.
+//! - [`user`]: the IAM user a secret's key belongs to.
+//! - [`sink`]: the sinks `keyturn:sink:*` tags declare, and their one parser.
 //! - [`state`]: the facts about one secret and its user ([`state::SecretState`]), and their one
 //!   reader.
 //! - [`rules`]: the rule book, pure: whose key it is, which key may be retired and why, policy.
@@ -31,8 +33,10 @@ pub mod ports;
 pub mod rotation;
 pub mod rules;
 pub mod secret;
+pub mod sink;
 pub mod state;
 pub mod tags;
+pub mod user;
 
 #[cfg(feature = "fake")]
 pub mod fake;

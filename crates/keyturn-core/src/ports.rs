@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::rules::sinks::GitHubScope;
 use crate::secret::{AccessKey, SecretText};
+use crate::sink::GitHubScope;
 
 pub use crate::tags::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 

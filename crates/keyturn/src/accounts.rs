@@ -9,10 +9,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use aws_config::SdkConfig;
 use keyturn_aws::{AssumedRole, Aws, GitHubSettings, Organization, Sts};
-use serde::Serialize;
 
 use crate::args::AccountArgs;
-use crate::render::bulk;
+use crate::render::{bulk, InAccount};
 
 /// One account a command runs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,17 +64,6 @@ impl Reached {
     pub fn aws(&self) -> Aws {
         Aws::from_config(&self.config, &self.github)
     }
-}
-
-/// A command's row in the account it came from: `account` and `accountName` before the row's
-/// own fields in JSON and CSV.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InAccount<R> {
-    pub account: String,
-    pub account_name: Option<String>,
-    #[serde(flatten)]
-    pub row: R,
 }
 
 /// A row a command prints for an account it could not work in.

@@ -8,6 +8,7 @@ mod commands;
 mod interrupt;
 mod render;
 mod safe;
+mod setup;
 
 use std::process::ExitCode;
 

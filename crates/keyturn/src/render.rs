@@ -8,9 +8,19 @@ use comfy_table::{presets, ContentArrangement, Table};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::accounts::InAccount;
 use crate::args::Output;
 use crate::safe::term;
+
+/// A command's row in the account it came from: `account` and `accountName` before the row's
+/// own fields in JSON and CSV.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InAccount<R> {
+    pub account: String,
+    pub account_name: Option<String>,
+    #[serde(flatten)]
+    pub row: R,
+}
 
 /// A row of a list command: its JSON shape comes from `Serialize`; its table and CSV columns
 /// from `COLUMNS` (heading, JSON field).

@@ -20,7 +20,7 @@
 use serde::Deserialize;
 use time::{Date, Duration};
 
-use super::{AuditEntry, Finding};
+use super::{Applied, AuditEntry, Finding};
 
 /// The longest an exemption may run from today: reviewed at least once a year.
 pub const LONGEST: Duration = Duration::days(365);
@@ -279,16 +279,6 @@ impl AccountExemptions {
     pub fn holding(&self, user: &str, day: Date) -> Option<&Exemption> {
         self.find(user).filter(|x| x.holds_on(day))
     }
-}
-
-/// An exemption as it applies to one key on the audit's date.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Applied {
-    pub reason: String,
-    pub owner: String,
-    pub until: Date,
-    /// Whether it holds on the audit's date (else it expired and the key is judged as usual).
-    pub holds: bool,
 }
 
 /// Marks each entry of the account that an exemption covers, judged on `day` (the `--as-of`

@@ -133,6 +133,16 @@ pub struct AuditPolicy {
     pub grace: Duration,
 }
 
+/// An exemption (`exempt`) as it applies to one key on the audit's date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub reason: String,
+    pub owner: String,
+    pub until: time::Date,
+    /// Whether it holds on the audit's date (else it expired and the key is judged as usual).
+    pub holds: bool,
+}
+
 /// One active key, judged (or a managed secret's AWSCURRENT key that IAM no longer has, with no
 /// slot).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +160,7 @@ pub struct AuditEntry {
     /// Every finding that applies, most serious first (`[Ok]` when none does), exemption or not.
     pub findings: Vec<Finding>,
     /// The exemption that covers the key ([`exempt::apply`]), holding or expired.
-    pub exemption: Option<exempt::Applied>,
+    pub exemption: Option<Applied>,
     /// For a managed secret's AWSCURRENT key with a recorded cut-over: whether it has been used
     /// since (the evidence that consumers switched; `rules::used_since`).
     pub used_since_cutover: Option<bool>,

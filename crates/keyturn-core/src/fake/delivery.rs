@@ -3,8 +3,8 @@
 //! events. A destination can be made to refuse writes.
 
 use crate::ports::{ApiError, ApiResult, Delivery, KeyEvent, SealingKey};
-use crate::rules::GitHubScope;
 use crate::secret::SecretText;
+use crate::sink::GitHubScope;
 
 use super::World;
 

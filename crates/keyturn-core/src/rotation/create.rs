@@ -1,6 +1,7 @@
 //! createSecret: check whose key the secret holds, make room if the rules allow, create a key,
 //! store it as the token's AWSPENDING version.
 
+use super::read::Read;
 use crate::error::RotationError;
 use crate::event::Step;
 use crate::ports::{
@@ -8,7 +9,7 @@ use crate::ports::{
 };
 use crate::rules::{self, AfterFailedStore, OrphanPolicy, Retirement, StoreCheck};
 use crate::secret::SecretValue;
-use crate::state::{Held, LastUse, Needs, Read};
+use crate::state::{Held, LastUse, Needs};
 use crate::tags::{AWSCURRENT, AWSPENDING};
 
 use super::{user_call_failed, Action, Opened, Rotator, StepReport};

@@ -5,14 +5,16 @@
 //! AWSCURRENT on the old key (both keys are valid) and the retry delivers again; rewriting the same
 //! value is harmless. The event follows the move, so that a consumer acting on it reads the new key.
 
+use super::read::Read;
 use crate::error::RotationError;
 use crate::ports::{
     AccessKeys, ApiError, Clock, Delivery, Iam, IdentityCheck, KeyEvent, KeyStatus, SecretInfo,
     SecretStore, VersionRef,
 };
-use crate::rules::{self, Sink, SinkKind};
+use crate::rules;
 use crate::secret::{SecretText, SecretValue};
-use crate::state::{Needs, Read};
+use crate::sink::{Sink, SinkKind};
+use crate::state::Needs;
 use crate::tags::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 
 use super::{aws, Rotator};

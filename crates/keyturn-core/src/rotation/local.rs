@@ -9,12 +9,13 @@
 //! another run's and left alone. A run that fails before storing its key deletes it again, so it
 //! leaves nothing that blocks its retry.
 
+use super::read::Read;
 use crate::audit::exempt::AccountExemptions;
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
 use crate::ports::{Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef};
 use crate::rules::{self, CancelPlan, OrphanPolicy, RetireReason, Retirement, YOUNG_KEY};
-use crate::state::{in_flight, LastUse, Needs, Read};
+use crate::state::{in_flight, LastUse, Needs};
 use crate::tags::{self, AWSCURRENT, AWSPENDING};
 
 use super::create::CreatePlan;
@@ -170,11 +171,7 @@ where
                     None
                 };
                 if !rules::resumes_by_itself(&token, started, self.clock().now()) {
-                    return Err(RotationError::RotationInFlight {
-                        secret: info.name,
-                        token,
-                        started,
-                    });
+                    return Err(rules::in_flight(&info.name, &token, started));
                 }
                 let mut report = self
                     .drive(

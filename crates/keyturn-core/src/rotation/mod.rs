@@ -6,14 +6,12 @@
 //! running it again after a failure or a crash at any point never creates a second new key, loses
 //! a key, or changes what AWSCURRENT holds. What a step decides, the rules (`rules`) decide.
 
-use std::time::Duration;
-
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
 use crate::ports::{
     ApiError, Clock, Delivery, Iam, IdentityCheck, Nowhere, SecretInfo, SecretStore, VersionRef,
 };
-use crate::rules::{self, OrphanPolicy, Retirement, Scope, SinkPolicy};
+use crate::rules::{self, OrphanPolicy, Retirement};
 use crate::secret::SecretValue;
 use crate::state::in_flight;
 use crate::tags::{self, AWSCURRENT, AWSPENDING};
@@ -21,70 +19,17 @@ use crate::tags::{self, AWSCURRENT, AWSPENDING};
 mod create;
 pub mod deliver;
 pub mod local;
+pub mod read;
 pub mod retire;
 mod steps;
 mod sweep;
 
 pub use deliver::{DeliveryReport, RollbackReport};
 pub use local::{LocalMode, LocalOutcome, LocalReport, LocalRequest};
+pub use read::Read;
 pub use sweep::{SweepOutcome, SweepReport};
 
-/// How long to keep trying a new key (or re-reading a list that lags) before concluding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub attempts: u32,
-    pub initial: Duration,
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    /// 1 + 2 + 4 + 8 + 8 + 8 = 31 s of waiting over 7 attempts: IAM keys usually become valid
-    /// everywhere within a few seconds.
-    fn default() -> Self {
-        Self {
-            attempts: 7,
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(8),
-        }
-    }
-}
-
-/// Settings of a rotation, fixed for the life of the process.
-#[derive(Debug, Clone)]
-pub struct RotationSettings {
-    /// Refuse to run when rotation is not enabled on the secret (true when Secrets Manager calls
-    /// the function; the CLI plays Secrets Manager's part and does not need it).
-    pub require_rotation_enabled: bool,
-    /// The user for values that name none and secrets without a `keyturn:user` tag
-    /// (`IAM_USER_NAME`).
-    pub default_user: Option<String>,
-    /// The new key's test, and re-reads of lists that lag IAM's writes.
-    pub test_backoff: Backoff,
-    /// The prefix, user path and master allow-list (`rules::scope`).
-    pub scope: Scope,
-    /// Publish an EventBridge event per rotation, rollback, retirement and delivery
-    /// (`KEYTURN_EVENTS`).
-    pub events: bool,
-    /// Where sinks may point (`rules::sinks`).
-    pub sinks: SinkPolicy,
-    /// How long after a cut-over the previous key counts as possibly in use, because IAM's
-    /// last-used record may not show a use yet (`KEYTURN_LAST_USED_SETTLE_SECONDS`).
-    pub last_used_settle: time::Duration,
-}
-
-impl Default for RotationSettings {
-    fn default() -> Self {
-        Self {
-            require_rotation_enabled: false,
-            default_user: None,
-            test_backoff: Backoff::default(),
-            scope: Scope::default(),
-            events: false,
-            sinks: SinkPolicy::default(),
-            last_used_settle: crate::config::DEFAULT_LAST_USED_SETTLE,
-        }
-    }
-}
+pub use crate::config::{Backoff, RotationSettings};
 
 /// What a step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,8 +250,8 @@ where
     pub async fn other_sinks(
         &self,
         info: &SecretInfo,
-        ours: &[rules::Sink],
-    ) -> Result<Vec<(String, Vec<rules::Sink>)>, RotationError> {
+        ours: &[crate::sink::Sink],
+    ) -> Result<Vec<(String, Vec<crate::sink::Sink>)>, RotationError> {
         if ours.is_empty() {
             return Ok(Vec::new());
         }
@@ -327,7 +272,10 @@ where
     }
 
     /// The secret's sinks as the deployment allows them, none shared with another managed secret.
-    pub async fn own_sinks(&self, info: &SecretInfo) -> Result<Vec<rules::Sink>, RotationError> {
+    pub async fn own_sinks(
+        &self,
+        info: &SecretInfo,
+    ) -> Result<Vec<crate::sink::Sink>, RotationError> {
         let sinks = rules::sinks(info, &self.settings.sinks)?;
         let others = self.other_sinks(info, &sinks).await?;
         rules::check_unshared(&info.name, &sinks, &others)?;
@@ -357,11 +305,11 @@ where
             None if driver != Driver::SecretsManager && event.step == Step::Create => {
                 if let Some(other) = in_flight(&info) {
                     // Another run started it between this run's first look and now.
-                    return Err(RotationError::RotationInFlight {
-                        secret: info.name.clone(),
-                        token: other.to_string(),
-                        started: Some(self.clock().now()),
-                    });
+                    return Err(rules::in_flight(
+                        &info.name,
+                        other,
+                        Some(self.clock().now()),
+                    ));
                 }
                 &new_version
             }

@@ -7,9 +7,10 @@ use crate::event::Step;
 use crate::ports::{
     ApiError, Clock, Delivery, Iam, IdentityCheck, KeyEvent, SecretStore, StoredValue, VersionRef,
 };
-use crate::rules::{self, SecretUser};
+use crate::rules;
 use crate::secret::{SecretText, SecretValue};
 use crate::tags::{self, AWSCURRENT, AWSPENDING};
+use crate::user::SecretUser;
 
 use super::deliver::{event, Parcel};
 use super::{aws, Action, Opened, Rotator, StepReport};

@@ -5,12 +5,13 @@
 
 use time::OffsetDateTime;
 
+use super::read::Read;
 use crate::error::{describe_use, human, RotationError};
 use crate::ports::{
     AccessKeys, Clock, Delivery, Iam, IdentityCheck, KeyEvent, KeyStatus, KeyUse, SecretStore,
 };
 use crate::rules::{RetireAction, SweepDecision, SweepPolicy};
-use crate::state::{in_flight, LastUse, Needs, Read};
+use crate::state::{in_flight, LastUse, Needs};
 use crate::tags::AWSPREVIOUS;
 
 use super::deliver::event;

@@ -29,6 +29,7 @@ use crate::error::RotationError;
 use crate::ports::Identity;
 use crate::state::SecretState;
 use crate::tags;
+use crate::user::{SecretUser, UserSource};
 
 pub use policy::{
     is_due, previous_key_to_record, recorded_keys, rotation_days, switch_evidence, used_since,
@@ -37,32 +38,14 @@ pub use policy::{
 pub use problems::problems;
 pub use records::{recorded_cutover, Cutover, Deactivated};
 pub use retire::{
-    after_failed_store, another_runs_key, cancel_plan, finish_must_recheck, free_slot, local_token,
-    resumes_by_itself, sweep_plan, unanswered_creates, AfterFailedStore, CancelPlan, OrphanPolicy,
-    RetireAction, RetireReason, Retirement, StoreCheck, SweepDecision, LOCAL_TOKEN_PREFIX,
-    YOUNG_KEY,
+    after_failed_store, another_runs_key, cancel_plan, finish_must_recheck, free_slot, in_flight,
+    local_token, resumes_by_itself, sweep_plan, unanswered_creates, AfterFailedStore, CancelPlan,
+    OrphanPolicy, RetireAction, RetireReason, Retirement, StoreCheck, SweepDecision,
+    LOCAL_TOKEN_PREFIX, YOUNG_KEY,
 };
 pub use rollback::{rollback_plan, RollbackPlan};
 pub use scope::{Scope, ScopeError, DEFAULT_PREFIX};
-pub use sinks::{check_unshared, sinks, GitHubScope, Sink, SinkKind, SinkPolicy};
-
-/// Where the secret's user name came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserSource {
-    /// The value's own user field (`UserName`, `username`).
-    Value,
-    /// The secret's `keyturn:user` tag (or, for `enroll --adopt`, `--user`).
-    Tag,
-    /// The deployment's default (`IAM_USER_NAME`).
-    Default,
-}
-
-/// The IAM user a secret's key belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretUser {
-    pub name: String,
-    pub source: UserSource,
-}
+pub use sinks::{check_unshared, sinks, SinkPolicy};
 
 /// The user of a secret: the value's user field, else the `keyturn:user` tag, else the default.
 /// A value and a tag that name different users are an error: which one is meant cannot be told,

@@ -97,7 +97,7 @@ pub fn switch_evidence(state: &crate::state::SecretState) -> Option<SwitchEviden
     let current = state.current_key()?;
     let previous = state.key_of(AWSPREVIOUS).filter(|p| *p != current)?;
     let current_facts = state.key(current)?;
-    let cut = state.cutover();
+    let cut = crate::rules::records::cutover(state);
     let switched = switched(current_facts.last_use.as_ref(), &cut);
     Some(SwitchEvidence {
         cutover: cut.latest,

@@ -60,7 +60,7 @@ pub fn problems(state: &SecretState) -> Vec<String> {
             )
         });
     }
-    let cut = state.cutover();
+    let cut = crate::rules::records::cutover(state);
     if let Some(doubt) = &cut.doubt {
         out.push(format!("the cut-over record is not believed: {doubt}"));
     }

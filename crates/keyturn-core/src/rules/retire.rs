@@ -48,7 +48,29 @@ pub fn resumes_by_itself(
     version_created: Option<OffsetDateTime>,
     now: OffsetDateTime,
 ) -> bool {
-    token.starts_with(LOCAL_TOKEN_PREFIX) && version_created.is_some_and(|c| now - c >= YOUNG_KEY)
+    resumes_by_itself_from(token, version_created).is_some_and(|from| now >= from)
+}
+
+/// From when [`resumes_by_itself`] holds: for `keyturn rotate`'s own tokens, [`YOUNG_KEY`] after
+/// the version was stored.
+pub fn resumes_by_itself_from(
+    token: &str,
+    version_created: Option<OffsetDateTime>,
+) -> Option<OffsetDateTime> {
+    version_created
+        .filter(|_| token.starts_with(LOCAL_TOKEN_PREFIX))
+        .map(|created| created + YOUNG_KEY)
+}
+
+/// The refusal of a rotation while `token`'s (stored at `started`, where known) is in flight.
+pub fn in_flight(secret: &str, token: &str, started: Option<OffsetDateTime>) -> RotationError {
+    RotationError::RotationInFlight {
+        secret: secret.to_string(),
+        token: token.to_string(),
+        started,
+        by_keyturn_rotate: token.starts_with(LOCAL_TOKEN_PREFIX),
+        resumes_by_itself_from: resumes_by_itself_from(token, started),
+    }
 }
 
 /// What happens to the key.
@@ -198,7 +220,7 @@ pub fn free_slot(
         });
     }
     let current = state.current_key();
-    let cut = state.cutover();
+    let cut = crate::rules::records::cutover(state);
     let user = state.user.name.as_str();
     let (mut orphan, mut previous, mut keep) = (None, None, Vec::new());
     for key in state.keys.iter().filter(|k| Some(k.id.as_str()) != current) {
@@ -232,7 +254,13 @@ pub fn free_slot(
         } else if last_use.last_used.is_some() {
             keep.push(kept(key, None, KeepReason::UnmanagedAndUsed));
         } else if orphans == OrphanPolicy::SpareYoungKeys && state.now - key.created < YOUNG_KEY {
-            keep.push(kept(key, None, KeepReason::MaybeAnotherRun));
+            keep.push(kept(
+                key,
+                None,
+                KeepReason::MaybeAnotherRun {
+                    until: key.created + YOUNG_KEY,
+                },
+            ));
         } else {
             let reason = RetireReason::Orphan {
                 created: key.created,
@@ -489,7 +517,7 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
         return blocked("its last use could not be read".into());
     };
     let now = state.now;
-    let cut = state.cutover();
+    let cut = crate::rules::records::cutover(state);
     let user = state.user.name.as_str();
     let took_over = cut.latest.unwrap_or(now);
     match key.status {

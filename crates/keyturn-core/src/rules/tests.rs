@@ -363,7 +363,9 @@ fn making_room_deletes_only_an_unused_previous_key_or_an_old_unused_orphan() {
             "young orphan, a keyturn rotate",
             state(None, vec![key("ORPH", young, never()), current()]),
             spare,
-            Err(vec![MaybeAnotherRun]),
+            Err(vec![MaybeAnotherRun {
+                until: young + YOUNG_KEY,
+            }]),
         ),
         (
             "young orphan, Secrets Manager's retry or --resume",

@@ -1,17 +1,13 @@
-//! What keyturn knows about one secret and its user, read once ([`SecretState`]), and the one
-//! reader that builds it. The rules (`rules`) decide over it; createSecret, cancel, the sweep,
-//! `status` and the dry run all read through [`Rotator::read_state`].
-
-mod read;
+//! What keyturn knows about one secret and its user, read once ([`SecretState`]): facts only. The
+//! one reader that builds it is the first operation of every use case
+//! (`Rotator::read_state`, in `rotation::read`); the rules (`rules`) decide over it.
 
 use time::{Duration, OffsetDateTime};
 
 use crate::ports::{KeyStatus, KeyUse, SecretInfo};
-use crate::rules::{self, SecretUser};
 use crate::secret::ShapeError;
 use crate::tags::{AWSCURRENT, AWSPENDING};
-
-pub use read::Read;
+use crate::user::SecretUser;
 
 /// One of the user's keys as IAM lists it, with its last use when that was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,11 +107,6 @@ impl SecretState {
 
     pub fn key(&self, id: &str) -> Option<&KeyFacts> {
         self.keys.iter().find(|k| k.id == id)
-    }
-
-    /// When AWSCURRENT took over, bounded by AWS's own records (`rules::records`).
-    pub fn cutover(&self) -> rules::records::Cutover {
-        rules::records::cutover(self)
     }
 
     /// (labels, reason) of every version whose value cannot be read.

@@ -8,11 +8,12 @@ use keyturn_core::rotation::{LocalMode, LocalRequest};
 use keyturn_core::RotationSettings;
 use serde::Serialize;
 
-use super::targets;
-use crate::accounts::{AccountFailure, Fleet, InAccount};
+use crate::accounts::{AccountFailure, Fleet};
 use crate::args::{Output, RotateArgs};
 use crate::interrupt::{self, Interrupted};
+use crate::render::InAccount;
 use crate::render::{bulk, print_rows, Row};
+use crate::setup::targets;
 
 /// One secret's line of `keyturn rotate`.
 #[derive(Debug, Serialize)]

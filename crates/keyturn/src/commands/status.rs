@@ -111,7 +111,7 @@ fn previous_settling(state: &SecretState) -> Option<time::OffsetDateTime> {
     state
         .key_of(tags::AWSPREVIOUS)
         .filter(|p| Some(*p) != state.current_key())
-        .and_then(|_| rules::retire::settling(state, &state.cutover()))
+        .and_then(|_| rules::retire::settling(state, &rules::records::cutover(state)))
 }
 
 fn report(

@@ -6,11 +6,11 @@ use keyturn_core::rules::SweepPolicy;
 use keyturn_core::RotationSettings;
 use serde::Serialize;
 
-use super::targets;
 use crate::accounts::{AccountFailure, Fleet};
 use crate::args::{Output, SweepArgs};
 use crate::interrupt::{self, Interrupted};
 use crate::render::{bulk, print_rows, Row};
+use crate::setup::targets;
 
 /// One secret's line of `keyturn sweep`.
 #[derive(Debug, Serialize)]

@@ -7,8 +7,8 @@ use keyturn_core::audit::{AuditPolicy, Finding};
 use keyturn_core::error::rfc3339;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use super::AuditRow;
-use crate::accounts::InAccount;
+use super::row::AuditRow;
+use crate::render::InAccount;
 
 const STYLE: &str = "
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }

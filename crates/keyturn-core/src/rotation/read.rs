@@ -2,16 +2,16 @@
 
 use std::collections::BTreeSet;
 
+use super::{aws, user_call_failed, Rotator};
 use crate::error::RotationError;
 use crate::ports::{
     AccessKeys, Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef,
 };
-use crate::rotation::{aws, user_call_failed, Rotator};
 use crate::rules::{self, policy::current_is_recent, Scope};
 use crate::secret::{AccessKey, SecretValue};
 use crate::tags::{self, AWSCURRENT, AWSPENDING};
 
-use super::{Held, Holding, KeyFacts, LastUse, Needs, SecretState};
+use crate::state::{Held, Holding, KeyFacts, LastUse, Needs, SecretState};
 
 /// A state read, with the values and the IAM identity the step goes on with.
 pub struct Read<K> {
