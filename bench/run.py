@@ -41,6 +41,8 @@ from harness import Function, Moto, RuntimeApi, base_env  # noqa: E402
 from test_rotation_function import STEPS, start_rotation, unique  # noqa: E402
 
 RELEASE = ROOT / "target" / "release"
+# `--before BIN`: an earlier build of keyturn-rotation, measured beside this one in the same run.
+BEFORE: Path | None = None
 
 
 def new_secret(moto, prefix="bench", managed=False, iam=None, sm=None, recorded=False):
@@ -69,6 +71,8 @@ class Runner(Function):
     def __init__(self, kind: str, env: dict, log: Path):
         if kind == "keyturn":
             command, cwd = RELEASE / "keyturn-rotation", None
+        elif kind == "before":
+            command, cwd = BEFORE, None
         else:
             reference = ROOT / "bench" / "reference"
             env = dict(env, LAMBDA_TASK_ROOT=str(reference), PYTHONPATH=str(reference))
@@ -98,19 +102,22 @@ class Runner(Function):
 def function_bench(moto, env, rounds: int, warm: int, logs: Path) -> dict:
     """Cold start: spawn to the fourth step's answer, for a first rotation. Warm: the four steps of
     a further first rotation on the same process. Alternates keyturn and the reference."""
-    out = {k: {"cold_ms": [], "warm_ms": [], "peak_rss_kib": []} for k in ("keyturn", "python")}
+    kinds = ("keyturn", "python") + (("before",) if BEFORE else ())
+    out = {k: {"cold_ms": [], "warm_ms": [], "second_ms": [], "peak_rss_kib": []} for k in kinds}
     for r in range(rounds):
-        for kind in ("keyturn", "python") if r % 2 == 0 else ("python", "keyturn"):
+        for kind in kinds if r % 2 == 0 else tuple(reversed(kinds)):
             secrets = [new_secret(moto) for _ in range(warm + 1)]
             tokens = [start_rotation(moto, name) for _, name in secrets]
             runner = Runner(kind, env, logs / f"{kind}-{r}.log")
             try:
                 runner.rotate(secrets[0][1], tokens[0])
                 out[kind]["cold_ms"].append((time.perf_counter() - runner.started) * 1e3)
-                for (_, name), token in zip(secrets[1:], tokens[1:]):
+                for i, ((_, name), token) in enumerate(zip(secrets[1:], tokens[1:])):
                     t0 = time.perf_counter()
                     runner.rotate(name, token)
                     out[kind]["warm_ms"].append((time.perf_counter() - t0) * 1e3)
+                    if i == 0:  # the process's second rotation
+                        out[kind]["second_ms"].append(out[kind]["warm_ms"][-1])
                 out[kind]["peak_rss_kib"].append(runner.peak_rss_kib())
             finally:
                 runner.close()
@@ -119,6 +126,7 @@ def function_bench(moto, env, rounds: int, warm: int, logs: Path) -> dict:
         summary[kind] = {
             "cold_ms_median": round(statistics.median(m["cold_ms"]), 1),
             "warm_ms_median": round(statistics.median(m["warm_ms"]), 1),
+            "second_rotation_ms_median": round(statistics.median(m["second_ms"]), 1),
             "peak_rss_mib_max": round(max(m["peak_rss_kib"]) / 1024, 1),
             "samples": {"cold": len(m["cold_ms"]), "warm": len(m["warm_ms"])},
         }
@@ -435,7 +443,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a small run of every part (a smoke test)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     ap.add_argument("--org-only", action="store_true", help="only the organization audit (part 6), merged into --out")
+    ap.add_argument("--function-only", action="store_true", help="only the function's cold start, warm rotation and RSS (part 1), merged into --out")
+    ap.add_argument("--before", type=Path, help="an earlier keyturn-rotation binary, measured beside this build in part 1")
     a = ap.parse_args()
+    global BEFORE
+    BEFORE = a.before
     org_size = (5, 8, 2, [1, 8]) if a.quick else (50, 40, 10, [1, 8, 32])
     rounds, warm, secrets, conc, audit_sizes = (6, 10, 1000, [1, 4, 16, 64], [1000, 10000, 100000])
     if a.quick:
@@ -454,6 +466,18 @@ def main() -> None:
         results["org"]["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         Path(a.out).write_text(json.dumps(results, indent=1) + "\n")
         print(json.dumps(results["org"], indent=1))
+        return
+    if a.function_only:
+        results = json.loads(Path(a.out).read_text()) if Path(a.out).exists() else {}
+        moto = Moto(logs)
+        try:
+            env = base_env(moto.endpoint, *moto.admin)
+            results["function"] = function_bench(moto, env, rounds, warm, logs)
+            results["function"]["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        finally:
+            moto.close()
+        Path(a.out).write_text(json.dumps(results, indent=1) + "\n")
+        print(json.dumps(results["function"], indent=1))
         return
     moto = Moto(logs)
     results = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

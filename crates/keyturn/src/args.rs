@@ -128,7 +128,7 @@ pub struct DeliveryArgs {
 }
 
 /// Which accounts a command runs in: the caller's own (none of these given), or accounts of the
-/// organization reached by assuming a role in each (see README, "Across an AWS Organization").
+/// organization reached by assuming a role in each (see docs/organizations.md).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Accounts")]
 pub struct AccountArgs {
@@ -446,4 +446,60 @@ pub struct RollbackArgs {
     /// Check everything and print the plan; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// The CLI reference (`docs/cli.md`): every command's `--help`, as clap renders it from these
+/// definitions, so the reference cannot drift from the flags (`reference_is_current`).
+pub fn reference() -> String {
+    use clap::CommandFactory;
+    let mut root = Cli::command().term_width(100);
+    root.build();
+    let mut out = String::from(
+        "# keyturn command reference\n\n\
+         Generated from the CLI's own definitions (`crates/keyturn/src/args.rs`) by\n\
+         `KEYTURN_BLESS=1 cargo test -p keyturn reference_is_current`; a test fails when it differs.\n\
+         The README says what each command is for; this is every flag.\n",
+    );
+    fn section(out: &mut String, path: &str, cmd: &mut clap::Command) {
+        out.push_str(&format!("\n## `{path}`\n\n```text\n"));
+        // The variables' names, not whatever values this process happens to have.
+        let mut shown = cmd.clone().mut_args(|a| a.hide_env_values(true));
+        let help = shown.render_long_help().to_string();
+        for line in help.lines() {
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out.push_str("```\n");
+        let subs: Vec<String> = cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+            .map(|s| s.get_name().to_string())
+            .collect();
+        for name in subs {
+            if let Some(sub) = cmd.find_subcommand_mut(&name) {
+                let mut sub = sub.clone();
+                section(out, &format!("{path} {name}"), &mut sub);
+            }
+        }
+    }
+    section(&mut out, "keyturn", &mut root);
+    out
+}
+
+#[cfg(test)]
+mod reference_tests {
+    /// docs/cli.md is what `reference()` renders; `KEYTURN_BLESS=1` writes it.
+    #[test]
+    fn reference_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md");
+        let want = super::reference();
+        if std::env::var_os("KEYTURN_BLESS").is_some() {
+            std::fs::write(path, &want).expect("docs/cli.md is writable");
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/cli.md differs from the CLI's definitions: run KEYTURN_BLESS=1 cargo test -p keyturn reference_is_current"
+        );
+    }
 }
