@@ -1,5 +1,7 @@
 //! keyturn-core's [`Delivery`] port: SSM, GitHub and EventBridge, each one call per method.
 
+use std::sync::{Arc, OnceLock};
+
 use aws_config::SdkConfig;
 use keyturn_core::ports::{ApiResult, Delivery, KeyEvent, SealingKey};
 use keyturn_core::sink::GitHubScope;
@@ -19,25 +21,50 @@ pub struct GitHubSettings {
     pub token_secret: Option<String>,
 }
 
-/// Every sink and the event bus, built once from one configuration (no I/O).
+/// Every sink and the event bus. Each client is built on its first use, from one configuration
+/// (no I/O): a rotation without sinks or events builds none of them, and pays neither their
+/// memory nor their start-up.
 #[derive(Debug, Clone)]
 pub struct Sinks {
-    ssm: ParameterStore,
-    events: EventBus,
-    github: GitHub,
+    config: SdkConfig,
+    github_settings: GitHubSettings,
+    ssm: Arc<OnceLock<ParameterStore>>,
+    events: Arc<OnceLock<EventBus>>,
+    github: Arc<OnceLock<GitHub>>,
 }
 
 impl Sinks {
     pub fn from_config(config: &SdkConfig, github: &GitHubSettings) -> Self {
         Self {
-            ssm: ParameterStore::new(aws_sdk_ssm::Client::new(config)),
-            events: EventBus::new(aws_sdk_eventbridge::Client::new(config)),
-            github: GitHub::new(
-                github.api_base.as_deref().unwrap_or(DEFAULT_API_BASE),
-                github.token_secret.clone(),
-                SecretsManager::new(aws_sdk_secretsmanager::Client::new(config)),
-            ),
+            config: config.clone(),
+            github_settings: github.clone(),
+            ssm: Arc::default(),
+            events: Arc::default(),
+            github: Arc::default(),
         }
+    }
+
+    fn ssm(&self) -> &ParameterStore {
+        self.ssm
+            .get_or_init(|| ParameterStore::new(aws_sdk_ssm::Client::new(&self.config)))
+    }
+
+    fn events(&self) -> &EventBus {
+        self.events
+            .get_or_init(|| EventBus::new(aws_sdk_eventbridge::Client::new(&self.config)))
+    }
+
+    fn github(&self) -> &GitHub {
+        self.github.get_or_init(|| {
+            GitHub::new(
+                self.github_settings
+                    .api_base
+                    .as_deref()
+                    .unwrap_or(DEFAULT_API_BASE),
+                self.github_settings.token_secret.clone(),
+                SecretsManager::new(aws_sdk_secretsmanager::Client::new(&self.config)),
+            )
+        })
     }
 }
 
@@ -48,11 +75,11 @@ impl Delivery for Sinks {
         kms_key: Option<&str>,
         value: &SecretText,
     ) -> ApiResult<()> {
-        self.ssm.put(name, kms_key, value).await
+        self.ssm().put(name, kms_key, value).await
     }
 
     async fn github_public_key(&self, scope: &GitHubScope) -> ApiResult<SealingKey> {
-        self.github.public_key(scope).await
+        self.github().public_key(scope).await
     }
 
     async fn github_put_secret(
@@ -62,10 +89,41 @@ impl Delivery for Sinks {
         key: &SealingKey,
         value: &SecretText,
     ) -> ApiResult<()> {
-        self.github.put_secret(scope, name, key, value).await
+        self.github().put_secret(scope, name, key, value).await
     }
 
     async fn publish(&self, event: &KeyEvent) -> ApiResult<()> {
-        self.events.publish(event).await
+        self.events().publish(event).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn built(s: &Sinks) -> [bool; 3] {
+        [
+            s.ssm.get().is_some(),
+            s.events.get().is_some(),
+            s.github.get().is_some(),
+        ]
+    }
+
+    /// A process that delivers nowhere builds no sink's client; each is built on its first use,
+    /// once, and shared by the clones the rotator's tasks hold.
+    #[test]
+    fn clients_are_built_on_first_use_only() {
+        let config = SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let sinks = Sinks::from_config(&config, &GitHubSettings::default());
+        let clone = sinks.clone();
+        assert_eq!(built(&sinks), [false, false, false]);
+        sinks.ssm();
+        assert_eq!(built(&clone), [true, false, false]);
+        clone.events();
+        clone.github();
+        assert_eq!(built(&sinks), [true, true, true]);
     }
 }

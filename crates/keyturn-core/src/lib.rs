@@ -13,6 +13,7 @@
 //! - [`rules`]: the rule book, pure: whose key it is, which key may be retired and why, policy.
 //! - [`rotation`]: the four steps, idempotent and crash-safe; the local driver (`keyturn rotate`),
 //!   the sweep, and [`rotation::retire::retire`], the one function that deletes or deactivates.
+//! - [`status`]: what `keyturn status` shows, as one typed report.
 //! - [`enroll`]: a new secret with a fresh key, or the adoption of a hand-made one.
 //! - [`error`]: domain errors that name the secret, user and key and say what to do next.
 //! - `fake` (feature `fake`): a stateful in-memory model of the ports for tests.
@@ -35,6 +36,7 @@ pub mod rules;
 pub mod secret;
 pub mod sink;
 pub mod state;
+pub mod status;
 pub mod tags;
 pub mod user;
 

@@ -8,9 +8,8 @@
 use std::time::Instant;
 
 use keyturn_core::ports::{Clock, Delivery, Iam, IdentityCheck, SecretStore};
-use keyturn_core::rotation::ManagedSecrets;
+use keyturn_core::rotation::SweepTally;
 use keyturn_core::rules::SweepPolicy;
-use keyturn_core::tags;
 use keyturn_core::{RotationError, RotationEvent, RotationSettings, Rotator, StepReport};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
@@ -111,51 +110,36 @@ where
     C: Clock,
     D: Delivery,
 {
-    let ManagedSecrets {
-        inside: secrets,
-        outside,
-    } = rotator.managed_secrets().await.map_err(|e| Failure {
+    let managed = rotator.managed_secrets().await.map_err(|e| Failure {
         error_type: e.error_type(),
         message: e.to_string(),
     })?;
-    let scope = &rotator.settings().scope;
-    for s in &outside {
-        tracing::warn!(request_id, step = "sweep", secret = %s.name, prefix = scope.prefix(), outcome = "skipped",
-            "tagged {}={} but outside the deployment's prefix: not swept (rename it under the prefix, or untag it)", tags::MANAGED, tags::MANAGED_TRUE);
+    for line in managed.skipped(rotator.settings().scope.prefix()) {
+        tracing::warn!(request_id, step = "sweep", outcome = "skipped", "{line}");
     }
-    let mut counts = std::collections::BTreeMap::<&'static str, u64>::new();
-    let mut failed = Vec::new();
-    for secret in secrets.iter().map(|i| i.name.as_str()) {
-        match rotator.sweep(secret, policy, false).await {
+    let mut tally = SweepTally::default();
+    for secret in managed.inside.iter().map(|i| i.name.as_str()) {
+        let result = rotator.sweep(secret, policy, false).await;
+        match &result {
             Ok(r) => {
                 tracing::info!(request_id, step = "sweep", secret = %r.secret, user = r.user.as_deref().unwrap_or(""),
-                    outcome = r.outcome.as_str(), detail = %r.outcome.describe(), failed = r.failed, "sweep done");
-                *counts.entry(r.outcome.as_str()).or_default() += 1;
-                if r.failed {
-                    failed.push(format!("{}: {}", r.secret, r.outcome.describe()));
-                }
+                outcome = r.outcome.as_str(), detail = %r.outcome.describe(), failed = r.failed, "sweep done")
             }
             Err(e) => {
-                tracing::error!(request_id, step = "sweep", secret = %secret, outcome = "failed", error_type = e.error_type(), error = %e, "sweep failed");
-                *counts.entry("failed").or_default() += 1;
-                failed.push(e.to_string());
+                tracing::error!(request_id, step = "sweep", secret = %secret, outcome = "failed", error_type = e.error_type(), error = %e, "sweep failed")
             }
         }
+        tally.add(&result);
     }
-    if failed.is_empty() {
-        Ok(
-            json!({"step": "sweep", "secrets": secrets.len(), "skipped": outside.len(), "outcomes": counts}),
-        )
-    } else {
+    if tally.failed() {
         Err(Failure {
             error_type: "SweepFailed",
-            message: format!(
-                "{} of {} secrets: {}",
-                failed.len(),
-                secrets.len(),
-                failed.join("; ")
-            ),
+            message: tally.failure_summary(),
         })
+    } else {
+        Ok(
+            json!({"step": "sweep", "secrets": tally.secrets, "skipped": managed.outside.len(), "outcomes": tally.outcomes}),
+        )
     }
 }
 

@@ -11,7 +11,7 @@ use aws_config::SdkConfig;
 use keyturn_aws::{AssumedRole, Aws, GitHubSettings, Organization, Sts};
 
 use crate::args::AccountArgs;
-use crate::render::{bulk, InAccount};
+use crate::render::{bulk, AccountFailure, InAccount};
 
 /// One account a command runs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,21 +63,6 @@ impl Reached {
     /// The account's clients; GitHub's token secret is read in this account.
     pub fn aws(&self) -> Aws {
         Aws::from_config(&self.config, &self.github)
-    }
-}
-
-/// A row a command prints for an account it could not work in.
-pub trait AccountFailure {
-    fn account_failed(error: String) -> Self;
-    /// The row for a secret (or, with `None`, a whole account) that a signal kept from starting.
-    fn not_started(secret: Option<String>) -> Self
-    where
-        Self: Sized,
-    {
-        let what = secret.unwrap_or_else(|| "the account".into());
-        Self::account_failed(format!(
-            "{what}: not started: the run was interrupted first; nothing was changed"
-        ))
     }
 }
 

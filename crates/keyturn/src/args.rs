@@ -450,6 +450,7 @@ pub struct RollbackArgs {
 
 /// The CLI reference (`docs/cli.md`): every command's `--help`, as clap renders it from these
 /// definitions, so the reference cannot drift from the flags (`reference_is_current`).
+#[cfg(test)]
 pub fn reference() -> String {
     use clap::CommandFactory;
     let mut root = Cli::command().term_width(100);

@@ -9,8 +9,7 @@ use anyhow::{bail, Context};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use keyturn_aws::{Aws, AwsRotator, GitHubSettings};
 use keyturn_core::audit::exempt::Exemptions;
-use keyturn_core::rotation::ManagedSecrets;
-use keyturn_core::{tags, RotationSettings};
+use keyturn_core::RotationSettings;
 
 use crate::args::{AwsArgs, Cli, Command};
 use crate::safe::term;
@@ -158,18 +157,11 @@ pub(crate) async fn targets(
     if !named.is_empty() {
         return Ok(named);
     }
-    let ManagedSecrets { inside, outside } = rotator.managed_secrets().await?;
-    let scope = &rotator.settings().scope;
-    for i in &outside {
-        eprintln!(
-            "keyturn: skipped {}: tagged {}={} but outside the prefix {}; name it to act on it, or pass --prefix",
-            term(&i.name),
-            tags::MANAGED,
-            tags::MANAGED_TRUE,
-            term(scope.prefix())
-        );
+    let managed = rotator.managed_secrets().await?;
+    for line in managed.skipped(rotator.settings().scope.prefix()) {
+        eprintln!("keyturn: {}", term(&line));
     }
-    Ok(inside.into_iter().map(|i| i.name).collect())
+    Ok(managed.inside.into_iter().map(|i| i.name).collect())
 }
 
 #[cfg(test)]

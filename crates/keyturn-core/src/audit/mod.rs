@@ -11,8 +11,10 @@ use time::{Duration, OffsetDateTime};
 use crate::ports::{AccessKeys, ApiError, ApiResult, Clock};
 
 pub mod exempt;
+mod held;
 mod report;
 
+pub use held::{joined, listed};
 pub use report::{parse_report, parse_report_rows, ReportError, ReportKey, ReportRow};
 
 /// Generates the IAM credential report and waits for it: GenerateCredentialReport polled with

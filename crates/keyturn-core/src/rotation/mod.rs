@@ -27,7 +27,7 @@ mod sweep;
 pub use deliver::{DeliveryReport, RollbackReport};
 pub use local::{LocalMode, LocalOutcome, LocalReport, LocalRequest};
 pub use read::Read;
-pub use sweep::{SweepOutcome, SweepReport};
+pub use sweep::{SweepOutcome, SweepReport, SweepTally};
 
 pub use crate::config::{Backoff, RotationSettings};
 
@@ -137,6 +137,22 @@ pub struct ManagedSecrets {
 }
 
 impl ManagedSecrets {
+    /// Why each managed secret outside the prefix is left alone: one line each, the same words
+    /// from the function's log and the CLI's standard error.
+    pub fn skipped(&self, prefix: &str) -> Vec<String> {
+        self.outside
+            .iter()
+            .map(|i| {
+                format!(
+                    "skipped {}: tagged {}={} but outside the prefix {prefix}; name it to act on it, or move it under the prefix",
+                    i.name,
+                    tags::MANAGED,
+                    tags::MANAGED_TRUE
+                )
+            })
+            .collect()
+    }
+
     /// All of them, inside the prefix first (the audit reports every held key).
     pub fn all(self) -> Vec<SecretInfo> {
         let mut all = self.inside;

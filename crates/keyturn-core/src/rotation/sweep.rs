@@ -160,6 +160,48 @@ impl SweepOutcome {
     }
 }
 
+/// What a sweep over many secrets did, for the function's answer and the CLI's exit code alike:
+/// how many secrets, the count of each outcome, and every failure in words.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepTally {
+    pub secrets: usize,
+    pub outcomes: std::collections::BTreeMap<&'static str, u64>,
+    pub failures: Vec<String>,
+}
+
+impl SweepTally {
+    pub fn add(&mut self, result: &Result<SweepReport, RotationError>) {
+        self.secrets += 1;
+        match result {
+            Ok(r) => {
+                *self.outcomes.entry(r.outcome.as_str()).or_default() += 1;
+                if r.failed {
+                    self.failures
+                        .push(format!("{}: {}", r.secret, r.outcome.describe()));
+                }
+            }
+            Err(e) => {
+                *self.outcomes.entry("failed").or_default() += 1;
+                self.failures.push(e.to_string());
+            }
+        }
+    }
+
+    pub fn failed(&self) -> bool {
+        !self.failures.is_empty()
+    }
+
+    /// "2 of 40 secrets: …" naming every failure.
+    pub fn failure_summary(&self) -> String {
+        format!(
+            "{} of {} secrets: {}",
+            self.failures.len(),
+            self.secrets,
+            self.failures.join("; ")
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepReport {
     pub secret: String,

@@ -6,8 +6,9 @@
 use keyturn_aws::probe::{Probe, Prober};
 use serde::Serialize;
 
-use crate::accounts::{AccountFailure, Fleet};
+use crate::accounts::Fleet;
 use crate::args::Output;
+use crate::render::AccountFailure;
 use crate::render::{account_groups, plain_table, print_json, print_table};
 use crate::safe::term;
 

@@ -8,9 +8,10 @@ use keyturn_core::rotation::{LocalMode, LocalRequest};
 use keyturn_core::RotationSettings;
 use serde::Serialize;
 
-use crate::accounts::{AccountFailure, Fleet};
+use crate::accounts::Fleet;
 use crate::args::{Output, RotateArgs};
 use crate::interrupt::{self, Interrupted};
+use crate::render::AccountFailure;
 use crate::render::InAccount;
 use crate::render::{bulk, print_rows, Row};
 use crate::setup::targets;

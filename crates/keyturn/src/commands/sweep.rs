@@ -6,9 +6,10 @@ use keyturn_core::rules::SweepPolicy;
 use keyturn_core::RotationSettings;
 use serde::Serialize;
 
-use crate::accounts::{AccountFailure, Fleet};
+use crate::accounts::Fleet;
 use crate::args::{Output, SweepArgs};
 use crate::interrupt::{self, Interrupted};
+use crate::render::AccountFailure;
 use crate::render::{bulk, print_rows, Row};
 use crate::setup::targets;
 

@@ -7,7 +7,7 @@ use keyturn_core::audit::{AuditPolicy, Finding};
 use keyturn_core::error::rfc3339;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use super::row::AuditRow;
+use super::AuditRow;
 use crate::render::InAccount;
 
 const STYLE: &str = "
@@ -30,7 +30,7 @@ const BAR: usize = 90;
 const GAP: usize = 20;
 const HEIGHT: usize = 200;
 
-pub(super) fn render(
+pub fn render(
     rows: &[InAccount<AuditRow>],
     ages: &[(&str, usize)],
     policy: &AuditPolicy,

@@ -2,6 +2,9 @@
 //! (comfy-table), pretty JSON, or CSV with neutralised cells; and `bulk`, which runs the rows'
 //! work with bounded concurrency behind an indicatif progress bar (drawn only on a terminal).
 
+pub mod audit;
+pub mod status;
+
 use std::sync::Arc;
 
 use comfy_table::{presets, ContentArrangement, Table};
@@ -20,6 +23,21 @@ pub struct InAccount<R> {
     pub account_name: Option<String>,
     #[serde(flatten)]
     pub row: R,
+}
+
+/// A row a command prints for an account it could not work in.
+pub trait AccountFailure {
+    fn account_failed(error: String) -> Self;
+    /// The row for a secret (or, with `None`, a whole account) that a signal kept from starting.
+    fn not_started(secret: Option<String>) -> Self
+    where
+        Self: Sized,
+    {
+        let what = secret.unwrap_or_else(|| "the account".into());
+        Self::account_failed(format!(
+            "{what}: not started: the run was interrupted first; nothing was changed"
+        ))
+    }
 }
 
 /// A row of a list command: its JSON shape comes from `Serialize`; its table and CSV columns

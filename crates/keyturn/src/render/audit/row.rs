@@ -5,13 +5,13 @@ use keyturn_core::audit::{AuditEntry, Finding};
 use keyturn_core::error::rfc3339;
 use serde::Serialize;
 
-use crate::accounts::AccountFailure;
+use crate::render::AccountFailure;
 
 /// One key's line of the audit: its JSON object, its CSV row, the source of its table row and
 /// of its line on the HTML page.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct AuditRow {
+pub struct AuditRow {
     pub(crate) user: String,
     pub(crate) arn: String,
     /// Its slot in the credential report (1 or 2, by creation); absent for a key IAM no longer has.

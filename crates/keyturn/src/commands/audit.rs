@@ -1,0 +1,204 @@
+//! `keyturn audit`: the credential report joined with the managed secrets, judged, and rendered as
+//! a table, JSON, CSV or a self-contained HTML page (`page`).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use keyturn_aws::AwsRotator;
+use keyturn_core::audit::exempt::{self, Exemptions};
+use keyturn_core::audit::{
+    age_buckets, audit_with, fetch_report, parse_report_rows, AuditPolicy, Finding, ListedKey,
+    ManagedKey,
+};
+use keyturn_core::error::{parse_rfc3339, rfc3339};
+use keyturn_core::ports::{Clock, Iam};
+use keyturn_core::RotationSettings;
+use time::OffsetDateTime;
+
+use crate::accounts::Fleet;
+use crate::args::{AuditArgs, Output};
+use crate::render::audit::{self, AuditReport, AuditRow, CSV_FIELDS};
+use crate::render::{bulk, print_csv, print_json, ACCOUNT_FIELDS};
+use crate::safe::term;
+
+pub async fn run(
+    fleet: &Fleet,
+    settings: RotationSettings,
+    exemptions: Exemptions,
+    a: AuditArgs,
+    output: Output,
+) -> anyhow::Result<bool> {
+    let fail_on = Finding::parse(&a.fail_on).with_context(|| {
+        format!(
+            "--fail-on {:?}: expected one of {}",
+            a.fail_on,
+            Finding::ALL.map(Finding::as_str).join(", ")
+        )
+    })?;
+    let as_of = match &a.as_of {
+        None => keyturn_aws::SystemClock.now(),
+        Some(d) => parse_date(d)
+            .with_context(|| format!("--as-of {d:?}: expected YYYY-MM-DD or an RFC 3339 time"))?,
+    };
+    let policy = AuditPolicy {
+        as_of,
+        max_age: time::Duration::days(a.max_age),
+        grace: time::Duration::days(a.grace_days.into()),
+    };
+    let (rotation_days, concurrency, timeout) = (
+        a.rotation_days,
+        a.concurrency,
+        std::time::Duration::from_secs(a.report_timeout),
+    );
+    let exemptions = Arc::new(exemptions);
+    let ran = fleet
+        .run(move |reached| {
+            let (settings, exemptions) = (settings.clone(), exemptions.clone());
+            async move {
+                let rotator = Arc::new(reached.aws().rotator(settings));
+                let csv = fetch_report(&rotator.iam().own(), rotator.clock(), timeout)
+                    .await
+                    .context("the IAM credential report could not be fetched (iam:GenerateCredentialReport, iam:GetCredentialReport)")?;
+                let (report, unreadable) = parse_report_rows(&csv).context("the IAM credential report could not be read")?;
+                let (managed, mut listed) =
+                    managed_keys(&rotator, rotation_days, concurrency, reached.progress).await?;
+                // Users with an active key no managed secret covers: their key ids, which the
+                // report lacks (one ListAccessKeys each), so an unmanaged key is named.
+                listed.extend(unmanaged_keys(&rotator, &report, &listed, concurrency).await);
+                let mut entries = audit_with(&report, &managed, &listed, &policy);
+                exempt::apply(
+                    &mut entries,
+                    &exemptions.for_account(&reached.account.id),
+                    policy.as_of.date(),
+                );
+                for e in &entries {
+                    if let Some(x) = e.exemption.as_ref().filter(|x| !x.holds) {
+                        eprintln!(
+                            "keyturn: warning: the exemption of user {} in account {} (owner {}) ended on {}: its key is judged as usual; renew the exemption after review, or rotate the key",
+                            term(&e.user),
+                            reached.account.id,
+                            term(&x.owner),
+                            x.until
+                        );
+                    }
+                }
+                let mut rows: Vec<AuditRow> = entries.iter().map(AuditRow::new).collect();
+                // A row of the report that cannot be read is a row of its own; the rest is audited.
+                rows.extend(unreadable.iter().map(|e| AuditRow::unreadable(e.to_string())));
+                Ok(rows)
+            }
+        })
+        .await?;
+    let rows = ran.rows.as_slice();
+
+    if let Some(path) = &a.html {
+        let ages = age_buckets(rows.iter().filter_map(|r| r.row.age_days));
+        std::fs::write(path, audit::page(rows, &ages, &policy))
+            .with_context(|| format!("writing the HTML page to {} failed", path.display()))?;
+        // Standard error: standard output stays the report in the format asked for.
+        eprintln!(
+            "keyturn: wrote the audit page to {} (open it in a browser)",
+            std::path::absolute(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+        );
+    }
+    match output {
+        Output::Json => print_json(&AuditReport {
+            as_of: rfc3339(as_of),
+            max_age_days: a.max_age,
+            keys: rows,
+        }),
+        Output::Csv => {
+            let fields: Vec<&str> = ACCOUNT_FIELDS.into_iter().chain(CSV_FIELDS).collect();
+            print_csv(rows, &fields)
+        }
+        Output::Table => audit::table(rows, &policy, fail_on),
+    }
+    ran.finish(rows.iter().all(|r| r.row.worst < fail_on))
+}
+
+fn parse_date(d: &str) -> Option<OffsetDateTime> {
+    parse_rfc3339(d).or_else(|| {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        time::Date::parse(d, &format)
+            .ok()
+            .map(|date| date.midnight().assume_utc())
+    })
+}
+
+/// The keys managed secrets hold and every key of their users (`Rotator::held_keys`), the secrets
+/// read `--concurrency` at a time. A secret that cannot be read (its user gone, its value broken)
+/// is reported and its keys show as unmanaged: one must not hide the rest.
+async fn managed_keys(
+    rotator: &Arc<AwsRotator>,
+    default_days: i64,
+    concurrency: u16,
+    progress: bool,
+) -> anyhow::Result<(Vec<ManagedKey>, Vec<ListedKey>)> {
+    // Every managed secret, inside the prefix or not: the audit reports every key one holds.
+    let secrets = rotator.managed_secrets().await?.all();
+    let r = rotator.clone();
+    let per_secret = bulk(secrets, concurrency, progress, move |info| {
+        let r = r.clone();
+        async move {
+            let name = info.name.clone();
+            r.held_keys(info, default_days)
+                .await
+                .map_err(|e| format!("{name}: {e}"))
+        }
+    })
+    .await;
+    let (mut keys, mut listed) = (Vec::new(), Vec::new());
+    // audit arms no signal handler: a Ctrl-C ends it at once, so every secret ran.
+    for result in per_secret.into_iter().flatten() {
+        match result {
+            Ok((k, l)) => {
+                keys.extend(k);
+                listed.extend(l);
+            }
+            Err(e) => eprintln!(
+                "keyturn: warning: {}; its keys are reported as unmanaged",
+                term(&e)
+            ),
+        }
+    }
+    Ok((keys, listed))
+}
+
+/// The keys of the report's users that have an active key and no managed secret listed them
+/// already (`Rotator::listed_keys`, one ListAccessKeys each). A user whose keys cannot be listed
+/// keeps `-` for the key id, with a warning: the rest of the audit does not depend on it.
+async fn unmanaged_keys(
+    rotator: &Arc<AwsRotator>,
+    report: &[keyturn_core::audit::ReportRow],
+    listed: &[ListedKey],
+    concurrency: u16,
+) -> Vec<ListedKey> {
+    let known: std::collections::HashSet<&str> = listed.iter().map(|l| l.user.as_str()).collect();
+    let users: Vec<String> = report
+        .iter()
+        .filter(|row| !known.contains(row.user.as_str()) && row.keys.iter().any(|k| k.active))
+        .map(|row| row.user.clone())
+        .collect();
+    let r = rotator.clone();
+    let per_user = bulk(users, concurrency, false, move |user| {
+        let r = r.clone();
+        async move {
+            let keys = r.listed_keys(&user).await;
+            (user, keys)
+        }
+    })
+    .await;
+    let mut out = Vec::new();
+    for (user, keys) in per_user.into_iter().flatten() {
+        match keys {
+            Ok(keys) => out.extend(keys),
+            Err(e) => eprintln!(
+                "keyturn: warning: the keys of user {} could not be listed ({e}); its unmanaged key is shown without its id (grant iam:ListAccessKeys)",
+                term(&user)
+            ),
+        }
+    }
+    out
+}
