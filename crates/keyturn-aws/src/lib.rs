@@ -42,7 +42,7 @@ pub fn loggable(metadata: &tracing::Metadata<'_>) -> bool {
 }
 
 /// The rotator wired to AWS, delivering to the sinks.
-pub type AwsRotator = Rotator<SecretsManager, IamClients, Sts, SystemClock, Sinks>;
+pub type AwsRotator = Rotator<(SecretsManager, IamClients, Sts, SystemClock, Sinks)>;
 
 /// Retries and timeouts for every keyturn client: bounded attempts with the SDK's standard
 /// exponential backoff (which also handles throttling), and timeouts so a hung call cannot eat the

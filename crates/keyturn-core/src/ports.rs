@@ -378,3 +378,31 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> OffsetDateTime;
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send;
 }
+
+/// Every port the engine needs, as one bundle: `Rotator<P>` instead of five type parameters. A
+/// tuple `(store, iam, identity check, clock, delivery)` of ports is one.
+pub trait Ports {
+    type Store: SecretStore;
+    type Iam: Iam;
+    type Identity: IdentityCheck;
+    type Clock: Clock;
+    type Delivery: Delivery;
+}
+
+impl<S, I, V, C, D> Ports for (S, I, V, C, D)
+where
+    S: SecretStore,
+    I: Iam,
+    V: IdentityCheck,
+    C: Clock,
+    D: Delivery,
+{
+    type Store = S;
+    type Iam = I;
+    type Identity = V;
+    type Clock = C;
+    type Delivery = D;
+}
+
+/// The IAM calls of a bundle's keys (the process's own identity, or a master key's).
+pub type KeysOf<P> = <<P as Ports>::Iam as Iam>::Keys;

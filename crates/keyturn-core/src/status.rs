@@ -7,7 +7,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::error::{rfc3339, RotationError};
-use crate::ports::{Clock, Delivery, Iam, IdentityCheck, KeyUse, SecretStore};
+use crate::ports::KeyUse;
+use crate::ports::Ports;
 use crate::rotation::Rotator;
 use crate::rules::{self, SinkPolicy, SwitchEvidence};
 use crate::state::{Holding, LastUse, Needs, SecretState};
@@ -113,14 +114,7 @@ impl From<&KeyUse> for LastUsed {
     }
 }
 
-impl<S, I, V, C, D> Rotator<S, I, V, C, D>
-where
-    S: SecretStore,
-    I: Iam,
-    V: IdentityCheck,
-    C: Clock,
-    D: Delivery,
-{
+impl<P: Ports> Rotator<P> {
     /// Reads everything `status` shows (every version, every key's last use, the other secrets of
     /// the user, the sinks other secrets declare) and builds the report.
     pub async fn status(

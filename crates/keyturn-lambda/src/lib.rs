@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use keyturn_core::ports::{Clock, Delivery, Iam, IdentityCheck, SecretStore};
+use keyturn_core::ports::Ports;
 use keyturn_core::rotation::SweepTally;
 use keyturn_core::rules::SweepPolicy;
 use keyturn_core::{RotationError, RotationEvent, RotationSettings, Rotator, StepReport};
@@ -47,18 +47,11 @@ pub fn is_sweep_event(payload: &Value) -> bool {
 }
 
 /// Handles one invocation: a rotation step from Secrets Manager, or the scheduled sweep.
-pub async fn handle<S, I, V, C, D>(
-    rotator: &Rotator<S, I, V, C, D>,
+pub async fn handle<P: Ports>(
+    rotator: &Rotator<P>,
     policy: &SweepPolicy,
     event: LambdaEvent<Value>,
-) -> Result<Value, Failure>
-where
-    S: SecretStore,
-    I: Iam,
-    V: IdentityCheck,
-    C: Clock,
-    D: Delivery,
-{
+) -> Result<Value, Failure> {
     if is_sweep_event(&event.payload) {
         return sweep_all(rotator, policy, &event.context.request_id).await;
     }
@@ -98,18 +91,11 @@ where
 
 /// Sweeps every managed secret, one after another, logging each outcome. Fails (so the function's
 /// error alarm fires) when a secret could not be swept or its in-use policy is `fail`.
-async fn sweep_all<S, I, V, C, D>(
-    rotator: &Rotator<S, I, V, C, D>,
+async fn sweep_all<P: Ports>(
+    rotator: &Rotator<P>,
     policy: &SweepPolicy,
     request_id: &str,
-) -> Result<Value, Failure>
-where
-    S: SecretStore,
-    I: Iam,
-    V: IdentityCheck,
-    C: Clock,
-    D: Delivery,
-{
+) -> Result<Value, Failure> {
     let managed = rotator.managed_secrets().await.map_err(|e| Failure {
         error_type: e.error_type(),
         message: e.to_string(),
@@ -238,7 +224,10 @@ mod tests {
         }
     }
 
-    fn setup() -> (World, Rotator<World, World, World, World>) {
+    /// The model behind every port, delivering nowhere.
+    type ModelPorts = (World, World, World, World, keyturn_core::ports::Nowhere);
+
+    fn setup() -> (World, Rotator<ModelPorts>) {
         let world = World::new();
         world.add_user("app1");
         let key = world.create_key("app1");

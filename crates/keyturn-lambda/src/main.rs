@@ -4,7 +4,9 @@ use keyturn_aws::Aws;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
-#[tokio::main]
+// One invocation at a time (Lambda sends the next only after the answer): one thread is enough, and
+// a multi-threaded runtime would only add workers and allocator arenas to the peak RSS.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     keyturn_lambda::init_tracing();
     let settings = keyturn_lambda::settings_from_env(|k| std::env::var(k).ok()).map_err(|e| {

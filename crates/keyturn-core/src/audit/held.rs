@@ -5,9 +5,9 @@ use time::{Duration, OffsetDateTime};
 
 use super::{ListedKey, ManagedKey};
 use crate::error::RotationError;
+use crate::ports::Ports;
 use crate::ports::{
-    AccessKeys, ApiResult, Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore,
-    VersionRef, AWSCURRENT, AWSPREVIOUS,
+    AccessKeys, ApiResult, Clock, Iam, SecretInfo, SecretStore, VersionRef, AWSCURRENT, AWSPREVIOUS,
 };
 use crate::rotation::Rotator;
 use crate::rules::{self, SweepPolicy};
@@ -72,14 +72,7 @@ pub fn joined(
     (managed, listed)
 }
 
-impl<S, I, V, C, D> Rotator<S, I, V, C, D>
-where
-    S: SecretStore,
-    I: Iam,
-    V: IdentityCheck,
-    C: Clock,
-    D: Delivery,
-{
+impl<P: Ports> Rotator<P> {
     /// A user's keys in slot order (one ListAccessKeys).
     pub async fn listed_keys(&self, user: &str) -> ApiResult<Vec<ListedKey>> {
         let keys = self.iam().own().list(user).await?;

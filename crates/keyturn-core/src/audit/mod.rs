@@ -201,138 +201,175 @@ pub fn audit_with(
     listed: &[ListedKey],
     policy: &AuditPolicy,
 ) -> Vec<AuditEntry> {
-    let listed_by_slot: HashMap<(&str, u8), &ListedKey> = listed
-        .iter()
-        .map(|k| ((k.user.as_str(), k.slot), k))
-        .collect();
-    let mut by_slot: HashMap<(&str, u8), &ManagedKey> = HashMap::new();
-    let mut by_user: HashMap<&str, Vec<&ManagedKey>> = HashMap::new();
-    for m in managed {
-        if let Some(slot) = m.slot {
-            by_slot.insert((m.user.as_str(), slot), m);
-        }
-        by_user.entry(m.user.as_str()).or_default().push(m);
-    }
-    let same_second = |a: Option<OffsetDateTime>, b: Option<OffsetDateTime>| match (a, b) {
-        (Some(a), Some(b)) => a.unix_timestamp() == b.unix_timestamp(),
-        _ => false,
-    };
+    let index = Index::new(managed, listed);
     let mut entries = Vec::new();
     for row in rows {
         for key in row.keys.iter().filter(|k| k.active) {
-            // The slot, confirmed by the creation date; else the creation date alone.
-            let held = by_slot
-                .get(&(row.user.as_str(), key.slot))
-                .filter(|m| {
-                    m.created.is_none()
-                        || key.created.is_none()
-                        || same_second(m.created, key.created)
-                })
-                .copied()
-                .or_else(|| {
-                    // Only keys whose slot is unknown may match by date: a key with a known slot
-                    // belongs to that slot alone (two keys can share a creation second).
-                    by_user.get(row.user.as_str()).and_then(|ms| {
-                        ms.iter()
-                            .find(|m| m.slot.is_none() && same_second(m.created, key.created))
-                            .copied()
-                    })
-                });
+            let held = index.held(&row.user, key);
             let age_days = key.created.map(|c| age_in_days(c, policy.as_of));
-            let mut findings = Vec::new();
-            if age_days.is_some_and(|a| a > policy.max_age.whole_days()) {
-                findings.push(Finding::Overdue);
-            }
-            match held {
-                None => findings.push(Finding::Unmanaged),
-                Some(m) => {
-                    if m.label == crate::tags::AWSPREVIOUS {
-                        let since = m.cutover.or(m.created);
-                        let grace = m.grace.unwrap_or(policy.grace);
-                        if since.is_none_or(|s| policy.as_of - s > grace) {
-                            findings.push(Finding::StalePrevious);
-                        }
-                    } else if age_days.is_some_and(|a| a > m.rotation_days) {
-                        findings.push(Finding::Due);
-                    }
-                }
-            }
-            if key.last_used.is_none() {
-                findings.push(Finding::NeverUsed);
-            }
-            findings.sort_by(|a, b| b.cmp(a));
-            if findings.is_empty() {
-                findings.push(Finding::Ok);
-            }
             entries.push(AuditEntry {
                 user: row.user.clone(),
                 arn: row.arn.clone(),
                 slot: Some(key.slot),
-                key_id: held.map(|m| m.key_id.clone()).or_else(|| {
-                    // An unheld key of a managed user: its id from ListAccessKeys, by slot,
-                    // confirmed by the creation date.
-                    listed_by_slot
-                        .get(&(row.user.as_str(), key.slot))
-                        .filter(|l| {
-                            key.created.is_none() || same_second(Some(l.created), key.created)
-                        })
-                        .map(|l| l.key_id.clone())
-                }),
+                key_id: held
+                    .map(|m| m.key_id.clone())
+                    .or_else(|| index.listed_id(&row.user, key)),
                 created: key.created,
                 age_days,
                 last_used: key.last_used,
                 last_used_service: key.last_used_service.clone(),
                 last_used_region: key.last_used_region.clone(),
-                used_since_cutover: held
-                    .filter(|m| m.label == crate::tags::AWSCURRENT)
-                    .and_then(|m| m.cutover.map(|cut| (m, cut)))
-                    .map(|(m, cut)| {
-                        let used = crate::ports::KeyUse {
-                            last_used: key.last_used,
-                            service: key.last_used_service.clone(),
-                            region: key.last_used_region.clone(),
-                        };
-                        // The same judgement as `status`'s switch evidence; the audit reads no
-                        // value, so the key's creation bounds the cut-over from below.
-                        let bounds = crate::rules::Cutover {
-                            earliest: m.created,
-                            latest: Some(cut),
-                            recorded: None,
-                            doubt: None,
-                        };
-                        crate::rules::policy::switched(Some(&used), &bounds)
-                    }),
+                used_since_cutover: held.and_then(|m| used_since_cutover(m, key)),
                 managed: held.cloned(),
-                findings,
+                findings: findings(key, held, age_days, policy),
                 exemption: None,
             });
         }
     }
-    for m in managed
+    let missing = managed
         .iter()
-        .filter(|m| !m.exists && m.label == crate::tags::AWSCURRENT)
-    {
-        entries.push(AuditEntry {
-            user: m.user.clone(),
-            arn: rows
-                .iter()
-                .find(|r| r.user == m.user)
-                .map(|r| r.arn.clone())
-                .unwrap_or_default(),
-            slot: None,
-            key_id: Some(m.key_id.clone()),
-            created: None,
-            age_days: None,
-            last_used: None,
-            last_used_service: None,
-            last_used_region: None,
-            managed: Some(m.clone()),
-            findings: vec![Finding::CurrentKeyMissing],
-            exemption: None,
-            used_since_cutover: None,
-        });
-    }
+        .filter(|m| !m.exists && m.label == crate::tags::AWSCURRENT);
+    entries.extend(missing.map(|m| current_key_missing(m, rows)));
     entries
+}
+
+fn same_second(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.unix_timestamp() == b.unix_timestamp(),
+        _ => false,
+    }
+}
+
+/// The managed keys by user and slot, and the listed keys by user and slot.
+struct Index<'a> {
+    by_slot: HashMap<(&'a str, u8), &'a ManagedKey>,
+    by_user: HashMap<&'a str, Vec<&'a ManagedKey>>,
+    listed_by_slot: HashMap<(&'a str, u8), &'a ListedKey>,
+}
+
+impl<'a> Index<'a> {
+    fn new(managed: &'a [ManagedKey], listed: &'a [ListedKey]) -> Self {
+        let mut index = Index {
+            by_slot: HashMap::new(),
+            by_user: HashMap::new(),
+            listed_by_slot: listed
+                .iter()
+                .map(|k| ((k.user.as_str(), k.slot), k))
+                .collect(),
+        };
+        for m in managed {
+            if let Some(slot) = m.slot {
+                index.by_slot.insert((m.user.as_str(), slot), m);
+            }
+            index.by_user.entry(m.user.as_str()).or_default().push(m);
+        }
+        index
+    }
+
+    /// The managed key a report key is: by slot, confirmed by the creation date; else, among the
+    /// user's managed keys of unknown slot, by creation date alone (a key with a known slot
+    /// belongs to that slot alone: two keys can share a creation second).
+    fn held(&self, user: &str, key: &ReportKey) -> Option<&'a ManagedKey> {
+        self.by_slot
+            .get(&(user, key.slot))
+            .filter(|m| {
+                m.created.is_none() || key.created.is_none() || same_second(m.created, key.created)
+            })
+            .copied()
+            .or_else(|| {
+                self.by_user.get(user).and_then(|ms| {
+                    ms.iter()
+                        .find(|m| m.slot.is_none() && same_second(m.created, key.created))
+                        .copied()
+                })
+            })
+    }
+
+    /// An unheld key's id from ListAccessKeys, by slot, confirmed by the creation date.
+    fn listed_id(&self, user: &str, key: &ReportKey) -> Option<String> {
+        self.listed_by_slot
+            .get(&(user, key.slot))
+            .filter(|l| key.created.is_none() || same_second(Some(l.created), key.created))
+            .map(|l| l.key_id.clone())
+    }
+}
+
+/// Every finding that applies to an active key, most serious first (`[Ok]` when none does).
+fn findings(
+    key: &ReportKey,
+    held: Option<&ManagedKey>,
+    age_days: Option<i64>,
+    policy: &AuditPolicy,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if age_days.is_some_and(|a| a > policy.max_age.whole_days()) {
+        findings.push(Finding::Overdue);
+    }
+    match held {
+        None => findings.push(Finding::Unmanaged),
+        Some(m) if m.label == crate::tags::AWSPREVIOUS => {
+            let since = m.cutover.or(m.created);
+            let grace = m.grace.unwrap_or(policy.grace);
+            if since.is_none_or(|s| policy.as_of - s > grace) {
+                findings.push(Finding::StalePrevious);
+            }
+        }
+        Some(m) => {
+            if age_days.is_some_and(|a| a > m.rotation_days) {
+                findings.push(Finding::Due);
+            }
+        }
+    }
+    if key.last_used.is_none() {
+        findings.push(Finding::NeverUsed);
+    }
+    findings.sort_by(|a, b| b.cmp(a));
+    if findings.is_empty() {
+        findings.push(Finding::Ok);
+    }
+    findings
+}
+
+/// For an AWSCURRENT key after a cut-over: whether it was used since (the same judgement as
+/// `status`'s switch evidence; the audit reads no value, so the key's creation bounds the
+/// cut-over from below).
+fn used_since_cutover(m: &ManagedKey, key: &ReportKey) -> Option<bool> {
+    let cut = m.cutover.filter(|_| m.label == crate::tags::AWSCURRENT)?;
+    let used = crate::ports::KeyUse {
+        last_used: key.last_used,
+        service: key.last_used_service.clone(),
+        region: key.last_used_region.clone(),
+    };
+    let bounds = crate::rules::Cutover {
+        earliest: m.created,
+        latest: Some(cut),
+        recorded: None,
+        doubt: None,
+    };
+    Some(crate::rules::policy::switched(Some(&used), &bounds))
+}
+
+/// The entry of a managed secret's AWSCURRENT key that IAM no longer has.
+fn current_key_missing(m: &ManagedKey, rows: &[ReportRow]) -> AuditEntry {
+    AuditEntry {
+        user: m.user.clone(),
+        arn: rows
+            .iter()
+            .find(|r| r.user == m.user)
+            .map(|r| r.arn.clone())
+            .unwrap_or_default(),
+        slot: None,
+        key_id: Some(m.key_id.clone()),
+        created: None,
+        age_days: None,
+        last_used: None,
+        last_used_service: None,
+        last_used_region: None,
+        managed: Some(m.clone()),
+        findings: vec![Finding::CurrentKeyMissing],
+        exemption: None,
+        used_since_cutover: None,
+    }
 }
 
 /// Age buckets for the chart: (label, upper bound in days, inclusive).

@@ -1,7 +1,8 @@
 //! `keyturn enroll --adopt`: taking over a hand-made secret.
 
 use crate::error::RotationError;
-use crate::ports::{AccessKeys, Clock, Delivery, Iam, IdentityCheck, SecretStore, VersionRef};
+use crate::ports::Ports;
+use crate::ports::{AccessKeys, Iam, IdentityCheck, SecretStore, VersionRef};
 use crate::rotation::aws;
 use crate::rules;
 use crate::secret::SecretValue;
@@ -10,14 +11,7 @@ use crate::Rotator;
 
 use super::{AdoptRequest, EnrollOutcome, EnrollReport};
 
-impl<S, I, V, C, D> Rotator<S, I, V, C, D>
-where
-    S: SecretStore,
-    I: Iam,
-    V: IdentityCheck,
-    C: Clock,
-    D: Delivery,
-{
+impl<P: Ports> Rotator<P> {
     /// Takes over a hand-made secret: its key must be its user's and must work.
     pub async fn adopt(&self, req: &AdoptRequest) -> Result<EnrollReport, RotationError> {
         let info = self.describe(&req.secret).await?;

@@ -4,7 +4,8 @@
 //! CreateSecret's outcome is unknown it looks before deleting the new key.
 
 use crate::error::{rfc3339, RotationError};
-use crate::ports::{AccessKeys, Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore};
+use crate::ports::Ports;
+use crate::ports::{AccessKeys, Clock, Iam, SecretInfo, SecretStore};
 use crate::rotation::aws;
 use crate::rules::{self, AfterFailedStore, StoreCheck};
 use crate::secret::SecretValue;
@@ -74,14 +75,7 @@ pub struct EnrollReport {
     pub scheduled: bool,
 }
 
-impl<S, I, V, C, D> Rotator<S, I, V, C, D>
-where
-    S: SecretStore,
-    I: Iam,
-    V: IdentityCheck,
-    C: Clock,
-    D: Delivery,
-{
+impl<P: Ports> Rotator<P> {
     /// A new secret `secret_name` holding a fresh key of `user`.
     pub async fn enroll(&self, req: &EnrollRequest) -> Result<EnrollReport, RotationError> {
         let (name, user) = (req.secret_name.as_str(), req.user.as_str());

@@ -4,9 +4,8 @@
 use super::read::Read;
 use crate::error::RotationError;
 use crate::event::Step;
-use crate::ports::{
-    AccessKeys, ApiError, Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef,
-};
+use crate::ports::{AccessKeys, ApiError, Clock, SecretInfo, SecretStore, VersionRef};
+use crate::ports::{KeysOf, Ports};
 use crate::rules::{self, AfterFailedStore, OrphanPolicy, Retirement, StoreCheck};
 use crate::secret::SecretValue;
 use crate::state::{Held, LastUse, Needs};
@@ -22,14 +21,7 @@ pub(crate) enum CreatePlan {
     Create { retire: Option<Retirement> },
 }
 
-impl<S, I, V, C, D> Rotator<S, I, V, C, D>
-where
-    S: SecretStore,
-    I: Iam,
-    V: IdentityCheck,
-    C: Clock,
-    D: Delivery,
-{
+impl<P: Ports> Rotator<P> {
     /// createSecret's reads and decisions, with nothing written: the step and the dry run both
     /// start here, so a dry run meets every check a real run meets.
     pub(crate) async fn plan_create(
@@ -37,7 +29,7 @@ where
         info: SecretInfo,
         token: &str,
         orphans: OrphanPolicy,
-    ) -> Result<(Read<I::Keys>, CreatePlan), RotationError> {
+    ) -> Result<(Read<KeysOf<P>>, CreatePlan), RotationError> {
         let name = info.name.clone();
         // A sink that cannot be delivered to, or that another secret delivers to, would fail
         // finishSecret (or overwrite the other's key) after the key exists.
@@ -109,7 +101,7 @@ where
     /// anything else keeps IAM's own message.
     async fn third_key_refused(
         &self,
-        read: &Read<I::Keys>,
+        read: &Read<KeysOf<P>>,
         secret: &str,
         why: String,
     ) -> RotationError {

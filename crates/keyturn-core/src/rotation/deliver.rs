@@ -8,9 +8,9 @@
 use super::read::Read;
 use crate::error::RotationError;
 use crate::ports::{
-    AccessKeys, ApiError, Clock, Delivery, Iam, IdentityCheck, KeyEvent, KeyStatus, SecretInfo,
-    SecretStore, VersionRef,
+    AccessKeys, ApiError, Clock, Delivery, KeyEvent, KeyStatus, SecretInfo, SecretStore, VersionRef,
 };
+use crate::ports::{KeysOf, Ports};
 use crate::rules;
 use crate::secret::{SecretText, SecretValue};
 use crate::sink::{Sink, SinkKind};
@@ -59,14 +59,7 @@ pub(crate) struct Parcel<'a> {
     pub current_moved: bool,
 }
 
-impl<S, I, V, C, D> Rotator<S, I, V, C, D>
-where
-    S: SecretStore,
-    I: Iam,
-    V: IdentityCheck,
-    C: Clock,
-    D: Delivery,
-{
+impl<P: Ports> Rotator<P> {
     /// Delivers `parcel` to every sink, in order; the first failure stops and names its sink.
     /// Calls: one PutParameter per SSM sink; per GitHub sink one GET of the public key and one PUT
     /// per secret name (two).
@@ -211,7 +204,7 @@ where
     /// nothing.
     pub(crate) async fn deliver_current(
         &self,
-        read: &Read<I::Keys>,
+        read: &Read<KeysOf<P>>,
         sinks: &[Sink],
     ) -> Result<Vec<String>, RotationError> {
         let Some(current) = read.current.as_ref() else {
@@ -235,7 +228,7 @@ where
     /// without sinks.
     pub(crate) async fn deliver_fresh_current(
         &self,
-        read: &Read<I::Keys>,
+        read: &Read<KeysOf<P>>,
         sinks: &[Sink],
     ) -> Result<(), RotationError> {
         if sinks.is_empty() {
@@ -381,7 +374,7 @@ where
     /// the meantime, AWSCURRENT goes back to the version it was on.
     async fn roll_back_labels(
         &self,
-        read: &Read<I::Keys>,
+        read: &Read<KeysOf<P>>,
         plan: &rules::RollbackPlan,
     ) -> Result<(), RotationError> {
         let info = &read.state.info;
@@ -501,7 +494,7 @@ where
     /// The status of one of the user's keys as IAM lists it now (`None`: not listed).
     async fn key_status(
         &self,
-        read: &Read<I::Keys>,
+        read: &Read<KeysOf<P>>,
         key_id: &str,
     ) -> Result<Option<KeyStatus>, RotationError> {
         let user = &read.state.user.name;

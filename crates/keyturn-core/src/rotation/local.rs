@@ -13,7 +13,8 @@ use super::read::Read;
 use crate::audit::exempt::AccountExemptions;
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
-use crate::ports::{Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef};
+use crate::ports::{Clock, SecretInfo, SecretStore, VersionRef};
+use crate::ports::{KeysOf, Ports};
 use crate::rules::{self, CancelPlan, OrphanPolicy, RetireReason, Retirement, YOUNG_KEY};
 use crate::state::{in_flight, LastUse, Needs};
 use crate::tags::{self, AWSCURRENT, AWSPENDING};
@@ -113,14 +114,7 @@ fn retire_text(r: &Retirement) -> String {
     )
 }
 
-impl<S, I, V, C, D> Rotator<S, I, V, C, D>
-where
-    S: SecretStore,
-    I: Iam,
-    V: IdentityCheck,
-    C: Clock,
-    D: Delivery,
-{
+impl<P: Ports> Rotator<P> {
     /// Rotates, resumes or cancels one secret as `request` says.
     pub async fn rotate_local(
         &self,
@@ -301,7 +295,7 @@ where
     /// A finishSecret that stopped after delivering left the pending key in the sinks: they get
     /// AWSCURRENT's key back before anything is cancelled, so the sinks hold what the secret holds
     /// and no consumer is left with a key the cancel deletes. Nothing to do without sinks.
-    async fn redeliver_before_cancel(&self, read: &Read<I::Keys>) -> Result<(), RotationError> {
+    async fn redeliver_before_cancel(&self, read: &Read<KeysOf<P>>) -> Result<(), RotationError> {
         let info = &read.state.info;
         let sinks = rules::sinks(info, &self.settings().sinks)?;
         if !sinks.is_empty() {
@@ -397,7 +391,7 @@ where
     /// and that key back to the sinks. Returns the error that reports it.
     async fn undo_promotion(
         &self,
-        read: &Read<I::Keys>,
+        read: &Read<KeysOf<P>>,
         after: &SecretInfo,
         token: &str,
         retired: &Retirement,

@@ -8,6 +8,7 @@
 
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
+use crate::ports::Ports;
 use crate::ports::{
     ApiError, Clock, Delivery, Iam, IdentityCheck, Nowhere, SecretInfo, SecretStore, VersionRef,
 };
@@ -97,12 +98,12 @@ impl StepReport {
 
 /// Runs rotation steps against the ports. Delivery (sinks and events) is `Nowhere` until
 /// [`Rotator::with_delivery`] names one.
-pub struct Rotator<S, I, V, C, D = Nowhere> {
-    store: S,
-    iam: I,
-    verifier: V,
-    clock: C,
-    delivery: D,
+pub struct Rotator<P: Ports> {
+    store: P::Store,
+    iam: P::Iam,
+    verifier: P::Identity,
+    clock: P::Clock,
+    delivery: P::Delivery,
     settings: RotationSettings,
 }
 
@@ -161,7 +162,7 @@ impl ManagedSecrets {
     }
 }
 
-impl<S, I, V, C> Rotator<S, I, V, C, Nowhere> {
+impl<S: SecretStore, I: Iam, V: IdentityCheck, C: Clock> Rotator<(S, I, V, C, Nowhere)> {
     pub fn new(store: S, iam: I, verifier: V, clock: C, settings: RotationSettings) -> Self {
         Self {
             store,
@@ -174,9 +175,9 @@ impl<S, I, V, C> Rotator<S, I, V, C, Nowhere> {
     }
 }
 
-impl<S, I, V, C, D> Rotator<S, I, V, C, D> {
+impl<S: SecretStore, I: Iam, V: IdentityCheck, C: Clock, D: Delivery> Rotator<(S, I, V, C, D)> {
     /// The same rotator, delivering to sinks and publishing events through `delivery`.
-    pub fn with_delivery<D2: Delivery>(self, delivery: D2) -> Rotator<S, I, V, C, D2> {
+    pub fn with_delivery<D2: Delivery>(self, delivery: D2) -> Rotator<(S, I, V, C, D2)> {
         Rotator {
             store: self.store,
             iam: self.iam,
@@ -188,31 +189,24 @@ impl<S, I, V, C, D> Rotator<S, I, V, C, D> {
     }
 }
 
-impl<S, I, V, C, D> Rotator<S, I, V, C, D>
-where
-    S: SecretStore,
-    I: Iam,
-    V: IdentityCheck,
-    C: Clock,
-    D: Delivery,
-{
-    pub fn store(&self) -> &S {
+impl<P: Ports> Rotator<P> {
+    pub fn store(&self) -> &P::Store {
         &self.store
     }
 
-    pub fn iam(&self) -> &I {
+    pub fn iam(&self) -> &P::Iam {
         &self.iam
     }
 
-    pub fn verifier(&self) -> &V {
+    pub fn verifier(&self) -> &P::Identity {
         &self.verifier
     }
 
-    pub fn clock(&self) -> &C {
+    pub fn clock(&self) -> &P::Clock {
         &self.clock
     }
 
-    pub fn delivery(&self) -> &D {
+    pub fn delivery(&self) -> &P::Delivery {
         &self.delivery
     }
 

@@ -4,9 +4,8 @@ use std::collections::BTreeSet;
 
 use super::{aws, user_call_failed, Rotator};
 use crate::error::RotationError;
-use crate::ports::{
-    AccessKeys, Clock, Delivery, Iam, IdentityCheck, SecretInfo, SecretStore, VersionRef,
-};
+use crate::ports::{AccessKeys, Clock, Iam, SecretInfo, SecretStore, VersionRef};
+use crate::ports::{KeysOf, Ports};
 use crate::rules::{self, policy::current_is_recent, Scope};
 use crate::secret::{AccessKey, SecretValue};
 use crate::tags::{self, AWSCURRENT, AWSPENDING};
@@ -24,14 +23,7 @@ pub struct Read<K> {
     pub keys_api: K,
 }
 
-impl<S, I, V, C, D> Rotator<S, I, V, C, D>
-where
-    S: SecretStore,
-    I: Iam,
-    V: IdentityCheck,
-    C: Clock,
-    D: Delivery,
-{
+impl<P: Ports> Rotator<P> {
     /// Reads AWSCURRENT's value (and the token's, when it is a version), resolves the user, lists
     /// the user's keys (re-reading with bounded backoff while a key keyturn put there moments ago is
     /// missing: IAM's lists lag its writes), then whatever `needs` adds.
@@ -40,7 +32,7 @@ where
         info: SecretInfo,
         token: Option<&str>,
         needs: Needs,
-    ) -> Result<Read<I::Keys>, RotationError> {
+    ) -> Result<Read<KeysOf<P>>, RotationError> {
         let name = info.name.clone();
         let mut holdings = Vec::new();
         let mut current = None;
@@ -136,7 +128,7 @@ where
     /// Adds what `needs` asks for to a state already read.
     pub async fn read_more(
         &self,
-        read: &mut Read<I::Keys>,
+        read: &mut Read<KeysOf<P>>,
         needs: Needs,
     ) -> Result<(), RotationError> {
         let state = &mut read.state;
@@ -236,7 +228,7 @@ where
     /// missing. A key still missing after that is missing: the rules decide what that means.
     async fn list_keys(
         &self,
-        keys_api: &I::Keys,
+        keys_api: &KeysOf<P>,
         state: &SecretState,
         expected: &BTreeSet<String>,
     ) -> Result<Vec<KeyFacts>, RotationError> {
@@ -297,7 +289,7 @@ where
     /// GetUser, when the scope asks for it: the user's path must be under the user path.
     pub async fn check_path(
         &self,
-        keys_api: &I::Keys,
+        keys_api: &KeysOf<P>,
         secret: &str,
         user: &str,
         master_key: bool,
@@ -320,7 +312,7 @@ where
         &self,
         info: &SecretInfo,
         value: Option<&SecretValue>,
-    ) -> Result<(I::Keys, Option<String>), RotationError> {
+    ) -> Result<(KeysOf<P>, Option<String>), RotationError> {
         let Some(master) = value.and_then(SecretValue::master_arn) else {
             return Ok((self.iam().own(), None));
         };

@@ -3,9 +3,8 @@
 //! UpdateAccessKey keyturn makes carries the rule that allowed it.
 
 use crate::error::RotationError;
-use crate::ports::{
-    AccessKeys, ApiError, ApiResult, Clock, Delivery, Iam, IdentityCheck, KeyStatus, SecretStore,
-};
+use crate::ports::{AccessKeys, ApiError, ApiResult, KeyStatus};
+use crate::ports::{KeysOf, Ports};
 use crate::rules::{RetireAction, Retirement};
 
 use super::{aws, Rotator};
@@ -29,18 +28,11 @@ pub async fn retire(keys: &impl AccessKeys, r: &Retirement) -> ApiResult<()> {
     }
 }
 
-impl<S, I, V, C, D> Rotator<S, I, V, C, D>
-where
-    S: SecretStore,
-    I: Iam,
-    V: IdentityCheck,
-    C: Clock,
-    D: Delivery,
-{
+impl<P: Ports> Rotator<P> {
     /// [`retire`], its failure named for `secret`.
     pub(crate) async fn retire_key(
         &self,
-        keys: &I::Keys,
+        keys: &KeysOf<P>,
         secret: &str,
         r: &Retirement,
     ) -> Result<(), RotationError> {

@@ -4,8 +4,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::RotationError;
 use crate::event::Step;
+use crate::ports::Ports;
 use crate::ports::{
-    ApiError, Clock, Delivery, Iam, IdentityCheck, KeyEvent, SecretStore, StoredValue, VersionRef,
+    ApiError, Clock, IdentityCheck, KeyEvent, SecretStore, StoredValue, VersionRef,
 };
 use crate::rules;
 use crate::secret::{SecretText, SecretValue};
@@ -20,14 +21,7 @@ fn retry_test(e: &ApiError) -> bool {
     matches!(e, ApiError::InvalidCredentials(_)) || e.is_transient()
 }
 
-impl<S, I, V, C, D> Rotator<S, I, V, C, D>
-where
-    S: SecretStore,
-    I: Iam,
-    V: IdentityCheck,
-    C: Clock,
-    D: Delivery,
-{
+impl<P: Ports> Rotator<P> {
     /// setSecret: nothing to change in IAM. A key is live once created and testSecret proves it;
     /// listing keys here would cost a call and, under IAM's read-after-write lag, raise false alarms.
     pub(super) fn set(&self, o: &Opened<'_>) -> StepReport {

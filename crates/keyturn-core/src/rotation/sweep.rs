@@ -7,10 +7,9 @@ use time::OffsetDateTime;
 
 use super::read::Read;
 use crate::error::{describe_use, human, RotationError};
-use crate::ports::{
-    AccessKeys, Clock, Delivery, Iam, IdentityCheck, KeyEvent, KeyStatus, KeyUse, SecretStore,
-};
-use crate::rules::{RetireAction, SweepDecision, SweepPolicy};
+use crate::ports::{AccessKeys, KeyEvent, KeyStatus, KeyUse, SecretInfo, SecretStore};
+use crate::ports::{KeysOf, Ports};
+use crate::rules::{RetireAction, Retirement, SweepDecision, SweepPolicy};
 use crate::state::{in_flight, LastUse, Needs};
 use crate::tags::AWSPREVIOUS;
 
@@ -212,14 +211,7 @@ pub struct SweepReport {
     pub failed: bool,
 }
 
-impl<S, I, V, C, D> Rotator<S, I, V, C, D>
-where
-    S: SecretStore,
-    I: Iam,
-    V: IdentityCheck,
-    C: Clock,
-    D: Delivery,
-{
+impl<P: Ports> Rotator<P> {
     /// Sweeps one secret. With `dry_run`, decides but changes nothing.
     pub async fn sweep(
         &self,
@@ -252,22 +244,27 @@ where
                 false,
             ));
         }
-        let needs = Needs {
-            all_versions: true,
-            // Under require-switch the current key's last use is the evidence too.
-            last_use: if policy.require_switch {
-                LastUse::Every
-            } else {
-                LastUse::OfVersion(AWSPREVIOUS)
-            },
-            who_else: true,
-            tolerate_bad_values: false,
-        };
-        let read = self.read_state(info.clone(), None, needs).await?;
-        let name = info.name.as_str();
+        let read = self
+            .read_state(info.clone(), None, sweep_needs(&policy))
+            .await?;
         let user = read.state.user.name.clone();
+        let decision = crate::rules::sweep_plan(&read.state, &policy);
+        let (outcome, failed) = self.carry_out(&info, &read, decision, dry_run).await?;
+        Ok(report(Some(user), outcome, failed))
+    }
+
+    /// Does what the rules decided (nothing on a dry run but say what it would do): the outcome,
+    /// and whether it fails the sweep.
+    async fn carry_out(
+        &self,
+        info: &SecretInfo,
+        read: &Read<KeysOf<P>>,
+        decision: SweepDecision,
+        dry_run: bool,
+    ) -> Result<(SweepOutcome, bool), RotationError> {
+        let name = info.name.as_str();
         let now = read.state.now;
-        let (outcome, failed) = match crate::rules::sweep_plan(&read.state, &policy) {
+        Ok(match decision {
             SweepDecision::Nothing(why) => (SweepOutcome::Nothing(why), false),
             SweepDecision::Waiting {
                 key_id,
@@ -314,65 +311,68 @@ where
                     false,
                 )
             }
-            SweepDecision::Retire(r) => {
+            SweepDecision::Retire(r) if dry_run => {
                 let key_id = r.key_id().to_string();
-                if dry_run {
-                    let outcome = match r.action() {
-                        RetireAction::Deactivate => SweepOutcome::Deactivated { key_id },
-                        RetireAction::Delete => SweepOutcome::Deleted { key_id },
-                    };
-                    return Ok(report(Some(user), outcome, false));
-                }
-                if let Some(why) = self.recheck(&read, &r).await? {
-                    return Ok(report(
-                        Some(user),
-                        SweepOutcome::Changed { key_id, why },
-                        false,
-                    ));
-                }
-                // A sink may still hold the key about to go (a rollback that stopped after
-                // delivering it): the sinks get AWSCURRENT's key first.
-                let sinks = crate::rules::sinks(&info, &self.settings().sinks)?;
-                self.deliver_current(&read, &sinks).await?;
-                self.retire_key(&read.keys_api, name, &r).await?;
                 let outcome = match r.action() {
-                    RetireAction::Deactivate => {
-                        // Check after: a rollback may have made the key AWSCURRENT between the
-                        // re-read and the deactivation. Never leave AWSCURRENT on it inactive.
-                        if let Some(why) = self.became_current(&info, &key_id).await? {
-                            self.reactivate_after_race(&read, name, &key_id).await?;
-                            return Ok(report(
-                                Some(user),
-                                SweepOutcome::Raced { key_id, why },
-                                true,
-                            ));
-                        }
-                        self.record_deactivation(&info.arn, name, &key_id, now)
-                            .await?;
-                        SweepOutcome::Deactivated { key_id }
-                    }
-                    RetireAction::Delete => {
-                        let version = info.version_with(AWSPREVIOUS).unwrap_or_default();
-                        self.drop_previous(&info.arn, name, version, &key_id)
-                            .await?;
-                        SweepOutcome::Deleted { key_id }
-                    }
+                    RetireAction::Deactivate => SweepOutcome::Deactivated { key_id },
+                    RetireAction::Delete => SweepOutcome::Deleted { key_id },
                 };
-                let mut retired = event(
-                    KeyEvent::RETIREMENT,
-                    &info,
-                    &user,
-                    r.key_id(),
-                    None,
-                    None,
-                    &[],
-                );
-                retired.action = Some(outcome.as_str());
-                self.announce(retired).await?;
                 (outcome, false)
             }
+            SweepDecision::Retire(r) => self.retire_previous(info, read, &r).await?,
+        })
+    }
+
+    /// Retires the previous key as `r` says: re-check, give the sinks AWSCURRENT's key, deactivate
+    /// or delete, check after a deactivation that the key did not become AWSCURRENT meanwhile
+    /// (undoing it if it did), record, announce.
+    async fn retire_previous(
+        &self,
+        info: &SecretInfo,
+        read: &Read<KeysOf<P>>,
+        r: &Retirement,
+    ) -> Result<(SweepOutcome, bool), RotationError> {
+        let (name, user, now) = (info.name.as_str(), &read.state.user.name, read.state.now);
+        let key_id = r.key_id().to_string();
+        if let Some(why) = self.recheck(read, r).await? {
+            return Ok((SweepOutcome::Changed { key_id, why }, false));
+        }
+        // A sink may still hold the key about to go (a rollback that stopped after delivering
+        // it): the sinks get AWSCURRENT's key first.
+        let sinks = crate::rules::sinks(info, &self.settings().sinks)?;
+        self.deliver_current(read, &sinks).await?;
+        self.retire_key(&read.keys_api, name, r).await?;
+        let outcome = match r.action() {
+            RetireAction::Deactivate => {
+                // Check after: a rollback may have made the key AWSCURRENT between the re-read
+                // and the deactivation. Never leave AWSCURRENT on it inactive.
+                if let Some(why) = self.became_current(info, &key_id).await? {
+                    self.reactivate_after_race(read, name, &key_id).await?;
+                    return Ok((SweepOutcome::Raced { key_id, why }, true));
+                }
+                self.record_deactivation(&info.arn, name, &key_id, now)
+                    .await?;
+                SweepOutcome::Deactivated { key_id }
+            }
+            RetireAction::Delete => {
+                let version = info.version_with(AWSPREVIOUS).unwrap_or_default();
+                self.drop_previous(&info.arn, name, version, &key_id)
+                    .await?;
+                SweepOutcome::Deleted { key_id }
+            }
         };
-        Ok(report(Some(user), outcome, failed))
+        let mut retired = event(
+            KeyEvent::RETIREMENT,
+            info,
+            user,
+            r.key_id(),
+            None,
+            None,
+            &[],
+        );
+        retired.action = Some(outcome.as_str());
+        self.announce(retired).await?;
+        Ok((outcome, false))
     }
 
     /// The sweep's re-read just before it retires a key: the labels must be where the plan found
@@ -380,7 +380,7 @@ where
     /// active. `Some(why)` when something changed.
     async fn recheck(
         &self,
-        read: &Read<I::Keys>,
+        read: &Read<KeysOf<P>>,
         r: &crate::rules::Retirement,
     ) -> Result<Option<String>, RotationError> {
         let info = &read.state.info;
@@ -442,7 +442,7 @@ where
 
     async fn reactivate_after_race(
         &self,
-        read: &Read<I::Keys>,
+        read: &Read<KeysOf<P>>,
         name: &str,
         key_id: &str,
     ) -> Result<(), RotationError> {
@@ -496,5 +496,20 @@ where
             .tag(arn, &tags)
             .await
             .map_err(|e| aws("TagResource", name, None, Some(key_id), e))
+    }
+}
+
+/// What the sweep reads: every version, and the previous key's last use (under require-switch the
+/// current key's too: its use is the evidence).
+fn sweep_needs(policy: &SweepPolicy) -> Needs {
+    Needs {
+        all_versions: true,
+        last_use: if policy.require_switch {
+            LastUse::Every
+        } else {
+            LastUse::OfVersion(AWSPREVIOUS)
+        },
+        who_else: true,
+        tolerate_bad_values: false,
     }
 }

@@ -18,7 +18,7 @@ use keyturn_core::{
     SecretValue, Step, StepReport,
 };
 
-pub type FakeRotator = Rotator<World, World, World, World, World>;
+pub type FakeRotator = Rotator<(World, World, World, World, World)>;
 
 pub fn settings() -> RotationSettings {
     RotationSettings {
