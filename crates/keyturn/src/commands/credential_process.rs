@@ -31,10 +31,8 @@ pub async fn run(r: &AwsRotator, a: CredentialProcessArgs) -> anyhow::Result<boo
         .key()
         .with_context(|| format!("secret {} holds no access key", a.secret_id))?;
     let expiration = r.clock().now() + time::Duration::minutes(a.refresh_minutes.into());
-    // The one place keyturn prints a secret: credential_process hands it to the SDK on stdout.
-    println!(
-        "{}",
-        json!({"Version": 1, "AccessKeyId": key.id, "SecretAccessKey": key.secret.expose(), "Expiration": rfc3339(expiration)})
+    crate::render::print_credentials(
+        &json!({"Version": 1, "AccessKeyId": key.id, "SecretAccessKey": key.secret.expose(), "Expiration": rfc3339(expiration)}),
     );
     Ok(true)
 }

@@ -1,52 +1,10 @@
 //! `keyturn deliver` and `keyturn rollback`: keyturn-core's delivery and rollback, as typed rows.
 
 use keyturn_aws::AwsRotator;
-use keyturn_core::rotation::{DeliveryReport, RollbackReport};
-use serde::Serialize;
 
 use crate::args::{DeliverArgs, Output, RollbackArgs};
+use crate::render::deliver::{self, DeliverRow, RollbackRow};
 use crate::render::print_json;
-use crate::safe::term;
-
-/// One secret's line of `keyturn deliver`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct DeliverRow {
-    secret: String,
-    user: Option<String>,
-    key_id: Option<String>,
-    /// The sinks delivered to, by name (the NAME of `keyturn:sink:NAME`).
-    sinks: Vec<String>,
-    /// An EventBridge event was published (--events).
-    announced: bool,
-    error_type: Option<&'static str>,
-    error: Option<String>,
-}
-
-impl DeliverRow {
-    fn of(secret: String, result: Result<DeliveryReport, keyturn_core::RotationError>) -> Self {
-        match result {
-            Ok(r) => DeliverRow {
-                secret: r.secret,
-                user: Some(r.user),
-                key_id: Some(r.key_id),
-                sinks: r.sinks,
-                announced: r.announced,
-                error_type: None,
-                error: None,
-            },
-            Err(e) => DeliverRow {
-                secret,
-                user: None,
-                key_id: None,
-                sinks: Vec::new(),
-                announced: false,
-                error_type: Some(e.error_type()),
-                error: Some(e.to_string()),
-            },
-        }
-    }
-}
 
 /// Delivers each secret in turn; exit 1 when one failed (the others are still delivered).
 pub async fn deliver(r: &AwsRotator, a: DeliverArgs, output: Output) -> anyhow::Result<bool> {
@@ -57,61 +15,9 @@ pub async fn deliver(r: &AwsRotator, a: DeliverArgs, output: Output) -> anyhow::
     }
     match output {
         Output::Json => print_json(&rows),
-        Output::Table | Output::Csv => {
-            for row in &rows {
-                match (&row.error, &row.key_id) {
-                    (Some(e), _) => println!("failed {}: {}", term(&row.secret), term(e)),
-                    (None, key) => println!(
-                        "delivered {} key {} to {}{}",
-                        term(&row.secret),
-                        term(key.as_deref().unwrap_or("")),
-                        if row.sinks.is_empty() {
-                            "no sink (the secret has no keyturn:sink:* tag)".to_string()
-                        } else {
-                            format!("sink(s) {}", term(&row.sinks.join(", ")))
-                        },
-                        if row.announced {
-                            "; event published"
-                        } else {
-                            ""
-                        }
-                    ),
-                }
-            }
-        }
+        Output::Table | Output::Csv => deliver::print_deliveries(&rows),
     }
     Ok(rows.iter().all(|r| r.error.is_none()))
-}
-
-/// `keyturn rollback`'s report.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RollbackRow {
-    secret: String,
-    user: String,
-    /// The key AWSCURRENT holds again.
-    key_id: String,
-    /// The key it held before: now AWSPREVIOUS, retired by the sweep's normal rules.
-    rolled_back_from: Option<String>,
-    reactivated: bool,
-    sinks: Vec<String>,
-    announced: bool,
-    dry_run: bool,
-}
-
-impl From<RollbackReport> for RollbackRow {
-    fn from(r: RollbackReport) -> Self {
-        RollbackRow {
-            secret: r.secret,
-            user: r.user,
-            key_id: r.key_id,
-            rolled_back_from: r.from_key,
-            reactivated: r.reactivated,
-            sinks: r.sinks,
-            announced: r.announced,
-            dry_run: r.dry_run,
-        }
-    }
 }
 
 /// Rolls one secret back; a refusal is the command's error (exit 2), with nothing changed.
@@ -119,36 +25,7 @@ pub async fn rollback(r: &AwsRotator, a: RollbackArgs, output: Output) -> anyhow
     let row = RollbackRow::from(r.rollback(&a.secret, a.dry_run).await?);
     match output {
         Output::Json => print_json(&row),
-        Output::Table | Output::Csv => println!(
-            "{}{}: AWSCURRENT {} key {} of user {}{}{}{}",
-            if row.dry_run { "dry run: " } else { "" },
-            term(&row.secret),
-            if row.dry_run {
-                "would go back to"
-            } else {
-                "is back on"
-            },
-            term(&row.key_id),
-            term(&row.user),
-            match &row.rolled_back_from {
-                Some(k) => format!(" (from {}, now AWSPREVIOUS, left to the sweep)", term(k)),
-                None => String::new(),
-            },
-            if row.reactivated {
-                if row.dry_run {
-                    "; it would be reactivated"
-                } else {
-                    "; it was reactivated"
-                }
-            } else {
-                ""
-            },
-            if row.sinks.is_empty() {
-                String::new()
-            } else {
-                format!("; delivered to {}", term(&row.sinks.join(", ")))
-            }
-        ),
+        Output::Table | Output::Csv => deliver::print_rollback(&row),
     }
     Ok(true)
 }

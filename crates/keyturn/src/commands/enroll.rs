@@ -6,8 +6,7 @@ use keyturn_aws::AwsRotator;
 use keyturn_core::enroll::{AdoptRequest, EnrollReport, EnrollRequest, Schedule};
 
 use crate::args::{EnrollArgs, Output};
-use crate::render::print_json;
-use crate::safe::term;
+use crate::render::{print_enrolled, print_json};
 
 /// Enrolls or adopts, and prints what was done.
 pub async fn run(r: &AwsRotator, a: &EnrollArgs, output: Output) -> anyhow::Result<bool> {
@@ -15,21 +14,7 @@ pub async fn run(r: &AwsRotator, a: &EnrollArgs, output: Output) -> anyhow::Resu
     match output {
         Output::Json => print_json(&out),
         // CSV was refused before the run (Command::output).
-        Output::Table | Output::Csv => println!(
-            "{} {} for user {} ({}), {}",
-            out.outcome.as_str(),
-            term(&out.secret),
-            term(&out.user),
-            match &out.key_id {
-                Some(k) => format!("key {}", term(k)),
-                None => "no key yet: the first rotation makes one".into(),
-            },
-            if out.scheduled {
-                "Secrets Manager rotates it on schedule"
-            } else {
-                "not scheduled: rotate it with keyturn rotate (from cron or CI), or enroll with --rotation-lambda ARN to have Secrets Manager call the rotation function"
-            }
-        ),
+        Output::Table | Output::Csv => print_enrolled(&out),
     }
     Ok(true)
 }

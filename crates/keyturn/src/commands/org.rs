@@ -4,13 +4,11 @@
 //! 2 when a probe could not tell (throttled, unreachable).
 
 use keyturn_aws::probe::{Probe, Prober};
-use serde::Serialize;
 
 use crate::accounts::Fleet;
 use crate::args::Output;
-use crate::render::AccountFailure;
-use crate::render::{account_groups, plain_table, print_json, print_table};
-use crate::safe::term;
+use crate::render::org::{self, CheckRow, Verdict};
+use crate::render::print_json;
 
 /// What each capability needs, as actions tried one by one.
 const CAPABILITIES: [(&str, &[Probe]); 3] = [
@@ -53,61 +51,6 @@ const CAPABILITIES: [(&str, &[Probe]); 3] = [
     ),
 ];
 
-/// One capability in one account.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Verdict {
-    /// Absent when it could not be tried (the role could not be assumed, or a probe could not
-    /// tell).
-    ok: Option<bool>,
-    /// The actions denied.
-    missing: Vec<&'static str>,
-}
-
-impl Verdict {
-    fn text(&self) -> String {
-        match self.ok {
-            Some(true) => "ok".into(),
-            Some(false) => "missing".into(),
-            None => "-".into(),
-        }
-    }
-}
-
-/// One account's line of `keyturn org check`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CheckRow {
-    /// How the account was reached: the role's ARN, or `own credentials`.
-    via: Option<String>,
-    assume: Verdict,
-    audit: Verdict,
-    rotate: Verdict,
-    sweep: Verdict,
-    /// What went wrong, and what to do.
-    error: Option<String>,
-}
-
-impl AccountFailure for CheckRow {
-    fn account_failed(error: String) -> Self {
-        let untried = Verdict {
-            ok: None,
-            missing: Vec::new(),
-        };
-        CheckRow {
-            via: None,
-            assume: Verdict {
-                ok: Some(false),
-                missing: vec!["sts:AssumeRole"],
-            },
-            audit: untried.clone(),
-            rotate: untried.clone(),
-            sweep: untried,
-            error: Some(error),
-        }
-    }
-}
-
 pub async fn check(fleet: &Fleet, secret_prefix: &str, output: Output) -> anyhow::Result<bool> {
     let probe_id = uuid::Uuid::new_v4().simple().to_string();
     // Names that cannot exist: a random user, and a random secret under the prefix (where the
@@ -137,47 +80,7 @@ pub async fn check(fleet: &Fleet, secret_prefix: &str, output: Output) -> anyhow
         .await?;
     let rows = &ran.rows;
     match output {
-        Output::Table => {
-            let mut table =
-                plain_table(["ACCOUNT", "ASSUME", "AUDIT", "ROTATE", "SWEEP", "MISSING"]);
-            for (r, group) in rows.iter().zip(account_groups(rows)) {
-                let c = &r.row;
-                let mut missing: Vec<&str> = Vec::new();
-                for v in [&c.assume, &c.audit, &c.rotate, &c.sweep] {
-                    for m in &v.missing {
-                        if !missing.contains(m) {
-                            missing.push(m);
-                        }
-                    }
-                }
-                let mut last = missing.join(", ");
-                if let Some(e) = &c.error {
-                    last = if last.is_empty() {
-                        e.clone()
-                    } else {
-                        format!("{last}; {e}")
-                    };
-                }
-                table.add_row([
-                    term(&group.unwrap_or_default()).into_owned(),
-                    c.assume.text(),
-                    c.audit.text(),
-                    c.rotate.text(),
-                    c.sweep.text(),
-                    term(if last.is_empty() { "-" } else { &last }).into_owned(),
-                ]);
-            }
-            print_table(&table);
-            let fine = rows.iter().filter(|r| all_hold(&r.row)).count();
-            println!(
-                "{} account(s): {fine} with every capability, {} missing something",
-                rows.len(),
-                rows.len() - fine
-            );
-            if fine < rows.len() {
-                println!("to grant what is missing, deploy the member role with the policy switched on (deploy/org/member-role.yaml: EnableAuditor for audit, EnableOperator for rotate and sweep), through the organization StackSet");
-            }
-        }
+        Output::Table => org::table(rows),
         _ => print_json(rows),
     }
     if rows
@@ -188,13 +91,7 @@ pub async fn check(fleet: &Fleet, secret_prefix: &str, output: Output) -> anyhow
             "a permission could not be checked in some account (see its error); try again"
         );
     }
-    Ok(rows.iter().all(|r| all_hold(&r.row)))
-}
-
-fn all_hold(c: &CheckRow) -> bool {
-    [&c.assume, &c.audit, &c.rotate, &c.sweep]
-        .iter()
-        .all(|v| v.ok == Some(true))
+    Ok(rows.iter().all(|r| r.row.all_hold()))
 }
 
 /// Every capability's probes in one reached account; a probe that cannot tell ends the account's

@@ -3,7 +3,11 @@
 //! work with bounded concurrency behind an indicatif progress bar (drawn only on a terminal).
 
 pub mod audit;
+pub mod deliver;
+pub mod org;
+pub mod rotate;
 pub mod status;
+pub mod sweep;
 
 use std::sync::Arc;
 
@@ -122,6 +126,31 @@ pub fn brief(error: &str, secret: Option<&str>) -> String {
         Some((cause, _)) => cause.to_string(),
         None => rest.to_string(),
     }
+}
+
+/// What `enroll` did, in one line.
+pub fn print_enrolled(out: &keyturn_core::enroll::EnrollReport) {
+    println!(
+        "{} {} for user {} ({}), {}",
+        out.outcome.as_str(),
+        term(&out.secret),
+        term(&out.user),
+        match &out.key_id {
+            Some(k) => format!("key {}", term(k)),
+            None => "no key yet: the first rotation makes one".into(),
+        },
+        if out.scheduled {
+            "Secrets Manager rotates it on schedule"
+        } else {
+            "not scheduled: rotate it with keyturn rotate (from cron or CI), or enroll with --rotation-lambda ARN to have Secrets Manager call the rotation function"
+        }
+    );
+}
+
+/// `credential-process`'s answer. The one place keyturn prints a secret: the AWS SDKs read it on
+/// standard output.
+pub fn print_credentials(answer: &Value) {
+    println!("{answer}");
 }
 
 /// Whether `row` serializes to exactly `R::FIELDS`, in that order (for the rows' tests).
