@@ -474,8 +474,7 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
     let Some(key_id) = state.key_of_version(version).map(str::to_string) else {
         return SweepDecision::Nothing("AWSPREVIOUS holds no key".into());
     };
-    let current = state.current_key();
-    if current == Some(key_id.as_str()) {
+    if state.current_key() == Some(key_id.as_str()) {
         return SweepDecision::Nothing("AWSPREVIOUS holds the current key".into());
     }
     let Some(key) = state.key(&key_id) else {
@@ -484,42 +483,17 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
             version: version.to_string(),
         };
     };
-    let blocked = |why: String| SweepDecision::Blocked {
-        key_id: key_id.clone(),
-        why,
+    let current = match sweep_blocker(state, &key_id) {
+        Ok(current) => current,
+        Err(why) => return SweepDecision::Blocked { key_id, why },
     };
-    if !state.other_secrets.is_empty() {
-        return blocked(format!(
-            "other secrets are tagged keyturn:user={} too ({}): one user, one managed secret; untag or delete the others",
-            state.user.name,
-            state.other_secrets.join(", ")
-        ));
-    }
-    let current_id = match current.map(|c| (c, state.key(c))) {
-        None => return blocked("AWSCURRENT holds no key".into()),
-        Some((c, None)) => {
-            return blocked(format!(
-                "AWSCURRENT's key {c} is not one of user {}'s keys in IAM (deleted, or another user's): the previous key may be the user's last working one; put a working key of the user in AWSCURRENT first",
-                state.user.name
-            ))
-        }
-        Some((c, Some(k))) if k.status != KeyStatus::Active => {
-            return blocked(format!(
-                "AWSCURRENT's key {c} is inactive: the previous key may be the user's last working one; reactivate the current key first"
-            ))
-        }
-        Some((c, Some(_))) => c,
-    };
-    if state.signer.as_deref() == Some(key_id.as_str()) {
-        return blocked("it signs keyturn's own IAM calls".into());
-    }
     let Some(last_use) = key.last_use.clone() else {
-        return blocked("its last use could not be read".into());
+        return SweepDecision::Blocked {
+            key_id,
+            why: "its last use could not be read".into(),
+        };
     };
-    let now = state.now;
     let cut = crate::rules::records::cutover(state);
-    let user = state.user.name.as_str();
-    let took_over = cut.latest.unwrap_or(now);
     match key.status {
         KeyStatus::Active if used_since(&last_use, cut.earliest, own_test_from(state, &key.id)) => {
             SweepDecision::InUse {
@@ -528,56 +502,107 @@ pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
                 fail: policy.in_use == InUsePolicy::Fail,
             }
         }
-        KeyStatus::Active => {
-            let grace_end = took_over + policy.grace;
-            let settled = settling(state, &cut);
-            let until = settled.map_or(grace_end, |s| s.max(grace_end));
-            let switched = super::policy::switch_evidence(state).is_some_and(|e| e.switched);
-            if now < until {
-                SweepDecision::Waiting {
-                    key_id,
-                    until,
-                    inactive: false,
-                    settling: settled.is_some_and(|s| s > grace_end),
-                }
-            } else if policy.require_switch && !switched {
-                SweepDecision::AwaitingSwitch {
-                    key_id,
-                    current: current_id.to_string(),
-                }
-            } else {
-                SweepDecision::Retire(Retirement::new(
-                    user,
-                    &key_id,
-                    RetireAction::Deactivate,
-                    RetireReason::GraceOver {
-                        cutover: cut.latest,
-                    },
-                ))
-            }
+        KeyStatus::Active => plan_active(state, policy, &cut, key_id, current),
+        KeyStatus::Inactive => plan_inactive(state, policy, &cut, key),
+    }
+}
+
+/// What keeps the sweep from retiring the previous key `key_id` whatever its use: another secret
+/// of the user, AWSCURRENT without an active key of the user, or the key signing keyturn's calls.
+/// `Ok` gives AWSCURRENT's key.
+fn sweep_blocker<'a>(state: &'a SecretState, key_id: &str) -> Result<&'a str, String> {
+    if !state.other_secrets.is_empty() {
+        return Err(format!(
+            "other secrets are tagged keyturn:user={} too ({}): one user, one managed secret; untag or delete the others",
+            state.user.name,
+            state.other_secrets.join(", ")
+        ));
+    }
+    let current = match state.current_key().map(|c| (c, state.key(c))) {
+        None => return Err("AWSCURRENT holds no key".into()),
+        Some((c, None)) => {
+            return Err(format!(
+                "AWSCURRENT's key {c} is not one of user {}'s keys in IAM (deleted, or another user's): the previous key may be the user's last working one; put a working key of the user in AWSCURRENT first",
+                state.user.name
+            ))
         }
-        KeyStatus::Inactive => {
-            let grace_end = cut.latest.map(|l| l + policy.grace);
-            match records::deactivated_since(&state.info, key, grace_end, now).0 {
-                Deactivated::Unrecorded => SweepDecision::RecordDeactivation {
-                    key_id,
-                    until: now + policy.delete_after,
-                },
-                Deactivated::Since(at) if now < at + policy.delete_after => {
-                    SweepDecision::Waiting {
-                        key_id,
-                        until: at + policy.delete_after,
-                        inactive: true,
-                        settling: false,
-                    }
-                }
-                Deactivated::Since(at) => SweepDecision::Retire(Retirement::new(
-                    user,
-                    &key_id,
-                    RetireAction::Delete,
-                    RetireReason::InactiveLongEnough { since: at },
-                )),
-            }
+        Some((c, Some(k))) if k.status != KeyStatus::Active => {
+            return Err(format!(
+                "AWSCURRENT's key {c} is inactive: the previous key may be the user's last working one; reactivate the current key first"
+            ))
         }
+        Some((c, Some(_))) => c,
+    };
+    if state.signer.as_deref() == Some(key_id) {
+        return Err("it signs keyturn's own IAM calls".into());
+    }
+    Ok(current)
+}
+
+/// An active previous key unused since the cut-over: wait out the grace period and the settle
+/// window, then (with switch evidence where it is required) deactivate it.
+fn plan_active(
+    state: &SecretState,
+    policy: &SweepPolicy,
+    cut: &Cutover,
+    key_id: String,
+    current: &str,
+) -> SweepDecision {
+    let now = state.now;
+    let grace_end = cut.latest.unwrap_or(now) + policy.grace;
+    let settled = settling(state, cut);
+    let until = settled.map_or(grace_end, |s| s.max(grace_end));
+    let switched = super::policy::switch_evidence(state).is_some_and(|e| e.switched);
+    if now < until {
+        SweepDecision::Waiting {
+            key_id,
+            until,
+            inactive: false,
+            settling: settled.is_some_and(|s| s > grace_end),
+        }
+    } else if policy.require_switch && !switched {
+        SweepDecision::AwaitingSwitch {
+            key_id,
+            current: current.to_string(),
+        }
+    } else {
+        SweepDecision::Retire(Retirement::new(
+            &state.user.name,
+            &key_id,
+            RetireAction::Deactivate,
+            RetireReason::GraceOver {
+                cutover: cut.latest,
+            },
+        ))
+    }
+}
+
+/// An inactive previous key: record when it was found deactivated (unless a believable record
+/// says so), then delete it once the delete-after period has passed.
+fn plan_inactive(
+    state: &SecretState,
+    policy: &SweepPolicy,
+    cut: &Cutover,
+    key: &KeyFacts,
+) -> SweepDecision {
+    let (now, key_id) = (state.now, key.id.clone());
+    let grace_end = cut.latest.map(|l| l + policy.grace);
+    match records::deactivated_since(&state.info, key, grace_end, now).0 {
+        Deactivated::Unrecorded => SweepDecision::RecordDeactivation {
+            key_id,
+            until: now + policy.delete_after,
+        },
+        Deactivated::Since(at) if now < at + policy.delete_after => SweepDecision::Waiting {
+            key_id,
+            until: at + policy.delete_after,
+            inactive: true,
+            settling: false,
+        },
+        Deactivated::Since(at) => SweepDecision::Retire(Retirement::new(
+            &state.user.name,
+            &key_id,
+            RetireAction::Delete,
+            RetireReason::InactiveLongEnough { since: at },
+        )),
     }
 }
