@@ -103,9 +103,14 @@ async fn sweep_all<P: Ports>(
     for line in managed.skipped(rotator.settings().scope.prefix()) {
         tracing::warn!(request_id, step = "sweep", outcome = "skipped", "{line}");
     }
+    let names = managed.inside.iter().map(|i| i.name.clone()).collect();
     let mut tally = SweepTally::default();
-    for secret in managed.inside.iter().map(|i| i.name.as_str()) {
-        let result = rotator.sweep(secret, policy, false).await;
+    // One secret at a time: the scheduled sweep has the whole invocation's time.
+    for (secret, result) in rotator
+        .sweep_each(names, policy, false, 1, |_| Some(()))
+        .await
+    {
+        let Some(result) = result else { continue };
         match &result {
             Ok(r) => {
                 tracing::info!(request_id, step = "sweep", secret = %r.secret, user = r.user.as_deref().unwrap_or(""),

@@ -212,6 +212,35 @@ pub struct SweepReport {
 }
 
 impl<P: Ports> Rotator<P> {
+    /// The sweep over many secrets: the one loop the function and `keyturn sweep` share. At most
+    /// `concurrency` secrets at a time; the results come in the secrets' order. `start` is asked
+    /// as each secret is about to begin, and what it gives is held while that secret is swept (the
+    /// CLI's progress and signal bookkeeping); `None` leaves the secret untouched (a signal came):
+    /// its result is `None`.
+    pub async fn sweep_each<G>(
+        &self,
+        secrets: Vec<String>,
+        policy: &SweepPolicy,
+        dry_run: bool,
+        concurrency: usize,
+        start: impl Fn(&str) -> Option<G>,
+    ) -> Vec<(String, Option<Result<SweepReport, RotationError>>)> {
+        use futures_util::StreamExt;
+        let start = &start;
+        futures_util::stream::iter(secrets)
+            .map(|secret| async move {
+                let Some(held) = start(&secret) else {
+                    return (secret, None);
+                };
+                let result = self.sweep(&secret, policy, dry_run).await;
+                drop(held);
+                (secret, Some(result))
+            })
+            .buffered(concurrency.max(1))
+            .collect()
+            .await
+    }
+
     /// Sweeps one secret. With `dry_run`, decides but changes nothing.
     pub async fn sweep(
         &self,

@@ -986,3 +986,59 @@ async fn a_plain_rotate_finishes_a_stale_rotation_keyturn_rotate_started_and_nam
     );
     assert!(label_of(&world, "keyturn/app1", &token).contains(&"AWSPENDING".to_string()));
 }
+
+/// The one sweep loop: results in the secrets' order; a secret `start` declines (a signal came)
+/// is untouched and has no result; the others are swept as `sweep` alone would.
+#[tokio::test]
+async fn sweep_each_keeps_order_and_leaves_declined_secrets_untouched() {
+    let world = World::new();
+    let mut olds = Vec::new();
+    for user in ["app1", "app2", "app3"] {
+        world.add_user(user);
+        let key = world.create_key(user);
+        world.add_secret(&format!("keyturn/{user}"), &canonical(user, &key), &[]);
+        olds.push(key);
+    }
+    let r = rotator(&world);
+    for user in ["app1", "app2", "app3"] {
+        rotate(&r, &world, &format!("keyturn/{user}"))
+            .await
+            .expect("rotation");
+    }
+    world.advance(8 * DAY);
+    let names: Vec<String> = ["app1", "app2", "app3"]
+        .iter()
+        .map(|u| format!("keyturn/{u}"))
+        .collect();
+    let started = std::sync::Mutex::new(Vec::new());
+    let results = r
+        .sweep_each(names.clone(), &policy(), false, 2, |secret| {
+            started.lock().expect("lock").push(secret.to_string());
+            (secret != "keyturn/app2").then_some(())
+        })
+        .await;
+    assert_eq!(
+        results.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),
+        names
+    );
+    assert_eq!(started.lock().expect("lock").len(), 3);
+    for ((secret, result), old) in results.iter().zip(&olds) {
+        if secret == "keyturn/app2" {
+            assert!(result.is_none());
+            assert!(
+                world
+                    .keys_of("app2")
+                    .contains(&(old.id.clone(), KeyStatus::Active)),
+                "untouched"
+            );
+        } else {
+            let report = result.as_ref().expect("started").as_ref().expect("swept");
+            assert_eq!(
+                report.outcome,
+                SweepOutcome::Deactivated {
+                    key_id: old.id.clone()
+                }
+            );
+        }
+    }
+}

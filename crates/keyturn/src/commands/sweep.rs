@@ -11,7 +11,7 @@ use crate::args::{Output, SweepArgs};
 use crate::interrupt::{self, Interrupted};
 use crate::render::sweep::{row, SweepRow, NOT_STARTED};
 use crate::render::AccountFailure;
-use crate::render::{bulk, print_rows, Row};
+use crate::render::{print_rows, progress_bar, Row, Tick};
 use crate::setup::targets;
 
 /// Arms the signal handler for a sweep that writes. Sweeping is idempotent: the same command
@@ -43,21 +43,22 @@ pub async fn run(
             async move {
                 let rotator = Arc::new(reached.aws().rotator(settings));
                 let secrets = targets(&rotator, named).await?;
-                let rows = bulk(secrets, concurrency, reached.progress, move |secret| {
-                    let rotator = rotator.clone();
-                    async move {
-                        let _busy = interrupt::Busy::enter(&secret);
-                        row(
-                            rotator.sweep(&secret, &policy, dry_run).await,
-                            secret,
-                            dry_run,
-                        )
-                    }
-                })
-                .await;
-                Ok(rows
+                let bar = progress_bar(secrets.len(), reached.progress);
+                // The core's one sweep loop; a secret a signal kept from starting is untouched.
+                let start = |secret: &str| {
+                    (!interrupt::stopping())
+                        .then(|| (interrupt::Busy::enter(secret), Tick(bar.clone())))
+                };
+                let swept = rotator
+                    .sweep_each(secrets, &policy, dry_run, concurrency.into(), start)
+                    .await;
+                bar.finish();
+                Ok(swept
                     .into_iter()
-                    .map(|r| r.unwrap_or_else(|secret| SweepRow::not_started(Some(secret))))
+                    .map(|(secret, result)| match result {
+                        Some(result) => row(result, secret, dry_run),
+                        None => SweepRow::not_started(Some(secret)),
+                    })
                     .collect())
             }
         })

@@ -260,6 +260,29 @@ fn csv_cell(v: &Value) -> String {
 /// others do, until a signal stops the run (`interrupt`): an item not started by then comes back
 /// as `Err(item)`, untouched. Results come back in the items' order. No bar when `progress` is
 /// false (under a bar over accounts).
+/// A progress bar on standard error over `total` items, drawn when `show` and there is more than
+/// one (indicatif draws nothing when standard error is not a terminal).
+pub fn progress_bar(total: usize, show: bool) -> indicatif::ProgressBar {
+    let bar = if total > 1 && show {
+        indicatif::ProgressBar::new(total as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg}") {
+        bar.set_style(style.progress_chars("#> "));
+    }
+    bar
+}
+
+/// Held while one item runs: the bar advances when it is done.
+pub struct Tick(pub indicatif::ProgressBar);
+
+impl Drop for Tick {
+    fn drop(&mut self) {
+        self.0.inc(1);
+    }
+}
+
 pub async fn bulk<I, T, F, Fut>(
     items: Vec<I>,
     concurrency: u16,
@@ -273,14 +296,7 @@ where
     Fut: std::future::Future<Output = T> + Send + 'static,
 {
     let total = items.len();
-    let bar = if total > 1 && progress {
-        indicatif::ProgressBar::new(total as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    if let Ok(style) = indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg}") {
-        bar.set_style(style.progress_chars("#> "));
-    }
+    let bar = progress_bar(total, progress);
     let gate = Arc::new(tokio::sync::Semaphore::new(concurrency.into()));
     let work = Arc::new(work);
     let mut tasks = tokio::task::JoinSet::new();
