@@ -23,7 +23,6 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::SdkConfig;
-use keyturn_core::{RotationSettings, Rotator};
 
 pub use delivery::{GitHubSettings, Sinks};
 pub use iam::{IamClients, IamKeys};
@@ -41,8 +40,9 @@ pub fn loggable(metadata: &tracing::Metadata<'_>) -> bool {
     *metadata.level() != tracing::Level::TRACE || metadata.target().starts_with("keyturn")
 }
 
-/// The rotator wired to AWS, delivering to the sinks.
-pub type AwsRotator = Rotator<(SecretsManager, IamClients, Sts, SystemClock, Sinks)>;
+/// keyturn-core's ports, implemented against AWS (and GitHub for the sinks): the bundle a binary
+/// gives `Rotator::from_ports`. The adapters implement ports and know nothing of the engine.
+pub type AwsPorts = (SecretsManager, IamClients, Sts, SystemClock, Sinks);
 
 /// Retries and timeouts for every keyturn client: bounded attempts with the SDK's standard
 /// exponential backoff (which also handles throttling), and timeouts so a hung call cannot eat the
@@ -123,8 +123,8 @@ impl Aws {
         }
     }
 
-    pub fn rotator(self, settings: RotationSettings) -> AwsRotator {
-        Rotator::new(self.secrets, self.iam, self.sts, SystemClock, settings)
-            .with_delivery(self.sinks)
+    /// The clients as keyturn-core's ports, with the system clock.
+    pub fn ports(self) -> AwsPorts {
+        (self.secrets, self.iam, self.sts, SystemClock, self.sinks)
     }
 }

@@ -1,6 +1,7 @@
 //! The rotation function's entry point: wiring only.
 
 use keyturn_aws::Aws;
+use keyturn_core::Rotator;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
@@ -24,7 +25,7 @@ async fn main() -> Result<(), Error> {
         .await;
     // Built once: every invocation this process serves reuses the clients and connections.
     let github = keyturn_lambda::github_from_env(|k| std::env::var(k).ok());
-    let rotator = Aws::from_config(&config, &github).rotator(settings);
+    let rotator = Rotator::from_ports(Aws::from_config(&config, &github).ports(), settings);
     let (rotator, policy) = (&rotator, &policy);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         keyturn_lambda::handle(rotator, policy, event).await

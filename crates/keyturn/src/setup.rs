@@ -7,12 +7,21 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use keyturn_aws::{Aws, AwsRotator, GitHubSettings};
+use keyturn_aws::{Aws, AwsPorts, GitHubSettings};
 use keyturn_core::audit::exempt::Exemptions;
 use keyturn_core::RotationSettings;
+use keyturn_core::Rotator;
 
 use crate::args::{AwsArgs, Cli, Command};
 use crate::safe::term;
+
+/// The engine over AWS's ports, delivering to the sinks.
+pub type AwsRotator = Rotator<AwsPorts>;
+
+/// The rotator for one account's clients.
+pub fn rotator(aws: Aws, settings: RotationSettings) -> AwsRotator {
+    Rotator::from_ports(aws.ports(), settings)
+}
 
 /// A repeatable or comma-separated flag's values, as the function reads the same variable
 /// (`keyturn_core::config::list`): trimmed, empty ones dropped.
@@ -94,7 +103,7 @@ pub(crate) fn own(
     github: &GitHubSettings,
     settings: RotationSettings,
 ) -> Arc<AwsRotator> {
-    Arc::new(Aws::from_config(config, github).rotator(settings))
+    Arc::new(rotator(Aws::from_config(config, github), settings))
 }
 
 pub(crate) fn load_exemptions(path: Option<&std::path::Path>) -> anyhow::Result<Exemptions> {

@@ -176,6 +176,21 @@ impl<S: SecretStore, I: Iam, V: IdentityCheck, C: Clock> Rotator<(S, I, V, C, No
 }
 
 impl<S: SecretStore, I: Iam, V: IdentityCheck, C: Clock, D: Delivery> Rotator<(S, I, V, C, D)> {
+    /// A rotator over a bundle of ports (the adapters' `ports()`).
+    pub fn from_ports(
+        (store, iam, verifier, clock, delivery): (S, I, V, C, D),
+        settings: RotationSettings,
+    ) -> Self {
+        Self {
+            store,
+            iam,
+            verifier,
+            clock,
+            delivery,
+            settings,
+        }
+    }
+
     /// The same rotator, delivering to sinks and publishing events through `delivery`.
     pub fn with_delivery<D2: Delivery>(self, delivery: D2) -> Rotator<(S, I, V, C, D2)> {
         Rotator {

@@ -1,7 +1,7 @@
 //! `keyturn credential-process`: the AWS credential_process JSON for AWSCURRENT's key.
 
+use crate::setup::AwsRotator;
 use anyhow::{bail, Context};
-use keyturn_aws::AwsRotator;
 use keyturn_core::error::rfc3339;
 use keyturn_core::ports::{Clock, SecretStore, VersionRef, AWSCURRENT};
 use keyturn_core::SecretValue;

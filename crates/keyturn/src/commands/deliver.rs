@@ -1,6 +1,6 @@
 //! `keyturn deliver` and `keyturn rollback`: keyturn-core's delivery and rollback, as typed rows.
 
-use keyturn_aws::AwsRotator;
+use crate::setup::AwsRotator;
 
 use crate::args::{DeliverArgs, Output, RollbackArgs};
 use crate::render::deliver::{self, DeliverRow, RollbackRow};

@@ -1,8 +1,8 @@
 //! `keyturn enroll`: a new secret holding a fresh key, or `--adopt` of a hand-made one. The work
 //! is keyturn-core's (`enroll`); this turns the flags into its requests.
 
+use crate::setup::AwsRotator;
 use anyhow::bail;
-use keyturn_aws::AwsRotator;
 use keyturn_core::enroll::{AdoptRequest, EnrollReport, EnrollRequest, Schedule};
 
 use crate::args::{EnrollArgs, Output};

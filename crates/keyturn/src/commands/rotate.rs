@@ -42,7 +42,7 @@ pub async fn run(
             let (named, settings, exemptions) =
                 (named.clone(), settings.clone(), exemptions.clone());
             async move {
-                let rotator = Arc::new(reached.aws().rotator(settings));
+                let rotator = Arc::new(crate::setup::rotator(reached.aws(), settings));
                 let secrets = targets(&rotator, named).await?;
                 let account_exemptions = exemptions.for_account(&reached.account.id);
                 let rows = bulk(secrets, concurrency, reached.progress, move |secret| {

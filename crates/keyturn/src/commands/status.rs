@@ -1,6 +1,6 @@
 //! `keyturn status`: the core's report (`keyturn_core::status`) for one secret, as JSON or text.
 
-use keyturn_aws::AwsRotator;
+use crate::setup::AwsRotator;
 
 use crate::args::{Output, StatusArgs};
 use crate::render::{print_json, status};

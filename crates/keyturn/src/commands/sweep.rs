@@ -41,7 +41,7 @@ pub async fn run(
         .run(move |reached| {
             let (named, settings) = (named.clone(), settings.clone());
             async move {
-                let rotator = Arc::new(reached.aws().rotator(settings));
+                let rotator = Arc::new(crate::setup::rotator(reached.aws(), settings));
                 let secrets = targets(&rotator, named).await?;
                 let bar = progress_bar(secrets.len(), reached.progress);
                 // The core's one sweep loop; a secret a signal kept from starting is untouched.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use keyturn_aws::AwsRotator;
+use crate::setup::AwsRotator;
 use keyturn_core::audit::{ListedKey, ManagedKey, ReportRow};
 
 use crate::render::bulk;

@@ -57,7 +57,7 @@ pub async fn run(
         .run(move |reached| {
             let (settings, exemptions) = (settings.clone(), exemptions.clone());
             async move {
-                let rotator = Arc::new(reached.aws().rotator(settings));
+                let rotator = Arc::new(crate::setup::rotator(reached.aws(), settings));
                 let csv = fetch_report(&rotator.iam().own(), rotator.clock(), timeout)
                     .await
                     .context("the IAM credential report could not be fetched (iam:GenerateCredentialReport, iam:GetCredentialReport)")?;
