@@ -159,8 +159,9 @@ impl SweepOutcome {
     }
 }
 
-/// What a sweep over many secrets did, for the function's answer and the CLI's exit code alike:
-/// how many secrets, the count of each outcome, and every failure in words.
+/// What the scheduled sweep did over many secrets, for the function's answer: how many secrets,
+/// the count of each outcome, and every failure in words. (The CLI shows a row per secret instead,
+/// and its exit code counts those rows, an account's failure among them.)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SweepTally {
     pub secrets: usize,

@@ -307,9 +307,8 @@ where
             if crate::interrupt::stopping() {
                 return (i, Err(item));
             }
-            let result = work(item).await;
-            bar.inc(1);
-            (i, Ok(result))
+            let _tick = Tick(bar);
+            (i, Ok(work(item).await))
         });
     }
     let mut results: Vec<Option<Result<T, I>>> = (0..total).map(|_| None).collect();
