@@ -40,7 +40,8 @@ from faultproxy import FaultProxy  # noqa: E402
 from harness import Function, Moto, RuntimeApi, base_env  # noqa: E402
 from test_rotation_function import STEPS, start_rotation, unique  # noqa: E402
 
-RELEASE = ROOT / "target" / "release"
+# The one release build (scripts/build), which the tests and scripts/release use too.
+RELEASE = ROOT / "target" / "x86_64-unknown-linux-gnu" / "release"
 # `--before BIN`: an earlier build of keyturn-rotation, measured beside this one in the same run.
 BEFORE: Path | None = None
 
@@ -303,7 +304,7 @@ def bulk_bench(moto, env, secrets: int, concurrencies: list[int]) -> dict:
 
 
 def audit_bench(sizes: list[int]) -> list[dict]:
-    example = RELEASE / "examples" / "audit_scale"
+    example = ROOT / "target" / "release" / "examples" / "audit_scale"
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "-p", "keyturn-core", "--example", "audit_scale"], cwd=ROOT, check=True)
     rows = []
     for n in [0, *sizes]:  # one process per size, so each peak RSS is that size's own
@@ -453,7 +454,7 @@ def main() -> None:
     if a.quick:
         rounds, warm, secrets, conc, audit_sizes = (2, 2, 20, [1, 4], [1000])
 
-    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "-p", "keyturn-lambda", "-p", "keyturn"], cwd=ROOT, check=True)
+    subprocess.run([str(ROOT / "scripts" / "build")], cwd=ROOT, check=True)
     logs = ROOT / "target" / "bench-logs"
     logs.mkdir(parents=True, exist_ok=True)
     for k in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):

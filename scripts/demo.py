@@ -8,11 +8,12 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
-from harness import ROOT, Function, Moto, RuntimeApi, allow, base_env  # noqa: E402
+from harness import Function, Moto, RuntimeApi, allow, base_env, built  # noqa: E402
 
-# The binaries scripts/demo builds; KEYTURN_BIN and KEYTURN_LAMBDA_BIN name others (as for the tests).
-KEYTURN = Path(os.environ.get("KEYTURN_BIN", ROOT / "target" / "release" / "keyturn"))
-FUNCTION = Path(os.environ.get("KEYTURN_LAMBDA_BIN", ROOT / "target" / "release" / "keyturn-rotation"))
+# The binaries scripts/demo found or built; KEYTURN_BIN and KEYTURN_LAMBDA_BIN name others (as for
+# the tests).
+KEYTURN = Path(os.environ.get("KEYTURN_BIN", built("keyturn")))
+FUNCTION = Path(os.environ.get("KEYTURN_LAMBDA_BIN", built("keyturn-rotation")))
 SELF_SERVICE = allow("iam:ListAccessKeys", "iam:CreateAccessKey", "iam:DeleteAccessKey",
                      "iam:GetAccessKeyLastUsed", "iam:UpdateAccessKey")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import ROOT, Function, Moto, RuntimeApi, base_env
+from harness import Function, Moto, RuntimeApi, base_env, built
 
 
 # Suite-wide secret hygiene: every secret access key created anywhere in the run, and everything
@@ -71,17 +71,17 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def lambda_binary() -> Path:
-    path = Path(os.environ.get("KEYTURN_LAMBDA_BIN", ROOT / "target" / "release" / "keyturn-rotation"))
+    path = Path(os.environ.get("KEYTURN_LAMBDA_BIN", built("keyturn-rotation")))
     if not path.exists():
-        pytest.fail(f"{path} is missing: build it with cargo build --release -p keyturn-lambda")
+        pytest.fail(f"{path} is missing: build it with scripts/build")
     return path
 
 
 @pytest.fixture(scope="session")
 def keyturn_binary() -> Path:
-    path = Path(os.environ.get("KEYTURN_BIN", ROOT / "target" / "release" / "keyturn"))
+    path = Path(os.environ.get("KEYTURN_BIN", built("keyturn")))
     if not path.exists():
-        pytest.fail(f"{path} is missing: build it with cargo build --release -p keyturn")
+        pytest.fail(f"{path} is missing: build it with scripts/build")
     return path
 
 

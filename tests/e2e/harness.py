@@ -25,6 +25,14 @@ REGION = "us-east-1"
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def built(name: str) -> Path:
+    """A binary of the one release build scripts/build makes (x86_64 Linux, glibc 2.17), or of a
+    host build (`cargo build --release`) on a machine where that is all there is."""
+    shared = ROOT / "target" / "x86_64-unknown-linux-gnu" / "release" / name
+    host = ROOT / "target" / "release" / name
+    return host if not shared.exists() and host.exists() else shared
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))

@@ -10,6 +10,12 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     keyturn_lambda::init_tracing();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        commit = env!("KEYTURN_COMMIT"),
+        built = env!("KEYTURN_BUILD_DATE"),
+        "keyturn-rotation starting"
+    );
     let settings = keyturn_lambda::settings_from_env(|k| std::env::var(k).ok()).map_err(|e| {
         tracing::error!(error = %e, "invalid configuration");
         Error::from(e)

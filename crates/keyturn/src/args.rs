@@ -2,10 +2,20 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `keyturn --version`: the version, the git commit and the build date (build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("KEYTURN_COMMIT"),
+    " ",
+    env!("KEYTURN_BUILD_DATE"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "keyturn",
-    version,
+    version = VERSION,
     about = "Rotate IAM user access keys held in AWS Secrets Manager, safely."
 )]
 pub struct Cli {

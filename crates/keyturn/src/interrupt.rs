@@ -11,8 +11,6 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use tokio::signal::unix::{signal, SignalKind};
-
 static STOPPING: AtomicBool = AtomicBool::new(false);
 static IN_FLIGHT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
@@ -35,30 +33,21 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-/// Handles SIGINT and SIGTERM from here on (see the module's comment).
+/// Handles SIGINT and SIGTERM (Ctrl-C on Windows) from here on (see the module's comment).
 pub fn arm(advice: AbortAdvice) {
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
+    let Some(mut signals) = Signals::install() else {
         tracing::warn!("signal handlers could not be installed: Ctrl-C ends keyturn at once");
         return;
     };
     tokio::spawn(async move {
-        let first = tokio::select! {
-            _ = int.recv() => "interrupted (Ctrl-C)",
-            _ = term.recv() => "asked to stop (SIGTERM)",
-        };
+        let first = signals.next().await;
         STOPPING.store(true, Ordering::SeqCst);
         eprintln!(
             "\nkeyturn: {first}: starting nothing new; the secrets in flight finish (stored, or \
              undone), then the table shows what was done and what was left. Press Ctrl-C again to \
              abort at once."
         );
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
+        signals.next().await;
         let cut: Vec<String> = in_flight();
         if cut.is_empty() {
             eprintln!("keyturn: aborted at once; no secret was in flight");
@@ -72,6 +61,51 @@ pub fn arm(advice: AbortAdvice) {
         }
         std::process::exit(EXIT.into());
     });
+}
+
+/// The signals that ask a run to stop: SIGINT and SIGTERM.
+#[cfg(unix)]
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn install() -> Option<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Some(Self {
+            int: signal(SignalKind::interrupt()).ok()?,
+            term: signal(SignalKind::terminate()).ok()?,
+        })
+    }
+
+    /// Waits for the next signal and says what it was.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "interrupted (Ctrl-C)",
+            _ = self.term.recv() => "asked to stop (SIGTERM)",
+        }
+    }
+}
+
+/// The signal that asks a run to stop elsewhere (Windows): Ctrl-C.
+#[cfg(not(unix))]
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn install() -> Option<Self> {
+        Some(Self)
+    }
+
+    /// Waits for the next Ctrl-C (an error installing the handler reads as none ever coming).
+    async fn next(&mut self) -> &'static str {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        "interrupted (Ctrl-C)"
+    }
 }
 
 /// Whether a signal asked the run to stop starting new work.

@@ -109,6 +109,26 @@ impl std::future::Future for Pause {
     }
 }
 
+/// A key to restore with [`World::restore_key`].
+#[derive(Debug, Clone)]
+pub struct RestoredKey {
+    pub id: String,
+    pub secret: String,
+    pub status: KeyStatus,
+    pub created: OffsetDateTime,
+    /// When and by which service it was last used.
+    pub last_used: Option<(OffsetDateTime, String)>,
+}
+
+/// A secret version to restore with [`World::restore_secret`].
+#[derive(Debug, Clone)]
+pub struct RestoredVersion {
+    pub id: String,
+    pub labels: Vec<String>,
+    pub value: Option<String>,
+    pub created: OffsetDateTime,
+}
+
 #[derive(Debug, Clone)]
 struct FakeVersion {
     id: String,
@@ -323,6 +343,69 @@ impl World {
     pub fn authenticates(&self, key: &AccessKey) -> bool {
         let s = self.state();
         authenticate(&s, key, true).is_ok()
+    }
+
+    // ---- restoring a recorded state (the compatibility fixtures, `tests/compat/`) ----
+
+    /// Sets the clock.
+    pub fn set_now(&self, now: OffsetDateTime) {
+        self.state().now = now;
+    }
+
+    /// Gives `user` a key exactly as AWS recorded it (its id, status, creation and last use).
+    pub fn restore_key(&self, user: &str, key: RestoredKey) {
+        let last_use = KeyUse {
+            last_used: key.last_used.as_ref().map(|(t, _)| *t),
+            service: key.last_used.as_ref().map(|(_, s)| s.clone()),
+            region: key.last_used.as_ref().map(|_| REGION.into()),
+        };
+        let restored = FakeKey {
+            id: key.id,
+            secret: key.secret,
+            status: key.status,
+            created: key.created,
+            uses: vec![last_use.clone()],
+            last_use,
+        };
+        self.state()
+            .users
+            .entry(user.to_string())
+            .or_default()
+            .push(restored);
+    }
+
+    /// A secret exactly as Secrets Manager recorded it (its versions with their ids, labels,
+    /// values and creation, and its tags). Returns its ARN.
+    pub fn restore_secret(
+        &self,
+        name: &str,
+        rotation_enabled: bool,
+        versions: Vec<RestoredVersion>,
+        tags: BTreeMap<String, String>,
+    ) -> String {
+        let mut s = self.state();
+        s.serial += 1;
+        let arn = format!(
+            "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-{:06}",
+            s.serial
+        );
+        let versions = versions
+            .into_iter()
+            .map(|v| FakeVersion {
+                id: v.id,
+                labels: v.labels,
+                value: v.value,
+                created: v.created,
+            })
+            .collect();
+        s.secrets.push(FakeSecret {
+            arn: arn.clone(),
+            name: name.to_string(),
+            rotation_enabled,
+            versions,
+            tags,
+        });
+        arn
     }
 
     /// Creates a secret whose first version (AWSCURRENT) holds `value`. Returns its ARN.
