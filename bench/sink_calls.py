@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Calls a first rotation makes per sink (BENCHMARKS.md, "Delivery, per sink"):
-`python3 bench/sink_calls.py [path/to/keyturn-rotation]` (default target/release/keyturn-rotation).
+`python3 bench/sink_calls.py [path/to/keyturn-rotation]` (default: the one release build's, scripts/build).
 
 The rotation function rotates one secret per case through the loopback fault proxy (which records
 each AWS call) against moto on 127.0.0.1, with the GitHub stand-in of the end-to-end tests on
@@ -19,12 +19,12 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from faultproxy import FaultProxy  # noqa: E402
 from github_standin import GitHubStandIn  # noqa: E402
-from harness import Function, Moto, RuntimeApi, base_env  # noqa: E402
+from harness import Function, Moto, RuntimeApi, base_env, built  # noqa: E402
 from test_rotation_function import make_user, run_steps, start_rotation, unique  # noqa: E402
 
 
 def main() -> None:
-    binary = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "target" / "release" / "keyturn-rotation")
+    binary = Path(sys.argv[1]) if len(sys.argv) > 1 else built("keyturn-rotation")
     tmp = Path(tempfile.mkdtemp(prefix="keyturn-sink-calls-"))
     moto, github = Moto(tmp), GitHubStandIn("token")
     sm = moto.client("secretsmanager")
