@@ -9,20 +9,25 @@ runs the released binaries. Without a release (a plain pytest run) these tests a
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import tarfile
 import tomllib
+import uuid
 import zipfile
 from pathlib import Path
 
 import pytest
 from cfnlint.decode import decode_str
+from samtranslator.translator.transform import transform
 
-from harness import ROOT
+from harness import ROOT, base_env
+from test_template import _NoManagedPolicies, create_stack
 from test_rotation_function import key_statuses, make_user, run_steps, start_rotation, unique, value, whoami
 
 ARTIFACTS = Path(os.environ["KEYTURN_RELEASE_ARTIFACTS"]) if os.environ.get("KEYTURN_RELEASE_ARTIFACTS") else None
@@ -142,6 +147,44 @@ def test_sar_template_is_the_source_template_with_the_release_zip():
     # Everything else is the source template's.
     assert released["Parameters"] == source["Parameters"] and released["Outputs"] == source["Outputs"]
     assert set(released["Resources"]) == set(source["Resources"])
+
+
+def test_the_release_packages_for_the_repository_and_deploys_from_its_zip(moto, tmp_path):
+    """What the release workflow's `sam package` does, against moto's S3: the zip, the licence and
+    the README uploaded and named in the template; then that packaged template deployed by
+    CloudFormation (the SAM transform as CloudFormation runs it), whose function's code is the
+    release zip, byte for byte."""
+    if shutil.which("sam") is None:
+        pytest.skip("the SAM CLI is not on PATH (scripts/tools installs it)")
+    for f in ARTIFACTS.iterdir():
+        shutil.copyfile(f, tmp_path / f.name)
+    bucket = f"keyturn-release-{uuid.uuid4().hex[:8]}"
+    s3 = moto.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    env = base_env(moto.endpoint, *moto.admin)
+    env["SAM_CLI_TELEMETRY"] = "0"
+    proc = subprocess.run(["sam", "package", "--template-file", "template.yaml", "--s3-bucket", bucket,
+                           "--output-template-file", "packaged.yaml"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    packaged = decode_str((tmp_path / "packaged.yaml").read_text())[0]
+
+    def uploaded(url: str) -> bytes:
+        assert url.startswith(f"s3://{bucket}/"), url
+        return s3.get_object(Bucket=bucket, Key=url.split("/", 3)[3])["Body"].read()
+
+    meta = sar_metadata(packaged)
+    assert uploaded(meta["LicenseUrl"]) == (ROOT / "LICENSE").read_bytes()
+    assert uploaded(meta["ReadmeUrl"]) == (ROOT / "README.md").read_bytes()
+    release_zip = (ARTIFACTS / FUNCTION_ZIP).read_bytes()
+    assert uploaded(packaged["Resources"]["RotationFunction"]["Properties"]["CodeUri"]) == release_zip
+
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    body = json.dumps(transform(packaged, {}, _NoManagedPolicies()), default=str)
+    resources = create_stack(moto, f"keyturn-{uuid.uuid4().hex[:8]}", body, {}, ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
+    config = moto.client("lambda").get_function_configuration(FunctionName=resources["RotationFunction"])
+    assert config["CodeSha256"] == base64.b64encode(hashlib.sha256(release_zip).digest()).decode()
+    assert config["Runtime"] == "provided.al2023" and config["Handler"] == "bootstrap"
 
 
 def test_from_sar_example_passes_every_parameter_through():
