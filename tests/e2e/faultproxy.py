@@ -23,6 +23,11 @@ run can act in between, as when two processes overlap. With `hide_uses=seconds` 
 GetAccessKeyLastUsed without a last use that happened less than that long ago, as IAM's last-used
 record, which is not live, does.
 
+With `serialize={"Operation", ...}` calls of those operations reach moto one at a time, as IAM
+applies its two-key limit to CreateAccessKey atomically: moto's threaded server checks the count
+and then adds the key, so two CreateAccessKey for one user arriving together could both succeed
+and leave it three keys, which IAM never does.
+
 With `delay=seconds` every call waits that long before it is forwarded: a slower network, so that
 a test can act in the middle of a bulk run.
 
@@ -75,7 +80,7 @@ class FaultProxy:
         self, upstream: str, kind: str | None = None, at: int | None = None, throttle_share: float = 0.0,
         gate: tuple[str, int] | None = None, every: bool = False, lag: float = 0.0, list_lag: float | None = None,
         deny_assume: set[str] | None = None, hold: str | None = None, hide_uses: float = 0.0,
-        delay: float = 0.0,
+        delay: float = 0.0, serialize: set[str] | None = None,
     ):
         """`gate=(text, n)`: the first n requests whose body contains `text` wait until all n have
         arrived (at most 10 s), so that n processes make that call at the same moment. `every`: break every
@@ -104,6 +109,8 @@ class FaultProxy:
         self.hide_uses = hide_uses
         self.uses_hidden = 0
         self.delay = delay
+        self.serialize = set(serialize or ())
+        self.serial = threading.Lock()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -180,7 +187,11 @@ class FaultProxy:
                 pass
         if self.delay:
             time.sleep(self.delay)
-        status, headers, payload = self._forward(h, body)
+        if op in self.serialize:
+            with self.serial:
+                status, headers, payload = self._forward(h, body)
+        else:
+            status, headers, payload = self._forward(h, body)
         if (self.lag or self.list_lag) and status == 200 and op == "CreateAccessKey":
             made = re.search(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>", payload)
             if made:

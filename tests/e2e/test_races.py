@@ -1,8 +1,9 @@
 """Races between keyturn's own runs on one secret: two `keyturn rotate`, and a rotation against a
 sweep. A gate in the proxy holds each run's ListAccessKeys until both have made it, so the two runs
 decide on the same state and race for real. Nothing is written to coordinate them: IAM's two-key
-limit lets only one rotation make a key, and the sweep and a rotation retire the same key for the
-same reasons. The secret and the user's keys must stay consistent, and a loser makes no key."""
+limit lets only one rotation make a key (the proxy passes CreateAccessKey to moto one call at a
+time, since moto's check of that limit is not atomic and IAM's is), and the sweep and a rotation
+retire the same key for the same reasons. The secret and the user's keys must stay consistent, and a loser makes no key."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ TRIALS = 4
 
 
 def race(moto, keyturn_binary, *argvs):
-    proxy = FaultProxy(moto.endpoint, gate=("Action=ListAccessKeys", len(argvs)))
+    proxy = FaultProxy(moto.endpoint, gate=("Action=ListAccessKeys", len(argvs)), serialize={"CreateAccessKey"})
     env = dict(base_env(moto.endpoint, *moto.admin), AWS_ENDPOINT_URL=proxy.endpoint)
     try:
         procs = [
