@@ -384,11 +384,7 @@ impl World {
         tags: BTreeMap<String, String>,
     ) -> String {
         let mut s = self.state();
-        s.serial += 1;
-        let arn = format!(
-            "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-{:06}",
-            s.serial
-        );
+        let arn = next_arn(&mut s, name);
         let versions = versions
             .into_iter()
             .map(|v| FakeVersion {
@@ -539,11 +535,7 @@ fn new_secret(
     value: impl FnOnce(&str) -> String,
     tags: BTreeMap<String, String>,
 ) -> String {
-    s.serial += 1;
-    let arn = format!(
-        "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-{:06}",
-        s.serial
-    );
+    let arn = next_arn(s, name);
     let version = next_id(s);
     let now = s.now;
     s.secrets.push(FakeSecret {
@@ -559,6 +551,15 @@ fn new_secret(
         tags,
     });
     arn
+}
+
+/// A new secret's ARN, with Secrets Manager's random suffix played by a serial number.
+fn next_arn(s: &mut State, name: &str) -> String {
+    s.serial += 1;
+    format!(
+        "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-{:06}",
+        s.serial
+    )
 }
 
 fn next_id(s: &mut State) -> String {
