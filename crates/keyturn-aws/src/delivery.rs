@@ -1,12 +1,14 @@
-//! keyturn-core's [`Delivery`] port: SSM, GitHub and EventBridge, each one call per method.
+//! keyturn-core's [`Delivery`] port: SSM, GitHub and EventBridge for sinks and events, ECS and
+//! GitHub for restarts, each one call per method.
 
 use std::sync::{Arc, OnceLock};
 
 use aws_config::SdkConfig;
-use keyturn_core::ports::{ApiResult, Delivery, KeyEvent, SealingKey};
+use keyturn_core::ports::{ApiResult, Delivery, KeyEvent, Rollout, SealingKey};
 use keyturn_core::sink::GitHubScope;
 use keyturn_core::SecretText;
 
+use crate::ecs::Services;
 use crate::events::EventBus;
 use crate::github::{GitHub, DEFAULT_API_BASE};
 use crate::ssm::ParameterStore;
@@ -31,6 +33,7 @@ pub struct Sinks {
     ssm: Arc<OnceLock<ParameterStore>>,
     events: Arc<OnceLock<EventBus>>,
     github: Arc<OnceLock<GitHub>>,
+    ecs: Arc<OnceLock<Services>>,
 }
 
 impl Sinks {
@@ -41,7 +44,13 @@ impl Sinks {
             ssm: Arc::default(),
             events: Arc::default(),
             github: Arc::default(),
+            ecs: Arc::default(),
         }
+    }
+
+    fn ecs(&self) -> &Services {
+        self.ecs
+            .get_or_init(|| Services::new(aws_sdk_ecs::Client::new(&self.config)))
     }
 
     fn ssm(&self) -> &ParameterStore {
@@ -95,17 +104,46 @@ impl Delivery for Sinks {
     async fn publish(&self, event: &KeyEvent) -> ApiResult<()> {
         self.events().publish(event).await
     }
+
+    async fn ecs_force_deployment(&self, cluster: &str, service: &str) -> ApiResult<()> {
+        self.ecs().force_deployment(cluster, service).await
+    }
+
+    async fn ecs_rollout(&self, cluster: &str, service: &str) -> ApiResult<Option<Rollout>> {
+        self.ecs().rollout(cluster, service).await
+    }
+
+    async fn github_dispatch(
+        &self,
+        owner: &str,
+        repo: &str,
+        workflow: &str,
+        git_ref: &str,
+    ) -> ApiResult<()> {
+        self.github().dispatch(owner, repo, workflow, git_ref).await
+    }
+
+    async fn github_last_run(
+        &self,
+        owner: &str,
+        repo: &str,
+        workflow: &str,
+        git_ref: &str,
+    ) -> ApiResult<Option<Rollout>> {
+        self.github().last_run(owner, repo, workflow, git_ref).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn built(s: &Sinks) -> [bool; 3] {
+    fn built(s: &Sinks) -> [bool; 4] {
         [
             s.ssm.get().is_some(),
             s.events.get().is_some(),
             s.github.get().is_some(),
+            s.ecs.get().is_some(),
         ]
     }
 
@@ -119,11 +157,13 @@ mod tests {
             .build();
         let sinks = Sinks::from_config(&config, &GitHubSettings::default());
         let clone = sinks.clone();
-        assert_eq!(built(&sinks), [false, false, false]);
+        assert_eq!(built(&sinks), [false, false, false, false]);
         sinks.ssm();
-        assert_eq!(built(&clone), [true, false, false]);
+        assert_eq!(built(&clone), [true, false, false, false]);
         clone.events();
         clone.github();
-        assert_eq!(built(&sinks), [true, true, true]);
+        assert_eq!(built(&sinks), [true, true, true, false]);
+        clone.ecs();
+        assert_eq!(built(&sinks), [true, true, true, true]);
     }
 }

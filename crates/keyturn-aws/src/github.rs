@@ -17,7 +17,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use keyturn_core::ports::{ApiError, ApiResult, SealingKey, SecretStore, VersionRef};
+use keyturn_core::ports::{
+    ApiError, ApiResult, Rollout, RolloutState, SealingKey, SecretStore, VersionRef,
+};
 use keyturn_core::sink::GitHubScope;
 use keyturn_core::SecretText;
 use tokio::sync::OnceCell;
@@ -100,6 +102,40 @@ impl GitHub {
         self.call(Method::PUT, &path, Some(body.to_string()))
             .await
             .map(|_| ())
+    }
+
+    /// POST `.../actions/workflows/{workflow}/dispatches` on `git_ref` (GitHub answers 204). A
+    /// retry after a lost answer may dispatch twice: a deploy run twice is harmless.
+    pub async fn dispatch(
+        &self,
+        owner: &str,
+        repo: &str,
+        workflow: &str,
+        git_ref: &str,
+    ) -> ApiResult<()> {
+        let path = format!("/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches");
+        let body = serde_json::json!({ "ref": git_ref }).to_string();
+        self.call(Method::POST, &path, Some(body)).await.map(|_| ())
+    }
+
+    /// GET `.../actions/workflows/{workflow}/runs` of `workflow_dispatch` on `git_ref`: the latest
+    /// run (GitHub lists the newest first).
+    pub async fn last_run(
+        &self,
+        owner: &str,
+        repo: &str,
+        workflow: &str,
+        git_ref: &str,
+    ) -> ApiResult<Option<Rollout>> {
+        let path = format!(
+            "/repos/{owner}/{repo}/actions/workflows/{workflow}/runs?event=workflow_dispatch&branch={}&per_page=1",
+            git_ref.replace('/', "%2F")
+        );
+        let body = self.call(Method::GET, &path, None).await?;
+        run_of(&body).map_err(|e| ApiError::Other {
+            code: "GitHubResponse".into(),
+            message: format!("GET {path}: the answer is not a list of workflow runs ({e})"),
+        })
     }
 
     /// The token, read from its secret on first use.
@@ -226,6 +262,43 @@ fn connect_error(e: &hyper_util::client::legacy::Error) -> String {
     last
 }
 
+/// The first run of a workflow-runs answer as a rollout: `completed` with conclusion `success` is
+/// completed, another conclusion failed, any other status in progress.
+fn run_of(body: &[u8]) -> Result<Option<Rollout>, String> {
+    #[derive(serde::Deserialize)]
+    struct Runs {
+        workflow_runs: Vec<Run>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Run {
+        id: u64,
+        created_at: String,
+        status: Option<String>,
+        conclusion: Option<String>,
+    }
+    let runs: Runs = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let Some(run) = runs.workflow_runs.into_iter().next() else {
+        return Ok(None);
+    };
+    let started = keyturn_core::error::parse_rfc3339(&run.created_at)
+        .ok_or_else(|| format!("created_at {:?} is not a time", run.created_at))?;
+    let state = match (run.status.as_deref(), run.conclusion.as_deref()) {
+        (Some("completed"), Some("success")) => RolloutState::Completed,
+        (Some("completed"), conclusion) => RolloutState::Failed(format!(
+            "run {} concluded {}",
+            run.id,
+            conclusion.unwrap_or("without a conclusion")
+        )),
+        _ => RolloutState::InProgress,
+    };
+    Ok(Some(Rollout {
+        id: run.id.to_string(),
+        started,
+        state,
+        old_tasks: 0,
+    }))
+}
+
 /// A GitHub answer as a domain error. GitHub's messages hold no secrets.
 fn classify(status: StatusCode, rate_limit_spent: bool, call: &str, body: &[u8]) -> ApiError {
     let message = serde_json::from_slice::<serde_json::Value>(body)
@@ -243,7 +316,7 @@ fn classify(status: StatusCode, rate_limit_spent: bool, call: &str, body: &[u8])
         )),
         403 if rate_limit_spent => ApiError::Throttled(message),
         403 => ApiError::AccessDenied(format!(
-            "{message} (the token needs the secrets permission on this repository, environment or organization)"
+            "{message} (the token needs the Secrets permission on this repository, environment or organization for a sink, the Actions permission on the repository for a workflow dispatch)"
         )),
         404 => ApiError::NotFound(format!(
             "{message} (no such repository, environment or organization, or the token cannot see it)"
@@ -326,6 +399,32 @@ mod tests {
         assert_eq!(t(r#"{"other": "x"}"#), None);
         assert_eq!(t(""), None);
         assert_eq!(t("two words"), None);
+    }
+
+    #[test]
+    fn a_workflow_run_is_read_as_a_rollout() {
+        let run = |status: &str, conclusion: &str| {
+            run_of(
+                format!(r#"{{"total_count": 1, "workflow_runs": [{{"id": 7, "created_at": "2026-12-03T10:00:00Z", "status": "{status}", "conclusion": {conclusion}}}]}}"#)
+                    .as_bytes(),
+            )
+            .expect("parses")
+            .expect("a run")
+        };
+        assert_eq!(
+            run("completed", r#""success""#).state,
+            RolloutState::Completed
+        );
+        assert!(
+            matches!(run("completed", r#""failure""#).state, RolloutState::Failed(ref w) if w.contains("failure"))
+        );
+        assert_eq!(run("in_progress", "null").state, RolloutState::InProgress);
+        assert_eq!(run("queued", "null").id, "7");
+        assert_eq!(
+            run_of(br#"{"total_count": 0, "workflow_runs": []}"#),
+            Ok(None)
+        );
+        assert!(run_of(b"[]").is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! client from the same configuration without I/O.
 
 pub mod delivery;
+pub mod ecs;
 pub mod errors;
 pub mod events;
 pub mod github;

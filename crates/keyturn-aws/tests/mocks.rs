@@ -743,6 +743,8 @@ async fn an_event_eventbridge_refuses_is_an_error_and_the_detail_holds_ids_only(
         version: Some("v2".into()),
         action: None,
         sinks: vec!["ci".into()],
+        restarted: Vec::new(),
+        restart_failed: Vec::new(),
     };
     let accepted = mock!(aws_sdk_eventbridge::Client::put_events)
         .match_requests(|r| {

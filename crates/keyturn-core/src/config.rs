@@ -5,7 +5,7 @@ use std::time::Duration as StdDuration;
 
 use time::Duration;
 
-use crate::rules::{Scope, SinkPolicy};
+use crate::rules::{RestartPolicy, Scope, SinkPolicy};
 
 /// `KEYTURN_LAST_USED_SETTLE_SECONDS`: how long after a cut-over the previous key counts as
 /// possibly in use. IAM's last-used record is not live: AWS documents that recent activity
@@ -89,6 +89,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting { var: "KEYTURN_GITHUB_TOKEN_SECRET", flag: Some("--github-token-secret"), parameter: Some("GitHubTokenSecretArn"), default: "none: no GitHub sink", meaning: "the secret holding the GitHub token" },
     Setting { var: "KEYTURN_GITHUB_OWNERS", flag: Some("--github-owner"), parameter: Some("GitHubOwners"), default: "any", meaning: "the owners GitHub sinks may name (comma-separated)" },
     Setting { var: "KEYTURN_GITHUB_SECRET_NAMES", flag: Some("--github-secret-name"), parameter: Some("GitHubSecretNames"), default: "the two standard names", meaning: "other GitHub secret names a sink may write (comma-separated)" },
+    Setting { var: "KEYTURN_RESTART_ECS_CLUSTERS", flag: Some("--restart-ecs-cluster"), parameter: Some("RestartEcsClusters"), default: "none", meaning: "the ECS clusters whose services a `keyturn:restart:NAME=ecs:CLUSTER/SERVICE` tag may name (comma-separated)" },
+    Setting { var: "KEYTURN_RESTART_GITHUB_REPOS", flag: Some("--restart-github-repo"), parameter: Some("RestartGitHubRepos"), default: "none", meaning: "the repositories (`OWNER/REPO`) whose workflows a `keyturn:restart:NAME=github:…` tag may dispatch (comma-separated)" },
     Setting { var: "KEYTURN_GITHUB_API", flag: Some("--github-api"), parameter: Some("GitHubApiUrl"), default: "https://api.github.com", meaning: "GitHub's REST API (GitHub Enterprise Server: `https://HOST/api/v3`)" },
     Setting { var: LAST_USED_SETTLE_VAR, flag: Some("--last-used-settle-seconds"), parameter: Some("LastUsedSettleSeconds"), default: "14400", meaning: "seconds after a cut-over during which the previous key counts as possibly in use (IAM's last-used lag); 0 to 604800" },
     Setting { var: "KEYTURN_GRACE_DAYS", flag: Some("--grace-days"), parameter: Some("GraceDays"), default: "7", meaning: "days a previous key stays active after the cut-over (tags may only lengthen it)" },
@@ -178,8 +180,14 @@ pub fn rotation_settings(
         github_secret_names: list(get("KEYTURN_GITHUB_SECRET_NAMES").as_deref()),
         ssm_kms_keys: list(get("KEYTURN_SSM_KMS_KEYS").as_deref()),
     };
+    let restarts = RestartPolicy {
+        ecs_clusters: list(get("KEYTURN_RESTART_ECS_CLUSTERS").as_deref()),
+        github_repos: list(get("KEYTURN_RESTART_GITHUB_REPOS").as_deref()),
+        github_disabled: sinks.github_disabled,
+    };
     Ok(RotationSettings {
         scope,
+        restarts,
         events: boolean(&get, "KEYTURN_EVENTS")?,
         sinks,
         last_used_settle: last_used_settle(get(LAST_USED_SETTLE_VAR).as_deref())?,
@@ -260,6 +268,8 @@ pub struct RotationSettings {
     pub events: bool,
     /// Where sinks may point (`rules::sinks`).
     pub sinks: SinkPolicy,
+    /// Which consumers a secret may name for a restart (`rules::restarts`).
+    pub restarts: RestartPolicy,
     /// How long after a cut-over the previous key counts as possibly in use, because IAM's
     /// last-used record may not show a use yet (`KEYTURN_LAST_USED_SETTLE_SECONDS`).
     pub last_used_settle: Duration,
@@ -274,6 +284,7 @@ impl Default for RotationSettings {
             scope: Scope::default(),
             events: false,
             sinks: SinkPolicy::default(),
+            restarts: RestartPolicy::default(),
             last_used_settle: DEFAULT_LAST_USED_SETTLE,
         }
     }

@@ -321,6 +321,24 @@ pub enum RotationError {
         reason: String,
     },
 
+    #[error("secret {secret}: tag {tag}={value:?} does not declare a restart target keyturn may restart: {reason}; no key was created and nothing was restarted: fix or remove the tag")]
+    BadRestart {
+        secret: String,
+        tag: String,
+        value: String,
+        reason: String,
+    },
+
+    #[error("secret {secret}: {target}: {action} failed ({source}); AWSCURRENT holds key {key_id} of user {user} and stays there; the consumer may still run on the previous key: fix the cause, then run keyturn deliver --restart {secret} (the daily sweep also retries it)")]
+    RestartFailed {
+        secret: String,
+        target: String,
+        action: &'static str,
+        user: String,
+        key_id: String,
+        source: ApiError,
+    },
+
     #[error("secret {secret}: {sink} writes {destination}, which secret {other} also delivers to; two secrets may not deliver to one place (each would overwrite the other's key); nothing was created or delivered: remove one of the tags")]
     SinkShared {
         secret: String,
@@ -473,6 +491,8 @@ impl RotationError {
             RotationError::KeyDoesNotAuthenticate { .. } => "KeyDoesNotAuthenticate",
             RotationError::StoreFailed { .. } => "StoreFailed",
             RotationError::BadSink { .. } => "BadSink",
+            RotationError::BadRestart { .. } => "BadRestart",
+            RotationError::RestartFailed { .. } => "RestartFailed",
             RotationError::SinkFailed { .. } => "SinkFailed",
             RotationError::SinkShared { .. } => "SinkShared",
             RotationError::EventFailed { .. } => "EventFailed",
@@ -493,6 +513,7 @@ impl RotationError {
             | RotationError::StoreFailed { source, .. }
             | RotationError::CreateSecretFailed { source, .. }
             | RotationError::SinkFailed { source, .. }
+            | RotationError::RestartFailed { source, .. }
             | RotationError::EventFailed { source, .. } => source.is_transient(),
             RotationError::KeyDoesNotAuthenticate { .. }
             | RotationError::ChangedMeanwhile { .. } => true,

@@ -8,6 +8,7 @@
 //! - [`tags`]: every staging label and `keyturn:*` tag, defined once.
 //! - [`user`]: the IAM user a secret's key belongs to.
 //! - [`sink`]: the sinks `keyturn:sink:*` tags declare, and their one parser.
+//! - [`restart`]: the restart targets `keyturn:restart:*` tags declare, and their one parser.
 //! - [`state`]: the facts about one secret and its user ([`state::SecretState`]), and their one
 //!   reader.
 //! - [`rules`]: the rule book, pure: whose key it is, which key may be retired and why, policy.
@@ -31,6 +32,7 @@ pub mod enroll;
 pub mod error;
 pub mod event;
 pub mod ports;
+pub mod restart;
 pub mod rotation;
 pub mod rules;
 pub mod secret;

@@ -303,6 +303,12 @@ pub struct KeyEvent {
     pub action: Option<&'static str>,
     /// The sinks the key was delivered to (their names).
     pub sinks: Vec<String>,
+    /// The restart targets restarted after the rotation (their names).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restarted: Vec<String>,
+    /// The restart targets whose restart failed (retried by the sweep).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restart_failed: Vec<String>,
 }
 
 impl KeyEvent {
@@ -314,7 +320,32 @@ impl KeyEvent {
     pub const SOURCE: &'static str = "keyturn";
 }
 
-/// Where new keys are delivered (sinks) and announced (events). One remote call per method.
+/// Where a rollout stands (an ECS deployment's `rolloutState`, a workflow run's status and
+/// conclusion).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolloutState {
+    InProgress,
+    Completed,
+    /// The rollout failed (an ECS deployment rolled back, a run that did not succeed), with what
+    /// the service said.
+    Failed(String),
+}
+
+/// The latest rollout of a restart target, as ECS or GitHub records it: no tagger can set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollout {
+    /// The deployment's or run's id.
+    pub id: String,
+    /// When it began (ECS `createdAt`, GitHub `created_at`).
+    pub started: OffsetDateTime,
+    pub state: RolloutState,
+    /// Tasks still running an older deployment (ECS's other deployments' `runningCount`); 0 for a
+    /// workflow.
+    pub old_tasks: u32,
+}
+
+/// Where new keys are delivered (sinks) and announced (events), and the consumers restarted
+/// after AWSCURRENT moves. One remote call per method.
 pub trait Delivery: Send + Sync {
     /// SSM PutParameter: a SecureString `name` holding `value`, overwritten, encrypted with
     /// `kms_key` (SSM's default key when `None`).
@@ -339,6 +370,35 @@ pub trait Delivery: Send + Sync {
     ) -> impl Future<Output = ApiResult<()>> + Send;
     /// EventBridge PutEvents on the default bus: one entry, source `keyturn`.
     fn publish(&self, event: &KeyEvent) -> impl Future<Output = ApiResult<()>> + Send;
+    /// ECS UpdateService with forceNewDeployment.
+    fn ecs_force_deployment(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
+    /// ECS DescribeServices: the service's primary deployment (`None`: it has none).
+    fn ecs_rollout(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> impl Future<Output = ApiResult<Option<Rollout>>> + Send;
+    /// GitHub: POST `/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches` on `git_ref`.
+    fn github_dispatch(
+        &self,
+        owner: &str,
+        repo: &str,
+        workflow: &str,
+        git_ref: &str,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
+    /// GitHub: GET the workflow's runs (event `workflow_dispatch`, branch `git_ref`): the latest
+    /// (`None`: none).
+    fn github_last_run(
+        &self,
+        owner: &str,
+        repo: &str,
+        workflow: &str,
+        git_ref: &str,
+    ) -> impl Future<Output = ApiResult<Option<Rollout>>> + Send;
 }
 
 /// No sinks and no events: for callers that deliver nowhere (tests, read-only commands).
@@ -370,6 +430,32 @@ impl Delivery for Nowhere {
         Err(ApiError::InvalidRequest(
             "this process publishes no events".into(),
         ))
+    }
+    async fn ecs_force_deployment(&self, cluster: &str, service: &str) -> ApiResult<()> {
+        Err(ApiError::InvalidRequest(format!(
+            "ECS service {cluster}/{service}: this process restarts nothing"
+        )))
+    }
+    async fn ecs_rollout(&self, cluster: &str, service: &str) -> ApiResult<Option<Rollout>> {
+        self.ecs_force_deployment(cluster, service)
+            .await
+            .map(|()| None)
+    }
+    async fn github_dispatch(&self, owner: &str, repo: &str, _: &str, _: &str) -> ApiResult<()> {
+        Err(ApiError::InvalidRequest(format!(
+            "GitHub repository {owner}/{repo}: this process restarts nothing"
+        )))
+    }
+    async fn github_last_run(
+        &self,
+        owner: &str,
+        repo: &str,
+        workflow: &str,
+        git_ref: &str,
+    ) -> ApiResult<Option<Rollout>> {
+        self.github_dispatch(owner, repo, workflow, git_ref)
+            .await
+            .map(|()| None)
     }
 }
 

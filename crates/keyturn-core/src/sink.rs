@@ -212,17 +212,17 @@ fn github(scope: GitHubScope, options: &mut Options) -> Result<SinkKind, String>
     })
 }
 
-struct Options(Vec<(String, String)>);
+pub(crate) struct Options(pub(crate) Vec<(String, String)>);
 
 impl Options {
-    fn take(&mut self, key: &str) -> Option<String> {
+    pub(crate) fn take(&mut self, key: &str) -> Option<String> {
         let i = self.0.iter().position(|(k, _)| k == key)?;
         Some(self.0.remove(i).1)
     }
 }
 
 /// Splits `TARGET?k=v&k=v` or `TARGET k=v k=v`.
-fn split_options(rest: &str) -> Result<(&str, Options), String> {
+pub(crate) fn split_options(rest: &str) -> Result<(&str, Options), String> {
     let (target, options) = match rest.find(['?', ' ']) {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => (rest, ""),
@@ -265,7 +265,7 @@ fn parameter_name(name: &str) -> Result<String, String> {
     Ok(name.to_string())
 }
 
-fn github_owner(owner: &str) -> Result<String, String> {
+pub(crate) fn github_owner(owner: &str) -> Result<String, String> {
     if owner.is_empty()
         || owner.len() > 39
         || owner.starts_with('-')
@@ -278,7 +278,7 @@ fn github_owner(owner: &str) -> Result<String, String> {
     Ok(owner.to_string())
 }
 
-fn github_repo(repo: &str) -> Result<String, String> {
+pub(crate) fn github_repo(repo: &str) -> Result<String, String> {
     if repo.is_empty()
         || repo.len() > 100
         || repo == "."

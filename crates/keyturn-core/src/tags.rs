@@ -37,6 +37,8 @@ pub const DEACTIVATED_KEY: &str = "keyturn:deactivated-key";
 pub const DEACTIVATED_AT: &str = "keyturn:deactivated-at";
 /// `keyturn:sink:NAME`: a place the new key is delivered to (`rules::sinks`).
 pub const SINK_PREFIX: &str = "keyturn:sink:";
+/// `keyturn:restart:NAME`: a consumer restarted after AWSCURRENT moves (`rules::restarts`).
+pub const RESTART_PREFIX: &str = "keyturn:restart:";
 /// The last rollback: when, and the key AWSCURRENT held before it.
 pub const ROLLED_BACK_AT: &str = "keyturn:rolled-back-at";
 pub const ROLLED_BACK_FROM: &str = "keyturn:rolled-back-from";

@@ -155,6 +155,7 @@ fn rotator(world: &World) -> FakeRotator {
         scope: Default::default(),
         events: false,
         sinks: Default::default(),
+        restarts: Default::default(),
         // The default: IAM's last-used record settles for four hours after a cut-over.
         last_used_settle: time::Duration::hours(4),
     };

@@ -132,6 +132,26 @@ pub struct DeliveryArgs {
         value_delimiter = ','
     )]
     pub github_secret_names: Vec<String>,
+    /// An ECS cluster whose services a keyturn:restart:NAME=ecs:CLUSTER/SERVICE tag may name
+    /// (repeatable, or comma-separated; default: none, so no service is restarted).
+    #[arg(
+        long = "restart-ecs-cluster",
+        global = true,
+        env = "KEYTURN_RESTART_ECS_CLUSTERS",
+        value_name = "CLUSTER",
+        value_delimiter = ','
+    )]
+    pub restart_ecs_clusters: Vec<String>,
+    /// A repository (OWNER/REPO) whose workflows a keyturn:restart:NAME=github:... tag may dispatch
+    /// (repeatable, or comma-separated; default: none).
+    #[arg(
+        long = "restart-github-repo",
+        global = true,
+        env = "KEYTURN_RESTART_GITHUB_REPOS",
+        value_name = "OWNER/REPO",
+        value_delimiter = ','
+    )]
+    pub restart_github_repos: Vec<String>,
     /// GitHub's REST API (GitHub Enterprise Server: https://HOST/api/v3).
     #[arg(long, global = true, env = "KEYTURN_GITHUB_API", value_name = "URL", default_value = keyturn_aws::github::DEFAULT_API_BASE)]
     pub github_api: String,
@@ -205,7 +225,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// Print the AWS credential_process JSON for the secret's AWSCURRENT key.
     CredentialProcess(CredentialProcessArgs),
-    /// Deliver each secret's AWSCURRENT key to its sinks again (and announce it, with --events).
+    /// Deliver each secret's AWSCURRENT key to its sinks again (and announce it, with --events), or
+    /// restart its consumers (--restart).
     Deliver(DeliverArgs),
     /// Put AWSCURRENT back on the AWSPREVIOUS version while its key exists, and deliver it.
     Rollback(RollbackArgs),
@@ -446,6 +467,13 @@ pub struct DeliverArgs {
     /// Secrets whose AWSCURRENT key to deliver (names or ARNs).
     #[arg(value_name = "SECRET", required = true)]
     pub secrets: Vec<String>,
+    /// Restart the consumers the secret names (keyturn:restart:* tags) instead of delivering:
+    /// those without a completed restart since the cut-over (--all-targets: every one).
+    #[arg(long)]
+    pub restart: bool,
+    /// With --restart, restart every target, even one that restarted since the cut-over.
+    #[arg(long, requires = "restart")]
+    pub all_targets: bool,
 }
 
 #[derive(Debug, Args)]

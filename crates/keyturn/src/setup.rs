@@ -44,6 +44,14 @@ pub(crate) fn setting_values(cli: &Cli) -> BTreeMap<&'static str, String> {
         cli.delivery.github_secret_names.join(","),
     );
     v.insert("KEYTURN_GITHUB_API", cli.delivery.github_api.clone());
+    v.insert(
+        "KEYTURN_RESTART_ECS_CLUSTERS",
+        cli.delivery.restart_ecs_clusters.join(","),
+    );
+    v.insert(
+        "KEYTURN_RESTART_GITHUB_REPOS",
+        cli.delivery.restart_github_repos.join(","),
+    );
     let optional = [
         (
             keyturn_core::config::LAST_USED_SETTLE_VAR,
@@ -193,6 +201,16 @@ mod tests {
         ("KEYTURN_GITHUB_TOKEN_SECRET", "--github-token-secret", "gh"),
         ("KEYTURN_GITHUB_OWNERS", "--github-owner", " acme , beta"),
         (
+            "KEYTURN_RESTART_ECS_CLUSTERS",
+            "--restart-ecs-cluster",
+            "prod",
+        ),
+        (
+            "KEYTURN_RESTART_GITHUB_REPOS",
+            "--restart-github-repo",
+            "acme/app,acme/web",
+        ),
+        (
             "KEYTURN_GITHUB_SECRET_NAMES",
             "--github-secret-name",
             "X_ID",
@@ -248,6 +266,8 @@ mod tests {
         // The values took effect (not two sets of defaults).
         assert_eq!(cli_settings.scope.prefix(), "team/");
         assert_eq!(cli_settings.sinks.github_owners, ["acme", "beta"]);
+        assert_eq!(cli_settings.restarts.ecs_clusters, ["prod"]);
+        assert_eq!(cli_settings.restarts.github_repos, ["acme/app", "acme/web"]);
         assert_eq!(cli_settings.sinks.ssm_prefix.as_deref(), Some(""));
         assert!(cli_settings.events);
     }

@@ -1,8 +1,10 @@
 //! Sinks and EventBridge in the model: SSM parameters, GitHub Actions secrets (kept in clear: the
 //! model's "sealing" is the identity, the adapter's is tested against PyNaCl) and published
-//! events. A destination can be made to refuse writes.
+//! events; ECS services and GitHub workflows as restart targets, each a list of rollouts that a
+//! restart adds to (in progress until the test completes them). A destination can be made to
+//! refuse writes.
 
-use crate::ports::{ApiError, ApiResult, Delivery, KeyEvent, SealingKey};
+use crate::ports::{ApiError, ApiResult, Delivery, KeyEvent, Rollout, RolloutState, SealingKey};
 use crate::secret::SecretText;
 use crate::sink::GitHubScope;
 
@@ -76,6 +78,71 @@ impl Delivery for World {
             Ok(())
         })
     }
+
+    async fn ecs_force_deployment(&self, cluster: &str, service: &str) -> ApiResult<()> {
+        self.pause().await;
+        let target = format!("ecs:{cluster}/{service}");
+        self.call("ecs:UpdateService", |s| roll_out(s, &target))
+    }
+
+    async fn ecs_rollout(&self, cluster: &str, service: &str) -> ApiResult<Option<Rollout>> {
+        self.pause().await;
+        let target = format!("ecs:{cluster}/{service}");
+        self.call("ecs:DescribeServices", |s| latest(s, &target))
+    }
+
+    async fn github_dispatch(
+        &self,
+        owner: &str,
+        repo: &str,
+        workflow: &str,
+        git_ref: &str,
+    ) -> ApiResult<()> {
+        self.pause().await;
+        let target = format!("github:{owner}/{repo}/{workflow}@{git_ref}");
+        self.call("github:DispatchWorkflow", |s| roll_out(s, &target))
+    }
+
+    async fn github_last_run(
+        &self,
+        owner: &str,
+        repo: &str,
+        workflow: &str,
+        git_ref: &str,
+    ) -> ApiResult<Option<Rollout>> {
+        self.pause().await;
+        let target = format!("github:{owner}/{repo}/{workflow}@{git_ref}");
+        self.call("github:ListWorkflowRuns", |s| latest(s, &target))
+    }
+}
+
+/// A restart: a new rollout, in progress, unless the target refuses or does not exist.
+fn roll_out(s: &mut super::State, target: &str) -> ApiResult<()> {
+    if s.refusing.iter().any(|r| r == target) {
+        return Err(ApiError::AccessDenied(format!(
+            "not allowed to restart {target}"
+        )));
+    }
+    let now = s.now;
+    let rollouts = s
+        .rollouts
+        .get_mut(target)
+        .ok_or_else(|| ApiError::NotFound(format!("{target} does not exist")))?;
+    let id = format!("rollout-{}", rollouts.len() + 1);
+    rollouts.push(Rollout {
+        id,
+        started: now,
+        state: RolloutState::InProgress,
+        old_tasks: 1,
+    });
+    Ok(())
+}
+
+fn latest(s: &mut super::State, target: &str) -> ApiResult<Option<Rollout>> {
+    s.rollouts
+        .get(target)
+        .map(|r| r.last().cloned())
+        .ok_or_else(|| ApiError::NotFound(format!("{target} does not exist")))
 }
 
 impl World {
@@ -101,5 +168,43 @@ impl World {
 
     pub fn events(&self) -> Vec<KeyEvent> {
         self.state().events.clone()
+    }
+
+    /// A restart target that exists, with one completed rollout from before now: `ecs:C/S` or
+    /// `github:O/R/WORKFLOW@REF`.
+    pub fn add_restart_target(&self, target: &str) {
+        let mut s = self.state();
+        let started = s.now - time::Duration::days(60);
+        s.rollouts.insert(
+            target.to_string(),
+            vec![Rollout {
+                id: "rollout-0".into(),
+                started,
+                state: RolloutState::Completed,
+                old_tasks: 0,
+            }],
+        );
+    }
+
+    /// The target's latest rollout ends as `state` (its old tasks gone).
+    pub fn finish_rollout(&self, target: &str, state: RolloutState) {
+        if let Some(r) = self
+            .state()
+            .rollouts
+            .get_mut(target)
+            .and_then(|r| r.last_mut())
+        {
+            r.state = state;
+            r.old_tasks = 0;
+        }
+    }
+
+    /// The target's rollouts, oldest first.
+    pub fn rollouts(&self, target: &str) -> Vec<Rollout> {
+        self.state()
+            .rollouts
+            .get(target)
+            .cloned()
+            .unwrap_or_default()
     }
 }

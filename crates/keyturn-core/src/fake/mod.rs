@@ -166,6 +166,9 @@ struct State {
     github: BTreeMap<String, String>,
     events: Vec<crate::ports::KeyEvent>,
     refusing: Vec<String>,
+    /// Restart targets (`ecs:CLUSTER/SERVICE`, `github:OWNER/REPO/WORKFLOW@REF`) and their
+    /// rollouts, oldest first.
+    rollouts: BTreeMap<String, Vec<crate::ports::Rollout>>,
     interleave: bool,
     last_used_lag: Duration,
     history: Vec<Event>,
@@ -201,6 +204,7 @@ impl World {
             github: BTreeMap::new(),
             events: Vec::new(),
             refusing: Vec::new(),
+            rollouts: BTreeMap::new(),
             interleave: false,
             last_used_lag: Duration::ZERO,
             history: Vec::new(),

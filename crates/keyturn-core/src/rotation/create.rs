@@ -34,6 +34,8 @@ impl<P: Ports> Rotator<P> {
         // A sink that cannot be delivered to, or that another secret delivers to, would fail
         // finishSecret (or overwrite the other's key) after the key exists.
         self.own_sinks(&info).await?;
+        // So would a restart target the deployment does not allow.
+        rules::restarts(&info, &self.settings().restarts)?;
         let needs = Needs {
             who_else: true,
             ..Needs::default()

@@ -532,5 +532,7 @@ pub(crate) fn event(
         version: version.map(str::to_string),
         action: None,
         sinks: sinks.to_vec(),
+        restarted: Vec::new(),
+        restart_failed: Vec::new(),
     }
 }

@@ -21,6 +21,7 @@ mod create;
 pub mod deliver;
 pub mod local;
 pub mod read;
+pub mod restart;
 pub mod retire;
 mod steps;
 mod sweep;
@@ -28,7 +29,8 @@ mod sweep;
 pub use deliver::{DeliveryReport, RollbackReport};
 pub use local::{LocalMode, LocalOutcome, LocalReport, LocalRequest};
 pub use read::Read;
-pub use sweep::{SweepOutcome, SweepReport, SweepTally};
+pub use restart::{RestartReport, RestartRequest};
+pub use sweep::{PendingRestart, SweepOutcome, SweepReport, SweepTally};
 
 pub use crate::config::{Backoff, RotationSettings};
 
@@ -80,6 +82,8 @@ pub struct StepReport {
     pub current_key_id: Option<String>,
     /// A key deleted to make room, with the rule that allowed it.
     pub retired: Option<Retirement>,
+    /// finishSecret: the restart targets restarted, and those whose restart failed.
+    pub restarts: RestartReport,
 }
 
 impl StepReport {
@@ -92,6 +96,7 @@ impl StepReport {
             pending_key_id: None,
             current_key_id: None,
             retired: None,
+            restarts: RestartReport::default(),
         }
     }
 }

@@ -103,6 +103,7 @@ impl<P: Ports> Rotator<P> {
             signer,
             now,
             settle: self.settings().last_used_settle,
+            restarts: Vec::new(),
         };
         // Keys IAM may not list yet: a pending key (made moments ago by this rotation), and
         // AWSCURRENT's right after a cut-over or an enrollment.

@@ -125,6 +125,7 @@ impl<P: Ports> Rotator<P> {
         // Every sink has the new key before AWSCURRENT moves: a failure here leaves AWSCURRENT on
         // the old key (both are valid) and the retry delivers again.
         let sinks = rules::sinks(&o.info, &self.settings().sinks)?;
+        let targets = rules::restarts(&o.info, &self.settings().restarts)?;
         let delivered = self
             .deliver_to(
                 &sinks,
@@ -195,7 +196,11 @@ impl<P: Ports> Rotator<P> {
             self.recheck_promoted(o, &pending, &user, current_version.as_deref())
                 .await?;
         }
-        self.announce(event(
+        // Consumers that read the key at start are restarted only now, so that they read the
+        // new key; a restart that fails is reported and retried (the sweep, deliver --restart),
+        // never a reason to undo the rotation.
+        let restarts = self.restart_all(&o.info, &targets, &user, &key_id).await;
+        let mut announced = event(
             KeyEvent::ROTATION,
             &o.info,
             &user,
@@ -203,11 +208,14 @@ impl<P: Ports> Rotator<P> {
             replaced.filter(|r| *r != key_id),
             Some(o.token),
             &delivered,
-        ))
-        .await?;
+        );
+        announced.restarted = restarts.restarted.clone();
+        announced.restart_failed = restarts.failed.iter().map(|(n, _)| n.clone()).collect();
+        self.announce(announced).await?;
         let mut report = StepReport::new(Step::Finish, o.name(), Action::Promoted);
         report.user = Some(user);
         report.pending_key_id = Some(key_id);
+        report.restarts = restarts;
         Ok(report)
     }
 

@@ -38,10 +38,13 @@ pub enum SweepOutcome {
         key_id: String,
         last_use: KeyUse,
     },
-    /// Past its grace period, kept active until the new key is used (`require_switch`).
+    /// Past its grace period, kept active until the switch is proven: every restart target
+    /// completed a restart since the cut-over (`pending` lists those that have not) and the new
+    /// key was used since it.
     AwaitingSwitch {
         key_id: String,
         current: String,
+        pending: Vec<PendingRestart>,
     },
     /// Retiring it would not be safe (for example AWSCURRENT's key is missing or inactive).
     Blocked {
@@ -143,8 +146,20 @@ impl SweepOutcome {
                 "{key_id} is still in use ({}); move its consumers to the current key",
                 describe_use(last_use)
             ),
-            SweepOutcome::AwaitingSwitch { key_id, current } => format!(
+            SweepOutcome::AwaitingSwitch {
+                key_id,
+                current,
+                pending,
+            } if pending.is_empty() => format!(
                 "{key_id} stays active: its grace period is over, but the current key {current} has not been used since the cut-over (the switch is required); move the consumers to the current key"
+            ),
+            SweepOutcome::AwaitingSwitch { key_id, pending, .. } => format!(
+                "{key_id} stays active until every consumer restarted onto the current key: {}",
+                pending
+                    .iter()
+                    .map(PendingRestart::describe)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
             SweepOutcome::Blocked { key_id, why } => format!("{key_id} kept: {why}"),
             SweepOutcome::Deactivated { key_id } => format!("{key_id} deactivated"),
@@ -156,6 +171,32 @@ impl SweepOutcome {
                 "{key_id} was deactivated, then {why}: the sweep reactivated it; check the secret with keyturn status"
             ),
         }
+    }
+}
+
+/// A restart target that has not completed a restart since the cut-over, and what the sweep did
+/// about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRestart {
+    pub name: String,
+    /// The tag's value.
+    pub spec: String,
+    /// `needed`, `running`, `failed` or `unknown` (`rules::RestartProgress`).
+    pub progress: &'static str,
+    /// The progress in words.
+    pub detail: String,
+    /// The sweep restarted it again (`Some(Ok)`), or tried and failed (`Some(Err(why))`).
+    pub retried: Option<Result<(), String>>,
+}
+
+impl PendingRestart {
+    fn describe(&self) -> String {
+        let retried = match &self.retried {
+            None => String::new(),
+            Some(Ok(())) => "; restarted again".into(),
+            Some(Err(e)) => format!("; restarting it again failed: {e}"),
+        };
+        format!("{} ({}): {}{retried}", self.name, self.spec, self.detail)
     }
 }
 
@@ -274,12 +315,24 @@ impl<P: Ports> Rotator<P> {
                 false,
             ));
         }
-        let read = self
-            .read_state(info.clone(), None, sweep_needs(&policy))
+        let targets = crate::rules::restarts(&info, &self.settings().restarts)?;
+        let mut read = self
+            .read_state(
+                info.clone(),
+                None,
+                sweep_needs(&policy, !targets.is_empty()),
+            )
             .await?;
+        read.state.restarts = self.restart_facts(&targets).await;
         let user = read.state.user.name.clone();
         let decision = crate::rules::sweep_plan(&read.state, &policy);
-        let (outcome, failed) = self.carry_out(&info, &read, decision, dry_run).await?;
+        let retried = self
+            .retry_restarts(&read, &decision, dry_run)
+            .await
+            .unwrap_or_default();
+        let (outcome, failed) = self
+            .carry_out(&info, &read, decision, &retried, dry_run)
+            .await?;
         Ok(report(Some(user), outcome, failed))
     }
 
@@ -290,6 +343,7 @@ impl<P: Ports> Rotator<P> {
         info: &SecretInfo,
         read: &Read<KeysOf<P>>,
         decision: SweepDecision,
+        retried: &[(String, Option<String>)],
         dry_run: bool,
     ) -> Result<(SweepOutcome, bool), RotationError> {
         let name = info.name.as_str();
@@ -315,8 +369,34 @@ impl<P: Ports> Rotator<P> {
                 last_use,
                 fail,
             } => (SweepOutcome::InUse { key_id, last_use }, fail),
-            SweepDecision::AwaitingSwitch { key_id, current } => {
-                (SweepOutcome::AwaitingSwitch { key_id, current }, false)
+            SweepDecision::AwaitingSwitch {
+                key_id,
+                current,
+                pending,
+            } => {
+                let pending: Vec<PendingRestart> = pending
+                    .into_iter()
+                    .map(|(target, progress)| PendingRestart {
+                        retried: retried
+                            .iter()
+                            .find(|(n, _)| *n == target.name)
+                            .map(|(_, e)| e.clone().map_or(Ok(()), Err)),
+                        name: target.name,
+                        spec: target.spec,
+                        progress: progress.as_str(),
+                        detail: progress.describe(),
+                    })
+                    .collect();
+                // A restart that keeps failing is the sweep's failure (and the error alarm's).
+                let failed = pending.iter().any(|p| matches!(p.retried, Some(Err(_))));
+                (
+                    SweepOutcome::AwaitingSwitch {
+                        key_id,
+                        current,
+                        pending,
+                    },
+                    failed,
+                )
             }
             SweepDecision::Blocked { key_id, why } => (SweepOutcome::Blocked { key_id, why }, true),
             SweepDecision::DropLabel { key_id, version } => {
@@ -351,6 +431,35 @@ impl<P: Ports> Rotator<P> {
             }
             SweepDecision::Retire(r) => self.retire_previous(info, read, &r).await?,
         })
+    }
+
+    /// While the previous key is kept for the consumers (waiting out the grace period, in use, or
+    /// awaiting the switch), restarts again every target without a restart since the cut-over or
+    /// whose restart failed: a restart that failed in finishSecret is retried here. Never when the
+    /// plan is blocked (AWSCURRENT's key may not work: a restart would take the consumer down) or
+    /// on a dry run. Each retried target with its failure, if any.
+    async fn retry_restarts(
+        &self,
+        read: &Read<KeysOf<P>>,
+        decision: &SweepDecision,
+        dry_run: bool,
+    ) -> Option<Vec<(String, Option<String>)>> {
+        if dry_run || read.state.restarts.is_empty() {
+            return None;
+        }
+        let current = match decision {
+            SweepDecision::AwaitingSwitch { current, .. } => current.as_str(),
+            SweepDecision::Waiting {
+                inactive: false, ..
+            }
+            | SweepDecision::InUse { .. } => read.state.current_key()?,
+            _ => return None,
+        };
+        let pending = crate::rules::restarts::pending(&read.state);
+        Some(
+            self.restart_pending(&read.state.info, &pending, &read.state.user.name, current)
+                .await,
+        )
     }
 
     /// Retires the previous key as `r` says: re-check, give the sinks AWSCURRENT's key, deactivate
@@ -529,12 +638,12 @@ impl<P: Ports> Rotator<P> {
     }
 }
 
-/// What the sweep reads: every version, and the previous key's last use (under require-switch the
-/// current key's too: its use is the evidence).
-fn sweep_needs(policy: &SweepPolicy) -> Needs {
+/// What the sweep reads: every version, and the previous key's last use (under require-switch, or
+/// with restart targets, the current key's too: its use is the evidence).
+fn sweep_needs(policy: &SweepPolicy, restarts: bool) -> Needs {
     Needs {
         all_versions: true,
-        last_use: if policy.require_switch {
+        last_use: if policy.require_switch || restarts {
             LastUse::Every
         } else {
             LastUse::OfVersion(AWSPREVIOUS)

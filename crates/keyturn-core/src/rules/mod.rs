@@ -12,12 +12,15 @@
 //! - [`problems`]: what `keyturn status` reports as wrong;
 //! - [`sinks`]: where a secret's new key is delivered (its `keyturn:sink:*` tags), and this file's
 //!   [`deliverable_key`]: which key may be delivered again;
+//! - [`restarts`]: which consumers a secret may name for a restart (its `keyturn:restart:*` tags),
+//!   and whether each completed a restart since the cut-over;
 //! - [`rollback`]: whether AWSCURRENT may go back to AWSPREVIOUS;
 //! - [`scope`]: the prefix, user path and master allow-list that bound what keyturn acts on.
 
 pub mod policy;
 pub mod problems;
 pub mod records;
+pub mod restarts;
 pub mod retire;
 pub mod rollback;
 pub mod scope;
@@ -37,6 +40,7 @@ pub use policy::{
 };
 pub use problems::problems;
 pub use records::{recorded_cutover, Cutover, Deactivated};
+pub use restarts::{restarts, RestartPolicy, RestartProgress};
 pub use retire::{
     after_failed_store, another_runs_key, cancel_plan, finish_must_recheck, free_slot, in_flight,
     local_token, resumes_by_itself, sweep_plan, unanswered_creates, AfterFailedStore, CancelPlan,

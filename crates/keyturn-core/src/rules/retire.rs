@@ -19,8 +19,10 @@ use time::{Duration, OffsetDateTime};
 
 use crate::error::{describe_use, human, KeepReason, KeptKey, RotationError};
 use crate::ports::{KeyInfo, KeyStatus, KeyUse};
+use crate::restart::RestartTarget;
 use crate::rules::policy::{own_test_from, used_since, InUsePolicy, SweepPolicy};
 use crate::rules::records::{self, Cutover, Deactivated};
+use crate::rules::restarts::RestartProgress;
 use crate::state::{KeyFacts, SecretState};
 use crate::tags::AWSPREVIOUS;
 
@@ -454,9 +456,15 @@ pub enum SweepDecision {
         last_use: KeyUse,
         fail: bool,
     },
-    /// The grace period is over but the policy requires the switch, and the new key has not been
-    /// used since the cut-over: the previous key stays active (consumers may not have moved).
-    AwaitingSwitch { key_id: String, current: String },
+    /// The grace period is over but the switch is required (by the policy, or because the secret
+    /// names restart targets) and not proven: a target has not completed a restart since the
+    /// cut-over (`pending`), or the new key has not been used since it. The previous key stays
+    /// active (consumers may not have moved).
+    AwaitingSwitch {
+        key_id: String,
+        current: String,
+        pending: Vec<(RestartTarget, RestartProgress)>,
+    },
     /// Retiring it would leave the user without a working key, or is otherwise not safe.
     Blocked { key_id: String, why: String },
     /// Deactivate or delete it.
@@ -465,7 +473,8 @@ pub enum SweepDecision {
 
 /// The sweep of one secret: deactivate the AWSPREVIOUS key once the grace period has passed, it
 /// was not used since the cut-over, AWSCURRENT's key exists and is active and, under
-/// `require_switch`, AWSCURRENT's key has been used since the cut-over; delete it once it has been
+/// `require_switch` or for a secret with restart targets, AWSCURRENT's key has been used since the
+/// cut-over (and each target completed a restart since it); delete it once it has been
 /// inactive (and unused) for the delete-after period; report one still in use.
 pub fn sweep_plan(state: &SecretState, policy: &SweepPolicy) -> SweepDecision {
     let Some(version) = state.info.version_with(AWSPREVIOUS) else {
@@ -560,10 +569,13 @@ fn plan_active(
             inactive: false,
             settling: settled.is_some_and(|s| s > grace_end),
         }
-    } else if policy.require_switch && !switched {
+    } else if (policy.require_switch || !state.restarts.is_empty())
+        && (!switched || !super::restarts::pending(state).is_empty())
+    {
         SweepDecision::AwaitingSwitch {
             key_id,
             current: current.to_string(),
+            pending: super::restarts::pending(state),
         }
     } else {
         SweepDecision::Retire(Retirement::new(

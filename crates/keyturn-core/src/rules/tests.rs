@@ -79,6 +79,7 @@ fn state(previous: Option<&str>, keys: Vec<KeyFacts>) -> SecretState {
         signer: None,
         now: NOW,
         settle: crate::config::DEFAULT_LAST_USED_SETTLE,
+        restarts: Vec::new(),
     }
 }
 
@@ -761,7 +762,7 @@ fn require_switch_keeps_the_previous_key_until_the_current_key_is_used_since_the
     // Never used, used only before the cut-over, or use unknown: no evidence of the switch.
     for no_evidence in [never(), used(CUTOVER - Duration::hours(1)), None] {
         assert!(
-            matches!(plan(no_evidence.clone(), &required), SweepDecision::AwaitingSwitch { ref key_id, ref current } if key_id == "PREV" && current == "CUR"),
+            matches!(plan(no_evidence.clone(), &required), SweepDecision::AwaitingSwitch { ref key_id, ref current, .. } if key_id == "PREV" && current == "CUR"),
             "{no_evidence:?}"
         );
         // Without the requirement, the grace period alone decides.

@@ -66,6 +66,17 @@ pub struct SecretState {
     /// How long after a cut-over IAM's last-used record may still not show a use of the previous
     /// key (`KEYTURN_LAST_USED_SETTLE_SECONDS`): until then the key counts as possibly in use.
     pub settle: Duration,
+    /// The secret's restart targets and their latest rollouts (when the decision needs them: the
+    /// sweep, `status`).
+    pub restarts: Vec<RestartFacts>,
+}
+
+/// What was read of one restart target: its latest rollout as ECS or GitHub records it, or why it
+/// could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartFacts {
+    pub target: crate::restart::RestartTarget,
+    pub rollout: Result<Option<crate::ports::Rollout>, String>,
 }
 
 impl SecretState {

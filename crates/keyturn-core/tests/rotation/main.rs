@@ -4,6 +4,7 @@ mod delivery;
 mod faults;
 mod interleavings;
 mod manage;
+mod restarts;
 mod rules;
 mod shapes;
 mod steps;
@@ -35,6 +36,12 @@ pub fn settings() -> RotationSettings {
         sinks: keyturn_core::rules::SinkPolicy {
             github_secret_names: vec!["KEY_ID".into()],
             ..Default::default()
+        },
+        // The restart tests' cluster and repository.
+        restarts: keyturn_core::rules::RestartPolicy {
+            ecs_clusters: vec!["prod".into()],
+            github_repos: vec!["acme/app".into()],
+            github_disabled: false,
         },
         // Most tests rotate twice in a row on a model whose last-used record is live; the
         // settle window's own tests (`settle.rs`) turn it on.

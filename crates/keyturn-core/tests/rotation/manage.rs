@@ -504,7 +504,8 @@ async fn require_switch_keeps_the_previous_key_until_the_new_key_is_used() {
         waiting.outcome,
         SweepOutcome::AwaitingSwitch {
             key_id: old.id.clone(),
-            current: new.id.clone()
+            current: new.id.clone(),
+            pending: Vec::new(),
         }
     );
     assert!(!waiting.failed && world.authenticates(&old));

@@ -3,11 +3,15 @@
 use crate::setup::AwsRotator;
 
 use crate::args::{DeliverArgs, Output, RollbackArgs};
-use crate::render::deliver::{self, DeliverRow, RollbackRow};
+use crate::render::deliver::{self, DeliverRow, RestartRow, RollbackRow};
 use crate::render::print_json;
 
-/// Delivers each secret in turn; exit 1 when one failed (the others are still delivered).
+/// Delivers each secret in turn; exit 1 when one failed (the others are still delivered). With
+/// `--restart`, restarts each secret's consumers instead.
 pub async fn deliver(r: &AwsRotator, a: DeliverArgs, output: Output) -> anyhow::Result<bool> {
+    if a.restart {
+        return restart(r, a, output).await;
+    }
     let mut rows = Vec::with_capacity(a.secrets.len());
     for secret in a.secrets {
         let result = r.deliver(&secret).await;
@@ -16,6 +20,20 @@ pub async fn deliver(r: &AwsRotator, a: DeliverArgs, output: Output) -> anyhow::
     match output {
         Output::Json => print_json(&rows),
         Output::Table | Output::Csv => deliver::print_deliveries(&rows),
+    }
+    Ok(rows.iter().all(|r| r.error.is_none()))
+}
+
+/// Restarts each secret's consumers in turn; exit 1 when one failed (the others are still tried).
+async fn restart(r: &AwsRotator, a: DeliverArgs, output: Output) -> anyhow::Result<bool> {
+    let mut rows = Vec::with_capacity(a.secrets.len());
+    for secret in a.secrets {
+        let result = r.restart(&secret, !a.all_targets).await;
+        rows.push(RestartRow::of(secret, result));
+    }
+    match output {
+        Output::Json => print_json(&rows),
+        Output::Table | Output::Csv => deliver::print_restarts(&rows),
     }
     Ok(rows.iter().all(|r| r.error.is_none()))
 }

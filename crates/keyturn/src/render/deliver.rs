@@ -1,6 +1,6 @@
 //! `keyturn deliver` and `keyturn rollback`: their rows, and their lines of text.
 
-use keyturn_core::rotation::{DeliveryReport, RollbackReport};
+use keyturn_core::rotation::{DeliveryReport, RestartRequest, RollbackReport};
 use serde::Serialize;
 
 use crate::safe::term;
@@ -41,6 +41,77 @@ impl DeliverRow {
                 error_type: Some(e.error_type()),
                 error: Some(e.to_string()),
             },
+        }
+    }
+}
+
+/// One secret's line of `keyturn deliver --restart`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartRow {
+    secret: String,
+    user: Option<String>,
+    /// AWSCURRENT's key, which the restarted consumers read.
+    key_id: Option<String>,
+    /// Each restart target (the NAME of `keyturn:restart:NAME`) with what was done: `restarted`,
+    /// or `done` (it already restarted since the cut-over).
+    targets: Vec<RestartTargetRow>,
+    error_type: Option<&'static str>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RestartTargetRow {
+    name: String,
+    result: &'static str,
+}
+
+impl RestartRow {
+    pub fn of(secret: String, result: Result<RestartRequest, keyturn_core::RotationError>) -> Self {
+        match result {
+            Ok(r) => RestartRow {
+                secret: r.secret,
+                user: Some(r.user),
+                key_id: Some(r.key_id),
+                targets: r
+                    .targets
+                    .into_iter()
+                    .map(|(name, result)| RestartTargetRow { name, result })
+                    .collect(),
+                error_type: None,
+                error: None,
+            },
+            Err(e) => RestartRow {
+                secret,
+                user: None,
+                key_id: None,
+                targets: Vec::new(),
+                error_type: Some(e.error_type()),
+                error: Some(e.to_string()),
+            },
+        }
+    }
+}
+
+/// One line per secret: which consumers were restarted, or why not.
+pub fn print_restarts(rows: &[RestartRow]) {
+    for row in rows {
+        match &row.error {
+            Some(e) => println!("failed {}: {}", term(&row.secret), term(e)),
+            None if row.targets.is_empty() => println!(
+                "{}: no restart target (the secret has no keyturn:restart:* tag)",
+                term(&row.secret)
+            ),
+            None => println!(
+                "{} key {}: {}",
+                term(&row.secret),
+                term(row.key_id.as_deref().unwrap_or("")),
+                row.targets
+                    .iter()
+                    .map(|t| format!("{} {}", term(&t.name), t.result))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }
