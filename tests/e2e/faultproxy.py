@@ -28,6 +28,11 @@ applies its two-key limit to CreateAccessKey atomically: moto's threaded server 
 and then adds the key, so two CreateAccessKey for one user arriving together could both succeed
 and leave it three keys, which IAM never does.
 
+With `rolling={"service", ...}` it answers ECS DescribeServices for those services as ECS does in
+the middle of a rolling deployment (moto completes every deployment at once): the primary
+deployment's rolloutState IN_PROGRESS and an older ACTIVE deployment still running a task, until
+the test removes the service from the set.
+
 With `delay=seconds` every call waits that long before it is forwarded: a slower network, so that
 a test can act in the middle of a bulk run.
 
@@ -80,7 +85,7 @@ class FaultProxy:
         self, upstream: str, kind: str | None = None, at: int | None = None, throttle_share: float = 0.0,
         gate: tuple[str, int] | None = None, every: bool = False, lag: float = 0.0, list_lag: float | None = None,
         deny_assume: set[str] | None = None, hold: str | None = None, hide_uses: float = 0.0,
-        delay: float = 0.0, serialize: set[str] | None = None,
+        delay: float = 0.0, serialize: set[str] | None = None, rolling: set[str] | None = None,
     ):
         """`gate=(text, n)`: the first n requests whose body contains `text` wait until all n have
         arrived (at most 10 s), so that n processes make that call at the same moment. `every`: break every
@@ -111,6 +116,7 @@ class FaultProxy:
         self.delay = delay
         self.serialize = set(serialize or ())
         self.serial = threading.Lock()
+        self.rolling = set(rolling or ())
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -201,6 +207,8 @@ class FaultProxy:
             payload = self._hide_new_keys(payload)
         if self.hide_uses and status == 200 and op == "GetAccessKeyLastUsed":
             payload = self._hide_recent_use(payload)
+        if self.rolling and status == 200 and op == "DescribeServices":
+            payload = self._still_rolling(payload)
         if fault == "reset":
             h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             h.close_connection = True
@@ -255,6 +263,21 @@ class FaultProxy:
         payload = payload.replace(found.group(0), b"")
         payload = re.sub(rb"<ServiceName>[^<]*</ServiceName>", b"<ServiceName>N/A</ServiceName>", payload)
         return re.sub(rb"<Region>[^<]*</Region>", b"<Region>N/A</Region>", payload)
+
+    def _still_rolling(self, payload: bytes) -> bytes:
+        answer = json.loads(payload)
+        for service in answer.get("services", []):
+            if service.get("serviceName") not in self.rolling:
+                continue
+            deployments = service.get("deployments") or []
+            for d in deployments:
+                if d.get("status") == "PRIMARY":
+                    d["rolloutState"] = "IN_PROGRESS"
+            older = dict(deployments[0]) if deployments else {}
+            older.update(id="ecs-svc/older", status="ACTIVE", runningCount=1, rolloutState="COMPLETED")
+            deployments.append(older)
+            service["deployments"] = deployments
+        return json.dumps(answer).encode()
 
     def _forward(self, h: BaseHTTPRequestHandler, body: bytes):
         conn = http.client.HTTPConnection(self.upstream, timeout=60)

@@ -12,6 +12,13 @@ version header, a key id that matches the scope's key (422), a value that opens 
 name GitHub allows (422) and `visibility` on organization secrets only. `refuse(prefix, status)`
 makes calls under a path prefix fail with that status, and `fail_next(n, status)` the next n calls,
 so tests can break a sink.
+
+For restart targets it also serves a workflow's dispatches and runs:
+- `POST /repos/{o}/{r}/actions/workflows/{file}/dispatches` with `{"ref": BRANCH}` records a run
+  (204), `in_progress` until `finish_runs(conclusion)`; a workflow must be added first
+  (`add_workflow`), else 404 as GitHub answers for a workflow without a `workflow_dispatch` trigger;
+- `GET .../workflows/{file}/runs?event=workflow_dispatch&branch=B&per_page=1` lists that branch's
+  runs, newest first.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from nacl.public import PrivateKey, SealedBox
 
 HOST = "127.0.0.1"
+WORKFLOW = re.compile(r"^/repos/([^/]+)/([^/]+)/actions/workflows/([^/?]+)/(dispatches|runs)(?:\?(.*))?$")
 SCOPE = re.compile(r"^(/repos/[^/]+/[^/]+/actions|/repos/[^/]+/[^/]+/environments/[^/]+|/orgs/[^/]+/actions)/secrets(?:/(public-key|[^/]+))?$")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -39,6 +47,8 @@ class GitHubStandIn:
         self.bodies: list[str] = []  # every request body, to search for leaked secrets
         self.refusals: dict[str, int] = {}
         self.failures: list[int] = []
+        self.workflows: set[str] = set()  # "o/r/file"
+        self.runs: list[dict] = []  # every dispatched run, oldest first
         self.lock = threading.Lock()
         standin = self
 
@@ -53,6 +63,9 @@ class GitHubStandIn:
 
             def do_PUT(self):
                 standin._handle(self, "PUT")
+
+            def do_POST(self):
+                standin._handle(self, "POST")
 
         self.server = ThreadingHTTPServer((HOST, 0), Handler)
         self.port = self.server.server_address[1]
@@ -71,6 +84,21 @@ class GitHubStandIn:
         with self.lock:
             self.refusals.clear()
             self.failures.clear()
+
+    def add_workflow(self, owner: str, repo: str, file: str) -> None:
+        with self.lock:
+            self.workflows.add(f"{owner}/{repo}/{file}")
+
+    def runs_of(self, owner: str, repo: str, file: str) -> list[dict]:
+        with self.lock:
+            return [r for r in self.runs if r["workflow"] == f"{owner}/{repo}/{file}"]
+
+    def finish_runs(self, conclusion: str = "success") -> None:
+        """Every run in progress completes with `conclusion`."""
+        with self.lock:
+            for r in self.runs:
+                if r["status"] != "completed":
+                    r["status"], r["conclusion"] = "completed", conclusion
 
     def value(self, scope: str, name: str) -> str | None:
         return self.secrets.get(f"{scope}/{name}")
@@ -103,6 +131,9 @@ class GitHubStandIn:
             return self._reply(h, failure, {"message": "Server Error" if failure >= 500 else "Forbidden"})
         if refused:
             return self._reply(h, refused, {"message": "Resource not accessible by integration"})
+        w = WORKFLOW.match(h.path)
+        if w:
+            return self._workflow(h, method, w, raw)
         m = SCOPE.match(h.path)
         if not m:
             return self._reply(h, 404, {"message": "Not Found"})
@@ -135,3 +166,40 @@ class GitHubStandIn:
             if is_org:
                 self.visibility[path] = body["visibility"]
         return self._reply(h, 204 if existed else 201, None if existed else {})
+
+    def _workflow(self, h, method: str, m: re.Match, raw: bytes) -> None:
+        from datetime import datetime, timezone
+        from urllib.parse import parse_qs
+
+        owner, repo, file, leaf, query = m.groups()
+        workflow = f"{owner}/{repo}/{file}"
+        if workflow not in self.workflows:
+            return self._reply(h, 404, {"message": "Not Found"})
+        if method == "POST" and leaf == "dispatches":
+            try:
+                ref = json.loads(raw)["ref"]
+            except (ValueError, KeyError, TypeError):
+                return self._reply(h, 422, {"message": "ref is required"})
+            with self.lock:
+                self.runs.append({
+                    "id": 1000 + len(self.runs),
+                    "workflow": workflow,
+                    "head_branch": ref,
+                    "event": "workflow_dispatch",
+                    "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "status": "in_progress",
+                    "conclusion": None,
+                })
+            return self._reply(h, 204)
+        if method == "GET" and leaf == "runs":
+            q = parse_qs(query or "")
+            branch, event = (q.get("branch") or [None])[0], (q.get("event") or [None])[0]
+            with self.lock:
+                runs = [
+                    {k: v for k, v in r.items() if k != "workflow"}
+                    for r in reversed(self.runs)
+                    if r["workflow"] == workflow and (branch is None or r["head_branch"] == branch) and (event is None or r["event"] == event)
+                ]
+            per_page = int((q.get("per_page") or ["30"])[0])
+            return self._reply(h, 200, {"total_count": len(runs), "workflow_runs": runs[:per_page]})
+        return self._reply(h, 404, {"message": "Not Found"})

@@ -6,11 +6,12 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::config::RotationSettings;
 use crate::error::{rfc3339, RotationError};
 use crate::ports::KeyUse;
 use crate::ports::Ports;
 use crate::rotation::Rotator;
-use crate::rules::{self, SinkPolicy, SwitchEvidence};
+use crate::rules::{self, SwitchEvidence};
 use crate::state::{Holding, LastUse, Needs, SecretState};
 use crate::tags;
 
@@ -39,6 +40,9 @@ pub struct StatusReport {
     /// Where a rotation delivers the key (`keyturn:sink:NAME` tags); a tag that does not parse or
     /// points where this configuration does not allow is a problem instead.
     pub sinks: Vec<SinkRow>,
+    /// The consumers a rotation restarts (`keyturn:restart:NAME` tags), each with whether it has
+    /// completed a restart since the cut-over (its service's own rollout record).
+    pub restarts: Vec<RestartRow>,
     pub problems: Vec<String>,
     /// The typed facts behind the strings above, for the text.
     #[serde(skip)]
@@ -60,6 +64,17 @@ pub struct SinkRow {
     pub name: String,
     pub kind: &'static str,
     pub spec: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartRow {
+    pub name: String,
+    pub kind: &'static str,
+    pub spec: String,
+    /// needed, running, done, failed, unknown (`rules::RestartProgress`).
+    pub progress: &'static str,
+    pub detail: String,
 }
 
 /// The switch evidence (`rules::switch_evidence`): the current key used since the cut-over, and
@@ -129,7 +144,11 @@ impl<P: Ports> Rotator<P> {
             who_else: true,
             tolerate_bad_values: true,
         };
-        let read = self.read_state(info, None, needs).await?;
+        let mut read = self.read_state(info, None, needs).await?;
+        // A tag the deployment refuses is a problem the report names (from the rules again).
+        if let Ok(targets) = rules::restarts(&read.state.info, &self.settings().restarts) {
+            read.state.restarts = self.restart_facts(&targets).await;
+        }
         let state = &read.state;
         // A destination another managed secret delivers to too: a rotation would refuse it.
         let ours = rules::sinks(&state.info, &self.settings().sinks).unwrap_or_default();
@@ -137,7 +156,7 @@ impl<P: Ports> Rotator<P> {
         let shared = rules::check_unshared(&state.info.name, &ours, &others)
             .err()
             .map(|e| e.to_string());
-        Ok(report(state, &self.settings().sinks, shared, all_versions))
+        Ok(report(state, self.settings(), shared, all_versions))
     }
 }
 
@@ -165,7 +184,7 @@ fn previous_settling(state: &SecretState) -> Option<OffsetDateTime> {
 /// The report over the facts: pure.
 pub fn report(
     state: &SecretState,
-    sinks: &SinkPolicy,
+    settings: &RotationSettings,
     shared: Option<String>,
     all_versions: bool,
 ) -> StatusReport {
@@ -174,7 +193,7 @@ pub fn report(
     let shown = |h: &&Holding| all_versions || !h.labels.is_empty();
     let mut problems = rules::problems(state);
     problems.extend(shared);
-    let sinks = match rules::sinks(info, sinks) {
+    let sinks = match rules::sinks(info, &settings.sinks) {
         Ok(found) => found
             .into_iter()
             .map(|s| SinkRow {
@@ -188,6 +207,24 @@ pub fn report(
             Vec::new()
         }
     };
+    if let Err(e) = rules::restarts(info, &settings.restarts) {
+        problems.push(e.to_string());
+    }
+    let cut = rules::records::cutover(state);
+    let restarts = state
+        .restarts
+        .iter()
+        .map(|f| {
+            let progress = rules::restarts::progress(&f.rollout, cut.latest);
+            RestartRow {
+                name: f.target.name.clone(),
+                kind: f.target.kind_name(),
+                spec: f.target.spec.clone(),
+                progress: progress.as_str(),
+                detail: progress.describe(),
+            }
+        })
+        .collect();
     let switch = rules::switch_evidence(state);
     let settling = previous_settling(state);
     StatusReport {
@@ -235,6 +272,7 @@ pub fn report(
             previous_last_used: e.previous_use.as_ref().map(LastUsed::from),
         }),
         sinks,
+        restarts,
         problems,
         facts: StatusFacts {
             last_rotated: last.map(|(t, _)| t),

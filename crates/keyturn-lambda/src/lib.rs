@@ -152,6 +152,8 @@ fn log_success(r: &StepReport, request_id: &str, duration_ms: u64) {
         current_key_id = r.current_key_id.as_deref().unwrap_or(""),
         deleted_key_id = r.retired.as_ref().map(|d| d.key_id()).unwrap_or(""),
         deleted_because = r.retired.as_ref().map(|d| d.reason().to_string()).unwrap_or_default(),
+        restarted = r.restarts.restarted.join(","),
+        restart_failed = r.restarts.failed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(","),
         duration_ms,
         "rotation step done"
     );
@@ -166,6 +168,8 @@ fn response(r: &StepReport) -> Value {
         "outcome": r.action.as_str(),
         "pendingKeyId": r.pending_key_id,
         "deletedKeyId": r.retired.as_ref().map(|d| d.key_id()),
+        "restarted": r.restarts.restarted,
+        "restartFailed": r.restarts.failed.iter().map(|(n, _)| n).collect::<Vec<_>>(),
     })
 }
 

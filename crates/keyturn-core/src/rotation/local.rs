@@ -89,6 +89,8 @@ pub struct LocalReport {
     pub retired: Option<Retirement>,
     /// A sentence on what was done or would be.
     pub detail: String,
+    /// finishSecret's restarts of the secret's consumers: done, and failed (the rotation stands).
+    pub restarts: super::RestartReport,
 }
 
 impl LocalReport {
@@ -101,6 +103,7 @@ impl LocalReport {
             new_key_id: None,
             retired: None,
             detail: detail.into(),
+            restarts: super::RestartReport::default(),
         }
     }
 }
@@ -279,6 +282,9 @@ impl<P: Ports> Rotator<P> {
                 report.user = done.user;
             }
             report.new_key_id = done.pending_key_id.or(report.new_key_id);
+            if step == Step::Finish {
+                report.restarts = done.restarts;
+            }
         }
         // Rotation succeeded: as Secrets Manager may, leave AWSPENDING on no version (AWS documents
         // both this and AWSPENDING on the AWSCURRENT version as a finished rotation).

@@ -5,7 +5,7 @@
 
 use time::OffsetDateTime;
 
-use crate::error::{human, RotationError};
+use crate::error::RotationError;
 use crate::ports::{Rollout, RolloutState, SecretInfo};
 use crate::restart::{parse, RestartKind, RestartTarget};
 use crate::state::SecretState;
@@ -143,7 +143,8 @@ impl RestartProgress {
 }
 
 /// Whether `rollout` is a completed restart since `cutover` (the latest the cut-over can have
-/// been by keyturn's record: a rollout that began before it may have read the previous key).
+/// been by keyturn's record: a rollout that began before it may have read the previous key),
+/// compared to the second.
 pub fn progress(
     rollout: &Result<Option<Rollout>, String>,
     cutover: Option<OffsetDateTime>,
@@ -156,6 +157,8 @@ pub fn progress(
     let Some(cutover) = cutover else {
         return RestartProgress::Unknown("the cut-over's time is unknown".into());
     };
+    // GitHub gives a run's creation to the second: a run begun in the cut-over's second counts.
+    let cutover = cutover.replace_nanosecond(0).unwrap_or(cutover);
     if rollout.started < cutover {
         return RestartProgress::Needed;
     }
@@ -187,14 +190,6 @@ pub fn pending(state: &SecretState) -> Vec<(RestartTarget, RestartProgress)> {
         .map(|f| (f.target.clone(), progress(&f.rollout, cut.latest)))
         .filter(|(_, p)| !p.is_done())
         .collect()
-}
-
-/// "since 2026-12-03 10:00 UTC" for messages.
-pub fn since(cutover: Option<OffsetDateTime>) -> String {
-    cutover.map_or_else(
-        || "since the cut-over".into(),
-        |t| format!("since {}", human(t)),
-    )
 }
 
 #[cfg(test)]
@@ -322,6 +317,12 @@ mod tests {
                 "done",
             ),
             (rollout(cut, RolloutState::Completed, 0), Some(cut), "done"),
+            // GitHub's times are whole seconds: a run in the cut-over's second counts.
+            (
+                rollout(cut, RolloutState::Completed, 0),
+                Some(cut + time::Duration::milliseconds(600)),
+                "done",
+            ),
         ];
         for (i, (r, c, want)) in cases.into_iter().enumerate() {
             let p = progress(&r, c);

@@ -20,7 +20,10 @@ pub struct RotateRow {
     deleted_key_id: Option<String>,
     deleted_because: Option<String>,
     detail: Option<String>,
+    /// The consumers restarted after the cut-over (`keyturn:restart:NAME`).
+    restarted: Vec<String>,
     error_type: Option<&'static str>,
+    /// Also set, with `errorType` RestartFailed, when the rotation was done but a restart failed.
     error: Option<String>,
 }
 
@@ -41,6 +44,7 @@ impl Row for RotateRow {
         "deletedKeyId",
         "deletedBecause",
         "detail",
+        "restarted",
         "errorType",
         "error",
     ];
@@ -59,6 +63,7 @@ impl RotateRow {
             deleted_key_id: None,
             deleted_because: None,
             detail: None,
+            restarted: Vec::new(),
             error_type: Some(error_type),
             error: Some(error),
         }
@@ -166,17 +171,22 @@ pub fn row(
     secret: String,
 ) -> RotateRow {
     match result {
-        Ok(r) => RotateRow {
-            outcome: r.outcome.as_str().to_string(),
-            user: r.user,
-            new_key_id: r.new_key_id,
-            deleted_key_id: r.retired.as_ref().map(|d| d.key_id().to_string()),
-            deleted_because: r.retired.as_ref().map(|d| d.reason().to_string()),
-            detail: Some(r.detail).filter(|d| !d.is_empty()),
-            error_type: None,
-            error: None,
-            secret: Some(r.secret),
-        },
+        Ok(r) => {
+            // The rotation stands; a consumer that could not be restarted is this row's error.
+            let failed: Vec<String> = r.restarts.failed.iter().map(|(_, e)| e.clone()).collect();
+            RotateRow {
+                outcome: r.outcome.as_str().to_string(),
+                user: r.user,
+                new_key_id: r.new_key_id,
+                deleted_key_id: r.retired.as_ref().map(|d| d.key_id().to_string()),
+                deleted_because: r.retired.as_ref().map(|d| d.reason().to_string()),
+                detail: Some(r.detail).filter(|d| !d.is_empty()),
+                restarted: r.restarts.restarted,
+                error_type: (!failed.is_empty()).then_some("RestartFailed"),
+                error: (!failed.is_empty()).then(|| failed.join("; ")),
+                secret: Some(r.secret),
+            }
+        }
         Err(e) => RotateRow::failed(Some(secret), e.error_type(), e.to_string()),
     }
 }

@@ -102,6 +102,14 @@ pub fn print(out: &StatusReport) {
             .collect();
         println!("sinks    {}", term(&sinks.join(", ")));
     }
+    for r in &out.restarts {
+        println!(
+            "restart  {} ({}): {}",
+            term(&r.name),
+            term(&r.spec),
+            term(&r.detail)
+        );
+    }
     println!("problems");
     if out.problems.is_empty() {
         println!("  none");

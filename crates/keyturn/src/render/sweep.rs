@@ -17,6 +17,9 @@ pub struct SweepRow {
     /// The previous key the action is about.
     key_id: Option<String>,
     detail: Option<String>,
+    /// With `awaiting-switch`: the restart targets that have not completed a restart since the
+    /// cut-over, and what the sweep did about each.
+    pending_restarts: Vec<PendingRestartRow>,
     dry_run: bool,
     /// Whether this secret fails the sweep (exit 1): an error, a `blocked` key, or a key in use
     /// under `--in-use fail`.
@@ -39,6 +42,7 @@ impl Row for SweepRow {
         "action",
         "keyId",
         "detail",
+        "pendingRestarts",
         "dryRun",
         "failed",
         "errorType",
@@ -62,6 +66,7 @@ impl SweepRow {
             action: None,
             key_id: None,
             detail: None,
+            pending_restarts: Vec::new(),
             dry_run,
             failed: true,
             error_type: Some(error_type),
@@ -88,6 +93,40 @@ impl AccountFailure for SweepRow {
 
 pub const NOT_STARTED: &str = "not-started";
 
+/// A restart target the sweep waits for.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRestartRow {
+    name: String,
+    spec: String,
+    /// needed, running, failed, unknown.
+    progress: &'static str,
+    detail: String,
+    /// `restarted` (the sweep restarted it again), `failed` (and `error` says why), or absent.
+    retried: Option<&'static str>,
+    error: Option<String>,
+}
+
+fn pending_rows(outcome: &keyturn_core::rotation::SweepOutcome) -> Vec<PendingRestartRow> {
+    let keyturn_core::rotation::SweepOutcome::AwaitingSwitch { pending, .. } = outcome else {
+        return Vec::new();
+    };
+    pending
+        .iter()
+        .map(|p| PendingRestartRow {
+            name: p.name.clone(),
+            spec: p.spec.clone(),
+            progress: p.progress,
+            detail: p.detail.clone(),
+            retried: p.retried.as_ref().map(|r| match r {
+                Ok(()) => "restarted",
+                Err(_) => "failed",
+            }),
+            error: p.retried.as_ref().and_then(|r| r.clone().err()),
+        })
+        .collect()
+}
+
 pub fn row(
     result: Result<keyturn_core::rotation::SweepReport, keyturn_core::RotationError>,
     secret: String,
@@ -103,6 +142,7 @@ pub fn row(
             } else {
                 r.outcome.describe()
             }),
+            pending_restarts: pending_rows(&r.outcome),
             dry_run: r.dry_run,
             error_type: None,
             error: None,
