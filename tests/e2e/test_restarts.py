@@ -177,6 +177,28 @@ def test_a_failed_restart_leaves_the_rotation_done_reported_and_retried(moto, ke
     assert primary(moto, s["service"])["id"] != web and len(github.runs_of("acme", s["repo"], "deploy.yml")) == 2
 
 
+def test_the_function_finishes_the_rotation_when_a_restart_fails_and_logs_what_the_alarm_counts(moto, function_factory, github, token_secret, secrets_seen):
+    s = restart_secret(moto, github, secrets_seen, "restartlog")
+    fn = function_factory(**bounds(github, token_secret, s["repo"]))
+    token = start_rotation(moto, s["secret"])
+    run_steps(fn, s["secret"], token, STEPS[:3])
+    github.refuse(f"/repos/acme/{s['repo']}/actions/workflows", 403)
+    try:
+        ok, body = fn.step("finishSecret", s["secret"], token)
+    finally:
+        github.clear()
+    assert ok and body["restarted"] == ["web"] and body["restartFailed"] == ["deploy"], body
+    current = value(moto, s["secret"], "AWSCURRENT")
+    secrets_seen.add(current["SecretAccessKey"])
+    assert current["AccessKeyId"] != s["old"]["AccessKeyId"], "AWSCURRENT moved and stays"
+    # The line the template's metric filter ({ $.message = "restart failed" }) counts, naming what
+    # to do; the step's own line says what was restarted and what failed.
+    failed = [json.loads(line) for line in fn.output().splitlines() if '"restart failed"' in line]
+    assert len(failed) == 1 and failed[0]["message"] == "restart failed" and failed[0]["restart"] == "deploy", failed
+    assert "deliver --restart" in failed[0]["error"] and failed[0]["key_id"] == current["AccessKeyId"], failed
+    assert '"restart_failed":"deploy"' in fn.output()
+
+
 def test_a_target_outside_the_deployments_bounds_is_refused_before_a_key_is_made(moto, keyturn, function_factory, github, token_secret, secrets_seen):
     s = restart_secret(moto, github, secrets_seen, "restartbound", extra_tags=[{"Key": "keyturn:restart:other", "Value": "ecs:other-cluster/web"}])
     env = bounds(github, token_secret, s["repo"])

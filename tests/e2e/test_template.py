@@ -167,6 +167,28 @@ def test_each_sink_permission_comes_only_with_its_parameter(moto):
     assert not SINK_SIDS & {s.get("Sid") for s in alone["Statement"]}
 
 
+def test_restarting_services_is_allowed_only_in_the_named_clusters_and_a_failed_restart_alarms(moto):
+    plain = deploy(moto, {})
+    assert "RestartServicesOfTheAllowedClusters" not in {s.get("Sid") for s in plain["policy"]["Statement"]}, "no cluster, no ECS permission"
+    env = function_environment()
+    assert env["KEYTURN_RESTART_ECS_CLUSTERS"] == {"Fn::Join": [",", {"Ref": "RestartEcsClusters"}]}
+    assert env["KEYTURN_RESTART_GITHUB_REPOS"] == {"Fn::Join": [",", {"Ref": "RestartGitHubRepos"}]}
+    deployed = deploy(moto, {"RestartEcsClusters": "prod,batch"})
+    ecs = statement(deployed["policy"], "RestartServicesOfTheAllowedClusters")
+    assert set(ecs["Action"]) == {"ecs:UpdateService", "ecs:DescribeServices"}
+    assert ecs["Resource"] == ["arn:*:ecs:*:*:service/prod/*", "arn:*:ecs:*:*:service/batch/*"], ecs
+    assert ecs["Condition"]["StringEquals"] == {"aws:ResourceAccount": "123456789012", "aws:RequestedRegion": REGION}
+    # A restart that fails does not fail the step: the function logs it, a metric filter counts
+    # it, and an alarm tells the alert topic.
+    resources = translated()["Resources"]
+    pattern = resources["RestartFailureMetric"]["Properties"]["FilterPattern"]
+    assert pattern == '{ $.message = "restart failed" }'
+    source = (ROOT / "crates/keyturn-core/src/rotation/restart.rs").read_text()
+    assert '"restart failed");' in source, "the filter matches the message the function logs"
+    alarm = resources["RestartFailureAlarm"]["Properties"]
+    assert alarm["MetricName"] == "RestartFailures" and alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
+
+
 @pytest.mark.parametrize("prefix", ["keyturn", "keyturn-prod", "/keyturn/", ""])
 def test_a_prefix_without_a_trailing_slash_is_refused(prefix):
     # CloudFormation applies AllowedPattern to the whole value (moto does not check it).
