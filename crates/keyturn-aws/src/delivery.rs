@@ -1,16 +1,17 @@
 //! keyturn-core's [`Delivery`] port: SSM, GitHub and EventBridge for sinks and events, ECS and
-//! GitHub for restarts, each one call per method.
+//! GitHub for restarts, SNS for owners' notices, each one call per method.
 
 use std::sync::{Arc, OnceLock};
 
 use aws_config::SdkConfig;
-use keyturn_core::ports::{ApiResult, Delivery, KeyEvent, Rollout, SealingKey};
+use keyturn_core::ports::{ApiResult, Delivery, KeyEvent, Notice, Rollout, SealingKey};
 use keyturn_core::sink::GitHubScope;
 use keyturn_core::SecretText;
 
 use crate::ecs::Services;
 use crate::events::EventBus;
 use crate::github::{GitHub, DEFAULT_API_BASE};
+use crate::sns::Topics;
 use crate::ssm::ParameterStore;
 use crate::SecretsManager;
 
@@ -34,6 +35,7 @@ pub struct Sinks {
     events: Arc<OnceLock<EventBus>>,
     github: Arc<OnceLock<GitHub>>,
     ecs: Arc<OnceLock<Services>>,
+    sns: Arc<OnceLock<Topics>>,
 }
 
 impl Sinks {
@@ -45,7 +47,13 @@ impl Sinks {
             events: Arc::default(),
             github: Arc::default(),
             ecs: Arc::default(),
+            sns: Arc::default(),
         }
+    }
+
+    fn sns(&self) -> &Topics {
+        self.sns
+            .get_or_init(|| Topics::new(aws_sdk_sns::Client::new(&self.config)))
     }
 
     fn ecs(&self) -> &Services {
@@ -103,6 +111,10 @@ impl Delivery for Sinks {
 
     async fn publish(&self, event: &KeyEvent) -> ApiResult<()> {
         self.events().publish(event).await
+    }
+
+    async fn notify(&self, topic: &str, notice: &Notice) -> ApiResult<()> {
+        self.sns().publish(topic, notice).await
     }
 
     async fn ecs_force_deployment(&self, cluster: &str, service: &str) -> ApiResult<()> {

@@ -15,6 +15,7 @@ pub mod iam;
 pub mod org;
 pub mod probe;
 pub mod secrets;
+pub mod sns;
 pub mod ssm;
 pub mod sts;
 pub mod time;

@@ -91,6 +91,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting { var: "KEYTURN_GITHUB_SECRET_NAMES", flag: Some("--github-secret-name"), parameter: Some("GitHubSecretNames"), default: "the two standard names", meaning: "other GitHub secret names a sink may write (comma-separated)" },
     Setting { var: "KEYTURN_RESTART_ECS_CLUSTERS", flag: Some("--restart-ecs-cluster"), parameter: Some("RestartEcsClusters"), default: "none", meaning: "the ECS clusters whose services a `keyturn:restart:NAME=ecs:CLUSTER/SERVICE` tag may name (comma-separated)" },
     Setting { var: "KEYTURN_RESTART_GITHUB_REPOS", flag: Some("--restart-github-repo"), parameter: Some("RestartGitHubRepos"), default: "none", meaning: "the repositories (`OWNER/REPO`) whose workflows a `keyturn:restart:NAME=github:…` tag may dispatch (comma-separated)" },
+    Setting { var: "KEYTURN_NOTICE_TOPIC", flag: Some("--notice-topic"), parameter: Some("NoticeTopicArn"), default: "none: no notice", meaning: "the SNS topic owners' notices go to, with the secret's `keyturn:owner` as the `owner` message attribute" },
+    Setting { var: "KEYTURN_NOTICE_DAYS", flag: Some("--notice-days"), parameter: Some("NoticeDays"), default: "7", meaning: "days before a rotation its owner is reminded, where consumers act by hand (1 to 90)" },
+    Setting { var: "KEYTURN_ROTATION_DAYS", flag: Some("--rotation-days"), parameter: Some("RotationDays"), default: "30", meaning: "rotation period of a secret without a schedule or `keyturn:rotation-days` tag (1 to 1000)" },
     Setting { var: "KEYTURN_GITHUB_API", flag: Some("--github-api"), parameter: Some("GitHubApiUrl"), default: "https://api.github.com", meaning: "GitHub's REST API (GitHub Enterprise Server: `https://HOST/api/v3`)" },
     Setting { var: LAST_USED_SETTLE_VAR, flag: Some("--last-used-settle-seconds"), parameter: Some("LastUsedSettleSeconds"), default: "14400", meaning: "seconds after a cut-over during which the previous key counts as possibly in use (IAM's last-used lag); 0 to 604800" },
     Setting { var: "KEYTURN_GRACE_DAYS", flag: Some("--grace-days"), parameter: Some("GraceDays"), default: "7", meaning: "days a previous key stays active after the cut-over (tags may only lengthen it)" },
@@ -185,9 +188,31 @@ pub fn rotation_settings(
         github_repos: list(get("KEYTURN_RESTART_GITHUB_REPOS").as_deref()),
         github_disabled: sinks.github_disabled,
     };
+    let notice_days =
+        parsed::<i64>(&get, "KEYTURN_NOTICE_DAYS", "a whole number of days")?.unwrap_or(7);
+    if !(1..=90).contains(&notice_days) {
+        return Err(format!(
+            "KEYTURN_NOTICE_DAYS={notice_days} is out of range (1 to 90)"
+        ));
+    }
+    let rotation_days =
+        parsed::<i64>(&get, "KEYTURN_ROTATION_DAYS", "a whole number of days")?.unwrap_or(30);
+    if !(1..=1000).contains(&rotation_days) {
+        return Err(format!(
+            "KEYTURN_ROTATION_DAYS={rotation_days} is out of range (1 to 1000)"
+        ));
+    }
+    let notices = NoticePolicy {
+        topic: get("KEYTURN_NOTICE_TOPIC")
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty() && t != "none"),
+        window: Duration::days(notice_days),
+        rotation_days,
+    };
     Ok(RotationSettings {
         scope,
         restarts,
+        notices,
         events: boolean(&get, "KEYTURN_EVENTS")?,
         sinks,
         last_used_settle: last_used_settle(get(LAST_USED_SETTLE_VAR).as_deref())?,
@@ -270,9 +295,34 @@ pub struct RotationSettings {
     pub sinks: SinkPolicy,
     /// Which consumers a secret may name for a restart (`rules::restarts`).
     pub restarts: RestartPolicy,
+    /// Where owners' notices go, and when a reminder is sent.
+    pub notices: NoticePolicy,
     /// How long after a cut-over the previous key counts as possibly in use, because IAM's
     /// last-used record may not show a use yet (`KEYTURN_LAST_USED_SETTLE_SECONDS`).
     pub last_used_settle: Duration,
+}
+
+/// Owners' notices (`rules::notices`, `rotation::notify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticePolicy {
+    /// The SNS topic (`KEYTURN_NOTICE_TOPIC`); `None`: no notice is sent.
+    pub topic: Option<String>,
+    /// How long before a rotation the owner of a secret whose consumers act by hand is reminded
+    /// (`KEYTURN_NOTICE_DAYS`).
+    pub window: Duration,
+    /// The rotation period of a secret with no schedule and no `keyturn:rotation-days` tag
+    /// (`KEYTURN_ROTATION_DAYS`).
+    pub rotation_days: i64,
+}
+
+impl Default for NoticePolicy {
+    fn default() -> Self {
+        Self {
+            topic: None,
+            window: Duration::days(7),
+            rotation_days: 30,
+        }
+    }
 }
 
 impl Default for RotationSettings {
@@ -285,6 +335,7 @@ impl Default for RotationSettings {
             events: false,
             sinks: SinkPolicy::default(),
             restarts: RestartPolicy::default(),
+            notices: NoticePolicy::default(),
             last_used_settle: DEFAULT_LAST_USED_SETTLE,
         }
     }

@@ -320,6 +320,60 @@ impl KeyEvent {
     pub const SOURCE: &'static str = "keyturn";
 }
 
+/// A notice to a secret's owner, published to the deployment's topic with the owner as a message
+/// attribute (subscription filter policies route it) and, as the message, the JSON that Amazon Q
+/// Developer in chat applications (formerly AWS Chatbot) renders as a custom notification in Slack
+/// or Teams. Names and key ids only, never a secret key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// `rotated`, `due`, `in-use`, `failed` (also the `kind` message attribute).
+    pub kind: &'static str,
+    /// The secret's `keyturn:owner` (the `owner` message attribute).
+    pub owner: String,
+    pub secret: String,
+    pub account: Option<String>,
+    pub user: Option<String>,
+    pub title: String,
+    pub description: String,
+    pub next_steps: Vec<String>,
+    /// Key ids, targets and the like, as chat keywords.
+    pub keywords: Vec<String>,
+}
+
+impl Notice {
+    pub const ROTATED: &'static str = "rotated";
+    pub const DUE: &'static str = "due";
+    pub const IN_USE: &'static str = "in-use";
+    pub const FAILED: &'static str = "failed";
+
+    /// The message: a custom notification (version 1.0, source custom), threaded per secret.
+    pub fn message(&self) -> String {
+        serde_json::json!({
+            "version": "1.0",
+            "source": "custom",
+            "content": {
+                "textType": "client-markdown",
+                "title": self.title,
+                "description": self.description,
+                "nextSteps": self.next_steps,
+                "keywords": self.keywords,
+            },
+            "metadata": {
+                "threadId": format!("keyturn/{}", self.secret),
+                "summary": self.title,
+                "eventType": format!("keyturn {}", self.kind),
+                "relatedResources": [self.secret],
+                "additionalContext": {
+                    "owner": self.owner,
+                    "account": self.account,
+                    "user": self.user,
+                },
+            },
+        })
+        .to_string()
+    }
+}
+
 /// Where a rollout stands (an ECS deployment's `rolloutState`, a workflow run's status and
 /// conclusion).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -370,6 +424,8 @@ pub trait Delivery: Send + Sync {
     ) -> impl Future<Output = ApiResult<()>> + Send;
     /// EventBridge PutEvents on the default bus: one entry, source `keyturn`.
     fn publish(&self, event: &KeyEvent) -> impl Future<Output = ApiResult<()>> + Send;
+    /// SNS Publish of `notice` to `topic`, with the `owner` and `kind` message attributes.
+    fn notify(&self, topic: &str, notice: &Notice) -> impl Future<Output = ApiResult<()>> + Send;
     /// ECS UpdateService with forceNewDeployment.
     fn ecs_force_deployment(
         &self,
@@ -430,6 +486,11 @@ impl Delivery for Nowhere {
         Err(ApiError::InvalidRequest(
             "this process publishes no events".into(),
         ))
+    }
+    async fn notify(&self, topic: &str, _: &Notice) -> ApiResult<()> {
+        Err(ApiError::InvalidRequest(format!(
+            "topic {topic}: this process sends no notices"
+        )))
     }
     async fn ecs_force_deployment(&self, cluster: &str, service: &str) -> ApiResult<()> {
         Err(ApiError::InvalidRequest(format!(

@@ -37,6 +37,12 @@ pub const DEACTIVATED_KEY: &str = "keyturn:deactivated-key";
 pub const DEACTIVATED_AT: &str = "keyturn:deactivated-at";
 /// `keyturn:sink:NAME`: a place the new key is delivered to (`rules::sinks`).
 pub const SINK_PREFIX: &str = "keyturn:sink:";
+/// Whom keyturn tells about the secret's rotations (`rules::notices`): a key the deployment's
+/// topic subscriptions filter on (a team, a channel, an address), never a destination itself.
+pub const OWNER: &str = "keyturn:owner";
+/// `credential-process`: the consumers read the key through `keyturn credential-process` (or
+/// another reader of AWSCURRENT), so a rotation asks nothing of them and no reminder is sent.
+pub const CONSUMERS: &str = "keyturn:consumers";
 /// `keyturn:restart:NAME`: a consumer restarted after AWSCURRENT moves (`rules::restarts`).
 pub const RESTART_PREFIX: &str = "keyturn:restart:";
 /// The last rollback: when, and the key AWSCURRENT held before it.

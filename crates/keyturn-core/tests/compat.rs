@@ -156,6 +156,7 @@ fn rotator(world: &World) -> FakeRotator {
         events: false,
         sinks: Default::default(),
         restarts: Default::default(),
+        notices: Default::default(),
         // The default: IAM's last-used record settles for four hours after a cut-over.
         last_used_settle: time::Duration::hours(4),
     };

@@ -152,6 +152,19 @@ pub struct DeliveryArgs {
         value_delimiter = ','
     )]
     pub restart_github_repos: Vec<String>,
+    /// The SNS topic owners' notices go to, with the secret's keyturn:owner as the `owner`
+    /// message attribute (default: none, so no notice is sent).
+    #[arg(
+        long,
+        global = true,
+        env = "KEYTURN_NOTICE_TOPIC",
+        value_name = "TOPIC_ARN"
+    )]
+    pub notice_topic: Option<String>,
+    /// Days before a rotation the owner of a secret whose consumers act by hand is reminded (1 to
+    /// 90).
+    #[arg(long, global = true, env = "KEYTURN_NOTICE_DAYS", value_name = "DAYS")]
+    pub notice_days: Option<String>,
     /// GitHub's REST API (GitHub Enterprise Server: https://HOST/api/v3).
     #[arg(long, global = true, env = "KEYTURN_GITHUB_API", value_name = "URL", default_value = keyturn_aws::github::DEFAULT_API_BASE)]
     pub github_api: String,
@@ -230,6 +243,9 @@ pub enum Command {
     Deliver(DeliverArgs),
     /// Put AWSCURRENT back on the AWSPREVIOUS version while its key exists, and deliver it.
     Rollback(RollbackArgs),
+    /// Send the owners' notices due today (a rotation coming that consumers act on by hand, a
+    /// previous key still in use), as the daily sweep does; --dry-run prints them instead.
+    Notify(NotifyArgs),
     /// Across an AWS Organization: `org check` tries, in each account, what keyturn needs.
     #[command(subcommand)]
     Org(OrgCommand),
@@ -260,6 +276,7 @@ impl Command {
             Command::CredentialProcess(_) => "credential-process",
             Command::Deliver(_) => "deliver",
             Command::Rollback(_) => "rollback",
+            Command::Notify(_) => "notify",
             Command::Org(OrgCommand::Check(_)) => "org check",
         }
     }
@@ -274,6 +291,7 @@ impl Command {
             | Command::Status(_)
             | Command::Org(_)
             | Command::Deliver(_)
+            | Command::Notify(_)
             | Command::Rollback(_) => &[Output::Table, Output::Json],
             // The AWS SDKs read this JSON; any other form would break them.
             Command::CredentialProcess(_) => &[Output::Json],
@@ -474,6 +492,20 @@ pub struct DeliverArgs {
     /// With --restart, restart every target, even one that restarted since the cut-over.
     #[arg(long, requires = "restart")]
     pub all_targets: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    /// Secrets whose notices to send (default: every secret tagged keyturn:managed under --prefix).
+    #[arg(value_name = "SECRET")]
+    pub secrets: Vec<String>,
+    /// Print the notices that would be sent today (their chat-shaped JSON with --output json);
+    /// send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rotation period of a secret without a schedule or keyturn:rotation-days tag (1 to 1000).
+    #[arg(long, env = "KEYTURN_ROTATION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub rotation_days: i64,
 }
 
 #[derive(Debug, Args)]

@@ -58,6 +58,8 @@ pub(crate) fn setting_values(cli: &Cli) -> BTreeMap<&'static str, String> {
             &cli.scope.last_used_settle_seconds,
         ),
         ("KEYTURN_SSM_PREFIX", &cli.delivery.ssm_prefix),
+        ("KEYTURN_NOTICE_TOPIC", &cli.delivery.notice_topic),
+        ("KEYTURN_NOTICE_DAYS", &cli.delivery.notice_days),
         (
             "KEYTURN_GITHUB_TOKEN_SECRET",
             &cli.delivery.github_token_secret,
@@ -69,6 +71,16 @@ pub(crate) fn setting_values(cli: &Cli) -> BTreeMap<&'static str, String> {
         }
     }
     switch(&mut v, "KEYTURN_EVENTS", cli.delivery.events);
+    // The rotation period is a command's flag where the command needs it.
+    let rotation_days = match &cli.command {
+        Command::Rotate(a) => Some(a.rotation_days),
+        Command::Audit(a) => Some(a.rotation_days),
+        Command::Notify(a) => Some(a.rotation_days),
+        _ => None,
+    };
+    if let Some(days) = rotation_days {
+        v.insert("KEYTURN_ROTATION_DAYS", days.to_string());
+    }
     if let Command::Sweep(a) = &cli.command {
         v.insert("KEYTURN_GRACE_DAYS", a.grace_days.to_string());
         v.insert("KEYTURN_DELETE_AFTER_DAYS", a.delete_after_days.to_string());
@@ -206,6 +218,12 @@ mod tests {
             "prod",
         ),
         (
+            "KEYTURN_NOTICE_TOPIC",
+            "--notice-topic",
+            "arn:aws:sns:us-east-1:123456789012:keyturn-notices",
+        ),
+        ("KEYTURN_NOTICE_DAYS", "--notice-days", "5"),
+        (
             "KEYTURN_RESTART_GITHUB_REPOS",
             "--restart-github-repo",
             "acme/app,acme/web",
@@ -267,6 +285,8 @@ mod tests {
         assert_eq!(cli_settings.scope.prefix(), "team/");
         assert_eq!(cli_settings.sinks.github_owners, ["acme", "beta"]);
         assert_eq!(cli_settings.restarts.ecs_clusters, ["prod"]);
+        assert_eq!(cli_settings.notices.window, time::Duration::days(5));
+        assert!(cli_settings.notices.topic.is_some());
         assert_eq!(cli_settings.restarts.github_repos, ["acme/app", "acme/web"]);
         assert_eq!(cli_settings.sinks.ssm_prefix.as_deref(), Some(""));
         assert!(cli_settings.events);

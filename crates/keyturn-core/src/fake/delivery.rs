@@ -4,7 +4,9 @@
 //! restart adds to (in progress until the test completes them). A destination can be made to
 //! refuse writes.
 
-use crate::ports::{ApiError, ApiResult, Delivery, KeyEvent, Rollout, RolloutState, SealingKey};
+use crate::ports::{
+    ApiError, ApiResult, Delivery, KeyEvent, Notice, Rollout, RolloutState, SealingKey,
+};
 use crate::secret::SecretText;
 use crate::sink::GitHubScope;
 
@@ -75,6 +77,19 @@ impl Delivery for World {
                 return Err(ApiError::AccessDenied("not allowed to put events".into()));
             }
             s.events.push(event.clone());
+            Ok(())
+        })
+    }
+
+    async fn notify(&self, topic: &str, notice: &Notice) -> ApiResult<()> {
+        self.pause().await;
+        self.call("sns:Publish", |s| {
+            if s.refusing.iter().any(|r| r == topic) {
+                return Err(ApiError::AccessDenied(format!(
+                    "not allowed to publish to {topic}"
+                )));
+            }
+            s.notices.push(notice.clone());
             Ok(())
         })
     }
@@ -168,6 +183,11 @@ impl World {
 
     pub fn events(&self) -> Vec<KeyEvent> {
         self.state().events.clone()
+    }
+
+    /// The notices published, in order.
+    pub fn notices(&self) -> Vec<Notice> {
+        self.state().notices.clone()
     }
 
     /// A restart target that exists, with one completed rollout from before now: `ecs:C/S` or

@@ -169,6 +169,7 @@ struct State {
     /// Restart targets (`ecs:CLUSTER/SERVICE`, `github:OWNER/REPO/WORKFLOW@REF`) and their
     /// rollouts, oldest first.
     rollouts: BTreeMap<String, Vec<crate::ports::Rollout>>,
+    notices: Vec<crate::ports::Notice>,
     interleave: bool,
     last_used_lag: Duration,
     history: Vec<Event>,
@@ -205,6 +206,7 @@ impl World {
             events: Vec::new(),
             refusing: Vec::new(),
             rollouts: BTreeMap::new(),
+            notices: Vec::new(),
             interleave: false,
             last_used_lag: Duration::ZERO,
             history: Vec::new(),
@@ -333,6 +335,16 @@ impl World {
             .get(user)
             .map(|ks| ks.iter().map(|k| (k.id.clone(), k.status)).collect())
             .unwrap_or_default()
+    }
+
+    /// The secret access keys of every key that exists, for tests that search output for them.
+    pub fn secrets_made(&self) -> Vec<String> {
+        self.state()
+            .users
+            .values()
+            .flatten()
+            .map(|k| k.secret.clone())
+            .collect()
     }
 
     pub fn key_exists(&self, key_id: &str) -> bool {

@@ -20,6 +20,7 @@ use crate::tags::{self, AWSCURRENT, AWSPENDING};
 mod create;
 pub mod deliver;
 pub mod local;
+pub mod notify;
 pub mod read;
 pub mod restart;
 pub mod retire;
@@ -312,9 +313,14 @@ impl<P: Ports> Rotator<P> {
         Ok(sinks)
     }
 
-    /// Runs one step, as Secrets Manager invokes it.
+    /// Runs one step, as Secrets Manager invokes it; a failure is also told to the secret's owner
+    /// (`rotation::notify`).
     pub async fn run(&self, event: &RotationEvent) -> Result<StepReport, RotationError> {
-        self.run_step(event, Driver::SecretsManager).await
+        let result = self.run_step(event, Driver::SecretsManager).await;
+        if let Err(e) = &result {
+            self.notify_failure(&event.secret_id, event.step, e).await;
+        }
+        result
     }
 
     async fn run_step(

@@ -211,7 +211,17 @@ impl<P: Ports> Rotator<P> {
         );
         announced.restarted = restarts.restarted.clone();
         announced.restart_failed = restarts.failed.iter().map(|(n, _)| n.clone()).collect();
+        let previous_key = announced.previous_key_id.clone().or(previous);
         self.announce(announced).await?;
+        self.notify_rotated(super::notify::Rotated {
+            info: &o.info,
+            user: &user,
+            key_id: &key_id,
+            previous: previous_key.as_deref(),
+            delivered: &delivered,
+            restarts: &restarts,
+        })
+        .await;
         let mut report = StepReport::new(Step::Finish, o.name(), Action::Promoted);
         report.user = Some(user);
         report.pending_key_id = Some(key_id);

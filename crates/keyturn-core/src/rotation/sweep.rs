@@ -291,6 +291,11 @@ impl<P: Ports> Rotator<P> {
         dry_run: bool,
     ) -> Result<SweepReport, RotationError> {
         let info = self.describe(secret_id).await?;
+        if !dry_run {
+            if let Some(reminder) = self.due_notice(&info) {
+                self.notify(&reminder).await;
+            }
+        }
         let policy = defaults.for_secret(&info)?;
         let report = |user: Option<String>, outcome: SweepOutcome, failed: bool| SweepReport {
             secret: info.name.clone(),
@@ -333,6 +338,11 @@ impl<P: Ports> Rotator<P> {
         let (outcome, failed) = self
             .carry_out(&info, &read, decision, &retried, dry_run)
             .await?;
+        if !dry_run {
+            if let Some(in_use) = self.in_use_notice(&info, Some(&user), &outcome) {
+                self.notify(&in_use).await;
+            }
+        }
         Ok(report(Some(user), outcome, failed))
     }
 

@@ -14,9 +14,11 @@
 //!   [`deliverable_key`]: which key may be delivered again;
 //! - [`restarts`]: which consumers a secret may name for a restart (its `keyturn:restart:*` tags),
 //!   and whether each completed a restart since the cut-over;
+//! - [`notices`]: whose a secret is, whether its consumers act by hand, when to remind them;
 //! - [`rollback`]: whether AWSCURRENT may go back to AWSPREVIOUS;
 //! - [`scope`]: the prefix, user path and master allow-list that bound what keyturn acts on.
 
+pub mod notices;
 pub mod policy;
 pub mod problems;
 pub mod records;
@@ -35,8 +37,8 @@ use crate::tags;
 use crate::user::{SecretUser, UserSource};
 
 pub use policy::{
-    is_due, previous_key_to_record, recorded_keys, rotation_days, switch_evidence, used_since,
-    InUsePolicy, RecordedKeys, SweepPolicy, SwitchEvidence,
+    due_at, is_due, previous_key_to_record, recorded_keys, rotation_days, switch_evidence,
+    used_since, InUsePolicy, RecordedKeys, SweepPolicy, SwitchEvidence,
 };
 pub use problems::problems;
 pub use records::{recorded_cutover, Cutover, Deactivated};

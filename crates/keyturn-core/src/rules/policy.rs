@@ -137,8 +137,14 @@ pub fn rotation_days(info: &SecretInfo, default_days: i64) -> i64 {
 /// otherwise the period ([`rotation_days`]) counted from the latest of the recorded cut-over, the
 /// last rotation and the enrollment. A secret with none of these has never been rotated: due.
 pub fn is_due(info: &SecretInfo, now: OffsetDateTime, default_days: i64) -> bool {
+    due_at(info, now, default_days).is_none_or(|due| due <= now)
+}
+
+/// When a secret's rotation falls due, as [`is_due`] counts it; `None` for a secret never
+/// rotated (due now).
+pub fn due_at(info: &SecretInfo, now: OffsetDateTime, default_days: i64) -> Option<OffsetDateTime> {
     if let Some(next) = info.next_rotation {
-        return next <= now;
+        return Some(next);
     }
     let days = rotation_days(info, default_days);
     // Tags in the future are read as now: a tag may not put a rotation off for ever.
@@ -151,10 +157,7 @@ pub fn is_due(info: &SecretInfo, now: OffsetDateTime, default_days: i64) -> bool
         .into_iter()
         .flatten()
         .max();
-    match since {
-        Some(t) => t + Duration::days(days) <= now,
-        None => true,
-    }
+    since.map(|t| t + Duration::days(days))
 }
 
 /// How long after a change keyturn made (a cut-over or an enrollment) IAM's lists may still lag

@@ -4,6 +4,7 @@ mod delivery;
 mod faults;
 mod interleavings;
 mod manage;
+mod notices;
 mod restarts;
 mod rules;
 mod shapes;
@@ -43,6 +44,7 @@ pub fn settings() -> RotationSettings {
             github_repos: vec!["acme/app".into()],
             github_disabled: false,
         },
+        notices: Default::default(),
         // Most tests rotate twice in a row on a model whose last-used record is live; the
         // settle window's own tests (`settle.rs`) turn it on.
         last_used_settle: time::Duration::ZERO,

@@ -5,6 +5,7 @@ mod audit;
 mod credential_process;
 mod deliver;
 mod enroll;
+mod notify;
 mod org;
 mod rotate;
 mod status;
@@ -60,6 +61,15 @@ pub async fn run(cli: Cli, output: Output) -> anyhow::Result<bool> {
         Command::Deliver(a) => deliver::deliver(&own(&config, &github, settings), a, output).await,
         Command::Rollback(a) => {
             deliver::rollback(&own(&config, &github, settings), a, output).await
+        }
+        Command::Notify(a) => {
+            // The sweep's policy decides "still in use"; its flags are the sweep's, read here
+            // from their variables.
+            let policy = keyturn_core::config::sweep_policy(|k| {
+                values.get(k).cloned().or_else(|| std::env::var(k).ok())
+            })
+            .map_err(|e| anyhow::anyhow!("{}", cli_setting_error(&e)))?;
+            notify::run(&own(&config, &github, settings), policy, a, output).await
         }
         Command::Audit(a) => {
             let fleet = Fleet::select(&config, &a.accounts, name, &github).await?;

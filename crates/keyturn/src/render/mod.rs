@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod deliver;
+pub mod notify;
 pub mod org;
 pub mod rotate;
 pub mod status;
