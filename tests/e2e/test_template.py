@@ -189,6 +189,23 @@ def test_restarting_services_is_allowed_only_in_the_named_clusters_and_a_failed_
     assert alarm["MetricName"] == "RestartFailures" and alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
 
 
+def test_notices_publish_only_to_the_notice_topic_and_only_when_asked_for(moto):
+    plain = deploy(moto, {})
+    assert "NoticesToOwners" not in {s.get("Sid") for s in plain["policy"]["Statement"]}, "no topic, no SNS permission"
+    assert "NoticeTopic" not in plain["resources"]
+    env = function_environment()
+    assert env["KEYTURN_NOTICE_TOPIC"] == {"Fn::If": ["CreatesNoticeTopic", {"Ref": "NoticeTopic"}, {"Ref": "NoticeTopicArn"}]}
+    assert env["KEYTURN_NOTICE_DAYS"] == {"Ref": "NoticeDays"} and env["KEYTURN_ROTATION_DAYS"] == {"Ref": "RotationDays"}
+    given = f"arn:aws:sns:{REGION}:123456789012:team-notices"
+    publish = statement(deploy(moto, {"NoticeTopicArn": given})["policy"], "NoticesToOwners")
+    assert publish["Action"] in ("sns:Publish", ["sns:Publish"]) and publish["Resource"] == given, publish
+    created = deploy(moto, {"NoticeTopicArn": "create"})
+    topic = created["resources"]["NoticeTopic"]
+    assert statement(created["policy"], "NoticesToOwners")["Resource"] == topic
+    outputs = moto.client("cloudformation").describe_stacks(StackName=created["stack"])["Stacks"][0]["Outputs"]
+    assert {o["OutputKey"]: o["OutputValue"] for o in outputs}["NoticeTopicArn"] == topic
+
+
 @pytest.mark.parametrize("prefix", ["keyturn", "keyturn-prod", "/keyturn/", ""])
 def test_a_prefix_without_a_trailing_slash_is_refused(prefix):
     # CloudFormation applies AllowedPattern to the whole value (moto does not check it).

@@ -141,8 +141,10 @@ impl<P: Ports> Rotator<P> {
             )
             .await?;
         let previous = rules::previous_key_to_record(&o.info, o.token, &key_id);
-        // The event names the key it replaces; read only when events are on (one call).
-        let replaced = match self.settings().events {
+        // The event and the owner's notice name the key it replaces; read only when one of them
+        // is sent (one call).
+        let told = self.settings().notices.topic.is_some() && o.info.tags.contains_key(tags::OWNER);
+        let replaced = match self.settings().events || told {
             true => self.current_key_id(&o.info.arn).await.ok().flatten(),
             false => None,
         };
@@ -211,7 +213,7 @@ impl<P: Ports> Rotator<P> {
         );
         announced.restarted = restarts.restarted.clone();
         announced.restart_failed = restarts.failed.iter().map(|(n, _)| n.clone()).collect();
-        let previous_key = announced.previous_key_id.clone().or(previous);
+        let previous_key = announced.previous_key_id.clone();
         self.announce(announced).await?;
         self.notify_rotated(super::notify::Rotated {
             info: &o.info,
