@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pytest
 
 from faultproxy import FaultProxy
+from harness import auth_off
 from github_standin import GitHubStandIn
 from test_rotation_function import STEPS, key_statuses, make_user, run_steps, start_rotation, unique, value, whoami
 
@@ -216,3 +218,71 @@ def test_a_target_outside_the_deployments_bounds_is_refused_before_a_key_is_made
     assert not ok and body["errorType"] == "BadRestart", body
     assert list(key_statuses(moto, s["user"])) == [s["old"]["AccessKeyId"]], "no key was made"
     assert primary(moto, s["service"])["id"] == s["deployment"]["id"] and github.runs_of("acme", s["repo"], "deploy.yml") == []
+
+
+def _faulted_rotation(moto, function_factory, env, s, kind, k):
+    """One rotation with `kind` at AWS call k through a proxy; Secrets Manager's retry re-runs the
+    steps (a new process where one was stopped) until they pass. Returns the proxy's injection."""
+    from test_faults import _invoke
+
+    proxy = FaultProxy(moto.endpoint, kind, k)
+    try:
+        fn = function_factory(AWS_ENDPOINT_URL=proxy.endpoint, **env)
+        token = start_rotation(moto, s["secret"])
+        for _ in range(3):
+            for step in STEPS:
+                result = _invoke(fn, proxy, step, s["secret"], token)
+                if result is None:
+                    proxy.disarm()
+                    fn = function_factory(AWS_ENDPOINT_URL=proxy.endpoint, **env)
+                    break
+                if not result[0]:
+                    break
+            else:
+                break
+        else:
+            raise AssertionError(f"{kind}@{k}: the rotation did not finish in 3 runs")
+        return proxy.injected
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("op", ["UpdateService", "Publish"])
+def test_a_fault_at_a_restart_or_a_notice_leaves_the_rotation_done_and_the_sweep_restarts_what_was_missed(moto, function_factory, keyturn, github, token_secret, secrets_seen, op):
+    """The proxy breaks finishSecret's ECS UpdateService or SNS Publish in each way it knows: the
+    rotation is done every time (AWSCURRENT on the new key, the previous key intact), and the next
+    sweep restarts whatever the fault cost. moto's authentication is off (SNS Publish, see
+    test_notices.py)."""
+    from faultproxy import KINDS
+
+    topic = moto.client("sns").create_topic(Name=unique("keyturn-fault-notices"))["TopicArn"]
+    owner = [{"Key": "keyturn:owner", "Value": "team-a"}]
+    with auth_off(moto):
+        clean = restart_secret(moto, github, secrets_seen, "rclean", extra_tags=owner)
+        env = {**bounds(github, token_secret, clean["repo"]), "KEYTURN_NOTICE_TOPIC": topic}
+        proxy = FaultProxy(moto.endpoint)
+        try:
+            fn = function_factory(AWS_ENDPOINT_URL=proxy.endpoint, **env)
+            run_steps(fn, clean["secret"], start_rotation(moto, clean["secret"]))
+            calls = list(proxy.calls)
+        finally:
+            proxy.close()
+        secrets_seen.add(value(moto, clean["secret"], "AWSCURRENT")["SecretAccessKey"])
+        k = calls.index(op) + 1
+
+        def faulted(kind):
+            s = restart_secret(moto, github, secrets_seen, "rfault", extra_tags=owner)
+            run_env = {**env, "KEYTURN_RESTART_GITHUB_REPOS": f"acme/{s['repo']}"}
+            assert _faulted_rotation(moto, function_factory, run_env, s, kind, k) == f"{k}:{op}", kind
+            current = value(moto, s["secret"], "AWSCURRENT")
+            secrets_seen.add(current["SecretAccessKey"])
+            assert current["AccessKeyId"] != s["old"]["AccessKeyId"], f"{kind}: the rotation is done"
+            assert value(moto, s["secret"], "AWSPREVIOUS")["AccessKeyId"] == s["old"]["AccessKeyId"], kind
+            assert key_statuses(moto, s["user"])[s["old"]["AccessKeyId"]] == "Active", kind
+            swept = json.loads(keyturn("--output", "json", "sweep", s["secret"], env_extra=run_env).stdout)[0]
+            assert swept["action"] == "waiting", f"{kind}: {swept}"
+            assert primary(moto, s["service"])["id"] != s["deployment"]["id"], f"{kind}: the service was restarted"
+            assert 1 <= len(github.runs_of("acme", s["repo"], "deploy.yml")) <= 2, f"{kind}: the workflow was dispatched"
+
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(faulted, KINDS))

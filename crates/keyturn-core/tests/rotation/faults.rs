@@ -1,5 +1,6 @@
 //! A fault at every call of a rotation, or a stop right after it, followed by Secrets Manager's
-//! retry of the step: no key is lost or duplicated and AWSCURRENT always authenticates.
+//! retry of the step: no key is lost or duplicated and AWSCURRENT always authenticates; a restart
+//! or a notice that failed never undid the rotation, and the sweep restarts what was missed.
 
 use keyturn_core::fake::{Fault, World};
 use keyturn_core::ports::{ApiError, AWSCURRENT, AWSPREVIOUS};
@@ -25,11 +26,26 @@ async fn rotate_retrying(r: &FakeRotator, world: &World, secret: &str, user: &st
     failures
 }
 
+/// The matrix's rotator: the suite's settings, with owners' notices on (a secret with an owner
+/// tag sends them).
+fn matrix_rotator(world: &World) -> FakeRotator {
+    rotator_with(
+        world,
+        RotationSettings {
+            notices: keyturn_core::config::NoticePolicy {
+                topic: Some("arn:aws:sns:us-east-1:123456789012:notices".into()),
+                ..Default::default()
+            },
+            ..settings()
+        },
+    )
+}
+
 /// Calls made by a clean rotation from this state (to know how many k to try).
 async fn calls_of_clean_rotation(setup: fn(&World)) -> usize {
     let world = World::new();
     setup(&world);
-    let r = rotator(&world);
+    let r = matrix_rotator(&world);
     world.clear_calls();
     rotate(&r, &world, "keyturn/app1")
         .await
@@ -53,6 +69,29 @@ fn with_sinks(world: &World) {
             ("keyturn:sink:ci", "github:acme/app"),
         ],
     );
+}
+
+const WEB: &str = "ecs:prod/web";
+const DEPLOY: &str = "github:acme/app/deploy.yml@main";
+
+/// One key, and a secret that restarts an ECS service and a deploy workflow and has an owner.
+fn with_restarts(world: &World) {
+    world.add_user("app1");
+    let key = world.create_key("app1");
+    world.add_secret(
+        "keyturn/app1",
+        &canonical("app1", &key),
+        &[
+            ("keyturn:restart:web", "ecs:prod/web"),
+            (
+                "keyturn:restart:deploy",
+                "github:acme/app workflow=deploy.yml ref=main",
+            ),
+            ("keyturn:owner", "team-a"),
+        ],
+    );
+    world.add_restart_target(WEB);
+    world.add_restart_target(DEPLOY);
 }
 
 /// After one rotation: AWSCURRENT and an unused AWSPREVIOUS, so createSecret must delete.
@@ -99,7 +138,7 @@ async fn fault_matrix(setup: fn(&World), label: &str) {
             let world = World::new();
             setup(&world);
             let before_current = key_at(&world, "keyturn/app1", AWSCURRENT).expect("current");
-            let r = rotator(&world);
+            let r = matrix_rotator(&world);
             world.arm(fault(k));
             rotate_retrying(&r, &world, "keyturn/app1", "app1").await;
             let ctx = format!("{label}: {name} call {k} of {n}");
@@ -133,6 +172,26 @@ async fn fault_matrix(setup: fn(&World), label: &str) {
                     "{ctx}: GitHub holds the current key"
                 );
             }
+            if world
+                .tags("keyturn/app1")
+                .contains_key("keyturn:restart:web")
+            {
+                // A restart the fault cost is made up by the next sweep (the previous key waits
+                // out its grace period meanwhile); none is restarted more than twice.
+                world.restart();
+                world.advance(std::time::Duration::from_secs(3_600));
+                r.sweep("keyturn/app1", &Default::default(), false)
+                    .await
+                    .unwrap_or_else(|e| panic!("{ctx}: sweep: {e}"));
+                for target in [WEB, DEPLOY] {
+                    let rollouts = world.rollouts(target);
+                    assert!(
+                        (2..=3).contains(&rollouts.len()),
+                        "{ctx}: {target} restarted after the rotation: {rollouts:?}"
+                    );
+                }
+                assert!(world.authenticates(&before_current), "{ctx}");
+            }
         }
     }
 }
@@ -150,4 +209,9 @@ async fn every_call_of_a_rotation_that_deletes_the_previous_key_faulted_then_ret
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn every_call_of_a_rotation_with_sinks_faulted_then_retried() {
     fault_matrix(with_sinks, "sinks").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn every_call_of_a_rotation_with_restarts_and_an_owner_faulted_then_retried() {
+    fault_matrix(with_restarts, "restarts").await;
 }
