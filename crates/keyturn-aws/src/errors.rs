@@ -63,13 +63,20 @@ pub fn classify(code: Option<&str>, message: &str, status: u16) -> ApiError {
         message
     };
     match code {
-        "NoSuchEntity" | "NoSuchEntityException" | "ResourceNotFoundException" => {
-            ApiError::NotFound(message)
-        }
+        // ECS names the missing cluster or service; SNS a missing topic "NotFound".
+        "NoSuchEntity"
+        | "NoSuchEntityException"
+        | "ResourceNotFoundException"
+        | "ServiceNotFoundException"
+        | "ClusterNotFoundException"
+        | "NotFound"
+        | "NotFoundException" => ApiError::NotFound(message),
         "LimitExceeded" | "LimitExceededException" => ApiError::LimitExceeded(message),
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
-            ApiError::AccessDenied(message)
-        }
+        // SNS says "AuthorizationError"; ECS "AccessDeniedException".
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "AuthorizationError" => ApiError::AccessDenied(message),
         "InvalidClientTokenId"
         | "SignatureDoesNotMatch"
         | "UnrecognizedClientException"
@@ -81,7 +88,8 @@ pub fn classify(code: Option<&str>, message: &str, status: u16) -> ApiError {
         | "ThrottlingException"
         | "TooManyRequestsException"
         | "RequestLimitExceeded"
-        | "RequestThrottled" => ApiError::Throttled(message),
+        | "RequestThrottled"
+        | "Throttled" => ApiError::Throttled(message),
         "ServiceFailure"
         | "ServiceFailureException"
         | "InternalServiceError"
@@ -96,6 +104,7 @@ pub fn classify(code: Option<&str>, message: &str, status: u16) -> ApiError {
         | "InvalidParameterValue"
         | "InvalidInput"
         | "EntityAlreadyExists"
+        | "ServiceNotActiveException"
         | "SecretStageVersionMismatchException" => ApiError::InvalidRequest(message),
         _ if status == 429 => ApiError::Throttled(message),
         _ if status >= 500 && (!bare || (502..=504).contains(&status)) => {
@@ -136,7 +145,12 @@ mod tests {
 
     #[test]
     fn codes_map_to_domain_errors() {
-        let cases: [(&str, u16, &str); 15] = [
+        let cases: [(&str, u16, &str); 20] = [
+            ("ServiceNotFoundException", 400, "NotFound"),
+            ("ClusterNotFoundException", 400, "NotFound"),
+            ("NotFound", 404, "NotFound"),
+            ("AuthorizationError", 403, "AccessDenied"),
+            ("Throttled", 429, "Throttled"),
             ("ResourceExistsException", 400, "AlreadyExists"),
             ("NoSuchEntity", 404, "NotFound"),
             ("ResourceNotFoundException", 400, "NotFound"),

@@ -774,3 +774,142 @@ async fn an_event_eventbridge_refuses_is_an_error_and_the_detail_holds_ids_only(
     let e = bus.publish(&event).await.expect_err("refused entry");
     assert_eq!(e.kind(), "AccessDenied");
 }
+
+#[tokio::test]
+async fn a_restart_forces_a_new_deployment_and_the_primary_deployment_is_read_back() {
+    use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+    use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
+    use aws_sdk_ecs::types::{Deployment, DeploymentRolloutState, Failure, Service};
+    use keyturn_aws::ecs::Services;
+    use keyturn_core::ports::RolloutState;
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .match_requests(|r| {
+            r.cluster() == Some("prod")
+                && r.service() == Some("web")
+                && r.force_new_deployment() == Some(true)
+                && r.task_definition().is_none()
+        })
+        .then_output(|| UpdateServiceOutput::builder().build());
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .match_requests(|r| r.cluster() == Some("prod") && r.services() == ["web"])
+        .then_output(|| {
+            DescribeServicesOutput::builder()
+                .services(
+                    Service::builder()
+                        .service_name("web")
+                        .desired_count(2)
+                        .deployments(
+                            Deployment::builder()
+                                .id("ecs-svc/new")
+                                .status("PRIMARY")
+                                .rollout_state(DeploymentRolloutState::InProgress)
+                                .running_count(1)
+                                .created_at(DateTime::from_secs(1_800_000_000))
+                                .build(),
+                        )
+                        .deployments(
+                            Deployment::builder()
+                                .id("ecs-svc/old")
+                                .status("ACTIVE")
+                                .running_count(1)
+                                .created_at(DateTime::from_secs(1_700_000_000))
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+    let missing = mock!(aws_sdk_ecs::Client::describe_services)
+        .match_requests(|r| r.services() == ["gone"])
+        .then_output(|| {
+            DescribeServicesOutput::builder()
+                .failures(
+                    Failure::builder()
+                        .arn("arn:aws:ecs:us-east-1:123456789012:service/prod/gone")
+                        .reason("MISSING")
+                        .build(),
+                )
+                .build()
+        });
+    let ecs = Services::new(mock_client!(
+        aws_sdk_ecs,
+        RuleMode::MatchAny,
+        [&update, &describe, &missing]
+    ));
+    ecs.force_deployment("prod", "web").await.expect("restart");
+    let rollout = ecs
+        .rollout("prod", "web")
+        .await
+        .expect("read")
+        .expect("primary");
+    assert_eq!(rollout.id, "ecs-svc/new");
+    assert_eq!(
+        (rollout.state, rollout.old_tasks),
+        (RolloutState::InProgress, 1)
+    );
+    let e = ecs.rollout("prod", "gone").await.expect_err("missing");
+    assert!(
+        matches!(e, ApiError::NotFound(ref m) if m.contains("MISSING") && m.contains("gone")),
+        "{e}"
+    );
+    assert_eq!((update.num_calls(), describe.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_notice_is_published_with_the_owner_and_kind_as_message_attributes() {
+    use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
+    use aws_sdk_sns::types::error::NotFoundException;
+    use keyturn_aws::sns::Topics;
+    use keyturn_core::ports::Notice;
+    let notice = Notice {
+        kind: Notice::ROTATED,
+        owner: "team-a".into(),
+        secret: "keyturn/app1".into(),
+        account: Some("123456789012".into()),
+        user: Some("app1".into()),
+        title: "keyturn rotated keyturn/app1".into(),
+        description: "Secret keyturn/app1 now holds key AKIANEW of user app1.".into(),
+        next_steps: vec![],
+        keywords: vec!["AKIANEW".into()],
+    };
+    let published = mock!(aws_sdk_sns::Client::publish)
+        .match_requests(|r| {
+            let attribute = |k: &str| {
+                r.message_attributes()
+                    .and_then(|a| a.get(k))
+                    .and_then(|v| v.string_value())
+                    .map(str::to_string)
+            };
+            r.topic_arn() == Some("arn:aws:sns:us-east-1:123456789012:notices")
+                && attribute("owner").as_deref() == Some("team-a")
+                && attribute("kind").as_deref() == Some("rotated")
+                && r.subject() == Some("keyturn rotated keyturn/app1")
+                && r.message()
+                    .is_some_and(|m| m.contains(r#""source":"custom""#))
+        })
+        .then_output(|| PublishOutput::builder().message_id("m1").build());
+    let gone = mock!(aws_sdk_sns::Client::publish)
+        .match_requests(|r| r.topic_arn() == Some("arn:aws:sns:us-east-1:123456789012:gone"))
+        .then_error(|| {
+            PublishError::NotFoundException(
+                NotFoundException::builder()
+                    .message("Topic does not exist")
+                    .meta(meta("NotFound"))
+                    .build(),
+            )
+        });
+    let sns = Topics::new(mock_client!(
+        aws_sdk_sns,
+        RuleMode::MatchAny,
+        [&published, &gone]
+    ));
+    sns.publish("arn:aws:sns:us-east-1:123456789012:notices", &notice)
+        .await
+        .expect("published");
+    let e = sns
+        .publish("arn:aws:sns:us-east-1:123456789012:gone", &notice)
+        .await
+        .expect_err("no topic");
+    assert_eq!(e.kind(), "NotFound", "{e}");
+    assert_eq!(published.num_calls(), 1);
+}

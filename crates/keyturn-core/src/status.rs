@@ -210,6 +210,9 @@ pub fn report(
     if let Err(e) = rules::restarts(info, &settings.restarts) {
         problems.push(e.to_string());
     }
+    if let Err(why) = rules::notices::owner(info) {
+        problems.push(format!("{why}: no notice is sent; fix or remove the tag"));
+    }
     let cut = rules::records::cutover(state);
     let restarts = state
         .restarts
