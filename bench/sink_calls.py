@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Calls a first rotation makes per sink (BENCHMARKS.md, "Delivery, per sink"):
+"""Calls a first rotation makes per sink, restart target and notice (BENCHMARKS.md, "Delivery, per
+sink" and "Consumers and owners"):
 `python3 bench/sink_calls.py [path/to/keyturn-rotation]` (default: the one release build's, scripts/build).
 
 The rotation function rotates one secret per case through the loopback fault proxy (which records
@@ -19,7 +20,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from faultproxy import FaultProxy  # noqa: E402
 from github_standin import GitHubStandIn  # noqa: E402
-from harness import Function, Moto, RuntimeApi, base_env, built  # noqa: E402
+from harness import Function, Moto, RuntimeApi, auth_off, base_env, built  # noqa: E402
 from test_rotation_function import make_user, run_steps, start_rotation, unique  # noqa: E402
 
 
@@ -29,12 +30,23 @@ def main() -> None:
     moto, github = Moto(tmp), GitHubStandIn("token")
     sm = moto.client("secretsmanager")
     sm.create_secret(Name="github-token", SecretString="token")
+    ecs = moto.client("ecs")
+    ecs.create_cluster(clusterName="bench")
+    task = ecs.register_task_definition(family="web", containerDefinitions=[{"name": "app", "image": "app:1", "memory": 128}])
+    ecs.create_service(cluster="bench", serviceName="web", taskDefinition=task["taskDefinition"]["taskDefinitionArn"], desiredCount=0)
+    github.add_workflow("acme", "app", "deploy.yml")
+    topic = moto.client("sns").create_topic(Name="notices")["TopicArn"]
     cases = [
         ("no sink", [], False),
         ("ssm", [("keyturn:sink:p", "ssm:/bench/{u}")], False),
         ("github", [("keyturn:sink:g", "github:acme/app")], False),
         ("events", [], True),
         ("all three", [("keyturn:sink:p", "ssm:/bench/{u}"), ("keyturn:sink:g", "github:acme/app")], True),
+        ("ecs restart", [("keyturn:restart:web", "ecs:bench/web")], False),
+        ("workflow restart", [("keyturn:restart:deploy", "github:acme/app workflow=deploy.yml ref=main")], False),
+        # moto checks a Publish's signature against a re-encoded form: notices run with its
+        # authentication off (tests/e2e/test_notices.py).
+        ("owner notice", [("keyturn:owner", "team-a")], False),
     ]
     try:
         for label, tags, events in cases:
@@ -49,10 +61,16 @@ def main() -> None:
             proxy, runtime = FaultProxy(moto.endpoint), RuntimeApi()
             env = base_env(proxy.endpoint, *moto.admin)
             env.update(KEYTURN_GITHUB_API=github.base, KEYTURN_GITHUB_TOKEN_SECRET="github-token", KEYTURN_EVENTS=str(events).lower())
+            env.update(KEYTURN_RESTART_ECS_CLUSTERS="bench", KEYTURN_RESTART_GITHUB_REPOS="acme/app", KEYTURN_NOTICE_TOPIC=topic)
             fn = Function(binary, runtime, env, tmp / f"{user}.log")
             before = len(github.calls)
             try:
-                run_steps(fn, secret, start_rotation(moto, secret))
+                token = start_rotation(moto, secret)
+                if label == "owner notice":
+                    with auth_off(moto):
+                        run_steps(fn, secret, token)
+                else:
+                    run_steps(fn, secret, token)
             finally:
                 fn.close()
                 runtime.close()
