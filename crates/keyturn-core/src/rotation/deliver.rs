@@ -143,18 +143,7 @@ impl<P: Ports> Rotator<P> {
     pub async fn deliver(&self, secret_id: &str) -> Result<DeliveryReport, RotationError> {
         let info = self.describe(secret_id).await?;
         let sinks = self.own_sinks(&info).await?;
-        let needs = Needs {
-            who_else: true,
-            ..Needs::default()
-        };
-        let read = self.read_state(info.clone(), None, needs).await?;
-        if read.current.is_none() {
-            return Err(RotationError::NoCurrentVersion {
-                secret: info.name.clone(),
-            });
-        }
-        rules::check_whose_key(&read.state)?;
-        let key_id = rules::deliverable_key(&read.state)?;
+        let (read, key_id) = self.handed_out(&info).await?;
         let user = read.state.user.name.clone();
         let delivered = self.deliver_current(&read, &sinks).await?;
         // Check again: a rotation or rollback that moved AWSCURRENT meanwhile has delivered its own
@@ -197,6 +186,28 @@ impl<P: Ports> Rotator<P> {
             sinks: delivered,
             announced,
         })
+    }
+
+    /// The state, and AWSCURRENT's key when it may be handed to consumers again (`deliver`,
+    /// `deliver --restart`): the secret has an AWSCURRENT, it is the user's one managed secret, and
+    /// the key is one of the user's active keys in IAM.
+    pub(crate) async fn handed_out(
+        &self,
+        info: &SecretInfo,
+    ) -> Result<(Read<KeysOf<P>>, String), RotationError> {
+        let needs = Needs {
+            who_else: true,
+            ..Needs::default()
+        };
+        let read = self.read_state(info.clone(), None, needs).await?;
+        if read.current.is_none() {
+            return Err(RotationError::NoCurrentVersion {
+                secret: info.name.clone(),
+            });
+        }
+        rules::check_whose_key(&read.state)?;
+        let key_id = rules::deliverable_key(&read.state)?;
+        Ok((read, key_id))
     }
 
     /// AWSCURRENT's value, as `read` holds it, to every sink: `keyturn deliver`, and a cancel

@@ -9,7 +9,7 @@ use crate::error::RotationError;
 use crate::ports::{ApiError, Delivery, Ports, SecretInfo};
 use crate::restart::{RestartKind, RestartTarget};
 use crate::rules::{self, RestartProgress};
-use crate::state::{Needs, RestartFacts};
+use crate::state::RestartFacts;
 
 use super::Rotator;
 
@@ -181,16 +181,7 @@ impl<P: Ports> Rotator<P> {
     ) -> Result<RestartRequest, RotationError> {
         let info = self.describe(secret_id).await?;
         let targets = rules::restarts(&info, &self.settings().restarts)?;
-        let mut read = self
-            .read_state(info.clone(), None, Needs::default())
-            .await?;
-        if read.current.is_none() {
-            return Err(RotationError::NoCurrentVersion {
-                secret: info.name.clone(),
-            });
-        }
-        rules::check_whose_key(&read.state)?;
-        let key_id = rules::deliverable_key(&read.state)?;
+        let (mut read, key_id) = self.handed_out(&info).await?;
         let user = read.state.user.name.clone();
         let mut done = Vec::new();
         let wanted: Vec<RestartTarget> = if pending_only {

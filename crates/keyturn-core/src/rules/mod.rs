@@ -257,3 +257,21 @@ pub fn deliverable_key(state: &SecretState) -> Result<String, RotationError> {
 
 #[cfg(test)]
 mod tests;
+
+/// A secret `keyturn/app` of account 123456789012 with these tags, for the rules' tests.
+#[cfg(test)]
+pub(crate) fn tagged(tags: &[(&str, &str)]) -> crate::ports::SecretInfo {
+    crate::ports::SecretInfo {
+        arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:keyturn/app-AbCdEf".into(),
+        name: "keyturn/app".into(),
+        rotation_enabled: true,
+        versions: Default::default(),
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        last_rotated: None,
+        next_rotation: None,
+        rotation_days: None,
+    }
+}

@@ -197,21 +197,7 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
-    fn info(tags: &[(&str, &str)]) -> SecretInfo {
-        SecretInfo {
-            arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:keyturn/app-AbCdEf".into(),
-            name: "keyturn/app".into(),
-            rotation_enabled: true,
-            versions: Default::default(),
-            tags: tags
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            last_rotated: None,
-            next_rotation: None,
-            rotation_days: None,
-        }
-    }
+    use crate::rules::tagged as info;
 
     #[test]
     fn the_deployment_bounds_which_targets_a_tag_may_name() {

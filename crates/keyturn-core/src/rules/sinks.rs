@@ -201,22 +201,7 @@ pub fn sinks(info: &SecretInfo, policy: &SinkPolicy) -> Result<Vec<Sink>, Rotati
 mod tests {
     use super::*;
 
-    /// A secret of account 123456789012 with these tags.
-    fn info(tags: &[(&str, &str)]) -> SecretInfo {
-        SecretInfo {
-            arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:keyturn/app-AbCdEf".into(),
-            name: "keyturn/app".into(),
-            rotation_enabled: true,
-            versions: Default::default(),
-            tags: tags
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            last_rotated: None,
-            next_rotation: None,
-            rotation_days: None,
-        }
-    }
+    use crate::rules::tagged as info;
 
     #[test]
     fn the_secrets_sinks_come_from_its_tags_and_a_bad_one_is_named() {

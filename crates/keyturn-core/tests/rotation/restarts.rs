@@ -36,6 +36,17 @@ fn with_targets(world: &World, extra: &[(&str, &str)]) -> AccessKey {
     key
 }
 
+/// The suite's rotator with events on.
+fn announcing(world: &World) -> FakeRotator {
+    rotator_with(
+        world,
+        RotationSettings {
+            events: true,
+            ..settings()
+        },
+    )
+}
+
 fn policy() -> SweepPolicy {
     SweepPolicy {
         grace: time::Duration::days(7),
@@ -56,13 +67,7 @@ fn position(calls: &[String], call: &str) -> usize {
 async fn finish_restarts_every_target_after_awscurrent_moves() {
     let world = World::new();
     let old = with_targets(&world, &[]);
-    let r = rotator_with(
-        &world,
-        RotationSettings {
-            events: true,
-            ..settings()
-        },
-    );
+    let r = announcing(&world);
     world.clear_calls();
     rotate(&r, &world, SECRET).await.expect("rotation");
     let calls = world.calls();
@@ -85,13 +90,7 @@ async fn finish_restarts_every_target_after_awscurrent_moves() {
 async fn a_failed_restart_leaves_the_rotation_done_and_reported() {
     let world = World::new();
     let old = with_targets(&world, &[]);
-    let r = rotator_with(
-        &world,
-        RotationSettings {
-            events: true,
-            ..settings()
-        },
-    );
+    let r = announcing(&world);
     world.refuse(WEB);
     let token = world.start_rotation(SECRET);
     for s in [Step::Create, Step::Set, Step::Test] {
