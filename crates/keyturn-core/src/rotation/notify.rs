@@ -26,7 +26,7 @@ pub(crate) struct Rotated<'a> {
 
 impl<P: Ports> Rotator<P> {
     /// Publishes `notice` when the deployment names a topic: whether it was sent.
-    pub(crate) async fn notify(&self, notice: &Notice) -> bool {
+    pub async fn notify(&self, notice: &Notice) -> bool {
         let Some(topic) = self.settings().notices.topic.as_deref() else {
             return false;
         };
@@ -40,15 +40,6 @@ impl<P: Ports> Rotator<P> {
                 false
             }
         }
-    }
-
-    /// Publishes each of `notices`; how many were sent.
-    pub async fn send_notices(&self, notices: &[Notice]) -> usize {
-        let mut sent = 0;
-        for n in notices {
-            sent += usize::from(self.notify(n).await);
-        }
-        sent
     }
 
     /// The owner of `info`'s secret, when it names a valid one.
@@ -228,7 +219,7 @@ impl<P: Ports> Rotator<P> {
         let info = self.describe(secret_id).await?;
         let mut found: Vec<Notice> = self.due_notice(&info).into_iter().collect();
         if notices::owner(&info).ok().flatten().is_some() {
-            let swept = self.sweep(&info.arn, policy, true).await?;
+            let swept = self.sweep_described(info.clone(), policy, true).await?;
             found.extend(self.in_use_notice(&info, swept.user.as_deref(), &swept.outcome));
         }
         Ok(found)

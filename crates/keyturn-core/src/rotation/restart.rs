@@ -22,6 +22,19 @@ pub struct RestartReport {
     pub failed: Vec<(String, String)>,
 }
 
+impl RestartReport {
+    /// What became of the target `name`: restarted (`Ok`), failed (`Err(why)`), or not tried.
+    pub fn outcome(&self, name: &str) -> Option<Result<(), String>> {
+        if self.restarted.iter().any(|n| n == name) {
+            return Some(Ok(()));
+        }
+        self.failed
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, why)| Err(why.clone()))
+    }
+}
+
 /// What `keyturn deliver --restart` did for one secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestartRequest {
@@ -72,7 +85,14 @@ impl<P: Ports> Rotator<P> {
                     Ok(())
                 }
                 Err(source) => {
-                    let e = self.restart_failed(info, target, user, key_id, source);
+                    let e = RotationError::RestartFailed {
+                        secret: info.name.clone(),
+                        target: target.describe(),
+                        action: target.action(),
+                        user: user.to_string(),
+                        key_id: key_id.to_string(),
+                        source,
+                    };
                     tracing::error!(secret = %info.name, restart = %target.name, kind = target.kind_name(), user, key_id, error_type = e.error_type(), error = %e, "restart failed");
                     Err(e)
                 }
@@ -98,24 +118,6 @@ impl<P: Ports> Rotator<P> {
             }
         }
         report
-    }
-
-    fn restart_failed(
-        &self,
-        info: &SecretInfo,
-        target: &RestartTarget,
-        user: &str,
-        key_id: &str,
-        source: ApiError,
-    ) -> RotationError {
-        RotationError::RestartFailed {
-            secret: info.name.clone(),
-            target: target.describe(),
-            action: target.action(),
-            user: user.to_string(),
-            key_id: key_id.to_string(),
-            source,
-        }
     }
 
     /// Each target's latest rollout as ECS or GitHub records it (one call each); a target that
@@ -147,26 +149,20 @@ impl<P: Ports> Rotator<P> {
     }
 
     /// The sweep's retry: restarts the pending targets that have no restart since the cut-over,
-    /// or whose restart failed; each gets a word for the report (`restarted again`, or the error).
+    /// or whose restart failed.
     pub(crate) async fn restart_pending(
         &self,
         info: &SecretInfo,
         pending: &[(RestartTarget, RestartProgress)],
         user: &str,
         key_id: &str,
-    ) -> Vec<(String, Option<String>)> {
+    ) -> RestartReport {
         let wanted: Vec<RestartTarget> = pending
             .iter()
             .filter(|(_, p)| p.wants_restart())
             .map(|(t, _)| t.clone())
             .collect();
-        let report = self.restart_all(info, &wanted, user, key_id).await;
-        report
-            .restarted
-            .into_iter()
-            .map(|n| (n, None))
-            .chain(report.failed.into_iter().map(|(n, e)| (n, Some(e))))
-            .collect()
+        self.restart_all(info, &wanted, user, key_id).await
     }
 
     /// `keyturn deliver --restart`: restart the secret's targets now, for AWSCURRENT's key, which
@@ -183,16 +179,12 @@ impl<P: Ports> Rotator<P> {
         let targets = rules::restarts(&info, &self.settings().restarts)?;
         let (mut read, key_id) = self.handed_out(&info).await?;
         let user = read.state.user.name.clone();
-        let mut done = Vec::new();
         let wanted: Vec<RestartTarget> = if pending_only {
             read.state.restarts = self.restart_facts(&targets).await;
-            let pending = rules::restarts::pending(&read.state);
-            for t in &targets {
-                if !pending.iter().any(|(p, _)| p.name == t.name) {
-                    done.push(t.name.clone());
-                }
-            }
-            pending.into_iter().map(|(t, _)| t).collect()
+            rules::restarts::pending(&read.state)
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect()
         } else {
             targets.clone()
         };
@@ -207,12 +199,8 @@ impl<P: Ports> Rotator<P> {
             targets: targets
                 .iter()
                 .map(|t| {
-                    let word = if done.contains(&t.name) {
-                        "done"
-                    } else {
-                        "restarted"
-                    };
-                    (t.name.clone(), word)
+                    let restarted = wanted.iter().any(|w| w.name == t.name);
+                    (t.name.clone(), if restarted { "restarted" } else { "done" })
                 })
                 .collect(),
         })

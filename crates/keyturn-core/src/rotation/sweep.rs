@@ -14,6 +14,7 @@ use crate::state::{in_flight, LastUse, Needs};
 use crate::tags::AWSPREVIOUS;
 
 use super::deliver::event;
+use super::RestartReport;
 use super::{aws, Rotator};
 
 /// What the sweep did (or, in a dry run, would do) for one secret.
@@ -291,6 +292,16 @@ impl<P: Ports> Rotator<P> {
         dry_run: bool,
     ) -> Result<SweepReport, RotationError> {
         let info = self.describe(secret_id).await?;
+        self.sweep_described(info, defaults, dry_run).await
+    }
+
+    /// [`Rotator::sweep`] of a secret already described.
+    pub(crate) async fn sweep_described(
+        &self,
+        info: SecretInfo,
+        defaults: &SweepPolicy,
+        dry_run: bool,
+    ) -> Result<SweepReport, RotationError> {
         if !dry_run {
             if let Some(reminder) = self.due_notice(&info) {
                 self.notify(&reminder).await;
@@ -353,7 +364,7 @@ impl<P: Ports> Rotator<P> {
         info: &SecretInfo,
         read: &Read<KeysOf<P>>,
         decision: SweepDecision,
-        retried: &[(String, Option<String>)],
+        retried: &RestartReport,
         dry_run: bool,
     ) -> Result<(SweepOutcome, bool), RotationError> {
         let name = info.name.as_str();
@@ -387,10 +398,7 @@ impl<P: Ports> Rotator<P> {
                 let pending: Vec<PendingRestart> = pending
                     .into_iter()
                     .map(|(target, progress)| PendingRestart {
-                        retried: retried
-                            .iter()
-                            .find(|(n, _)| *n == target.name)
-                            .map(|(_, e)| e.clone().map_or(Ok(()), Err)),
+                        retried: retried.outcome(&target.name),
                         name: target.name,
                         spec: target.spec,
                         progress: progress.as_str(),
@@ -453,7 +461,7 @@ impl<P: Ports> Rotator<P> {
         read: &Read<KeysOf<P>>,
         decision: &SweepDecision,
         dry_run: bool,
-    ) -> Option<Vec<(String, Option<String>)>> {
+    ) -> Option<RestartReport> {
         if dry_run || read.state.restarts.is_empty() {
             return None;
         }

@@ -562,6 +562,7 @@ fn plan_active(
     let settled = settling(state, cut);
     let until = settled.map_or(grace_end, |s| s.max(grace_end));
     let switched = super::policy::switch_evidence(state).is_some_and(|e| e.switched);
+    let pending = super::restarts::pending(state);
     if now < until {
         SweepDecision::Waiting {
             key_id,
@@ -570,12 +571,12 @@ fn plan_active(
             settling: settled.is_some_and(|s| s > grace_end),
         }
     } else if (policy.require_switch || !state.restarts.is_empty())
-        && (!switched || !super::restarts::pending(state).is_empty())
+        && (!switched || !pending.is_empty())
     {
         SweepDecision::AwaitingSwitch {
             key_id,
             current: current.to_string(),
-            pending: super::restarts::pending(state),
+            pending,
         }
     } else {
         SweepDecision::Retire(Retirement::new(

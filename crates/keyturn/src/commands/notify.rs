@@ -26,8 +26,7 @@ pub async fn run(
         match r.notices_today(&secret, &policy).await {
             Ok(notices) => {
                 for notice in notices {
-                    let sent =
-                        !a.dry_run && r.send_notices(std::slice::from_ref(&notice)).await == 1;
+                    let sent = !a.dry_run && r.notify(&notice).await;
                     rows.push(NoticeRow::of(&notice, a.dry_run, sent));
                 }
             }
