@@ -4,13 +4,16 @@
 use std::sync::{Arc, OnceLock};
 
 use aws_config::SdkConfig;
-use keyturn_core::ports::{ApiResult, Delivery, KeyEvent, Notice, Rollout, SealingKey};
+use keyturn_core::ports::{
+    ApiResult, Delivery, HubFinding, HubImport, HubPage, KeyEvent, Notice, Rollout, SealingKey,
+};
 use keyturn_core::sink::GitHubScope;
 use keyturn_core::SecretText;
 
 use crate::ecs::Services;
 use crate::events::EventBus;
 use crate::github::{GitHub, DEFAULT_API_BASE};
+use crate::securityhub::Hub;
 use crate::sns::Topics;
 use crate::ssm::ParameterStore;
 use crate::SecretsManager;
@@ -36,6 +39,7 @@ pub struct Sinks {
     github: Arc<OnceLock<GitHub>>,
     ecs: Arc<OnceLock<Services>>,
     sns: Arc<OnceLock<Topics>>,
+    hub: Arc<OnceLock<Hub>>,
 }
 
 impl Sinks {
@@ -48,12 +52,24 @@ impl Sinks {
             github: Arc::default(),
             ecs: Arc::default(),
             sns: Arc::default(),
+            hub: Arc::default(),
         }
     }
 
     fn sns(&self) -> &Topics {
         self.sns
             .get_or_init(|| Topics::new(aws_sdk_sns::Client::new(&self.config)))
+    }
+
+    fn hub(&self) -> &Hub {
+        self.hub.get_or_init(|| {
+            let region = self
+                .config
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            Hub::new(aws_sdk_securityhub::Client::new(&self.config), &region)
+        })
     }
 
     fn ecs(&self) -> &Services {
@@ -143,6 +159,23 @@ impl Delivery for Sinks {
         git_ref: &str,
     ) -> ApiResult<Option<Rollout>> {
         self.github().last_run(owner, repo, workflow, git_ref).await
+    }
+
+    async fn hub_import(&self, hub_account: &str, findings: &[HubFinding]) -> ApiResult<HubImport> {
+        self.hub().import(hub_account, findings).await
+    }
+
+    async fn hub_active(
+        &self,
+        hub_account: &str,
+        prefix: &str,
+        next: Option<String>,
+    ) -> ApiResult<HubPage> {
+        self.hub().active(hub_account, prefix, next).await
+    }
+
+    async fn hub_resolved(&self, hub_account: &str, ids: &[String]) -> ApiResult<()> {
+        self.hub().resolved(hub_account, ids).await
     }
 }
 

@@ -15,8 +15,10 @@ pub mod iam;
 pub mod org;
 pub mod probe;
 pub mod secrets;
+pub mod securityhub;
 pub mod sns;
 pub mod ssm;
+pub mod stack;
 pub mod sts;
 pub mod time;
 

@@ -398,6 +398,87 @@ pub struct Rollout {
     pub old_tasks: u32,
 }
 
+/// How serious a Security Hub finding is (ASFF `Severity.Label`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HubSeverity {
+    Informational,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl HubSeverity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HubSeverity::Informational => "INFORMATIONAL",
+            HubSeverity::Low => "LOW",
+            HubSeverity::Medium => "MEDIUM",
+            HubSeverity::High => "HIGH",
+            HubSeverity::Critical => "CRITICAL",
+        }
+    }
+}
+
+/// A resource a Security Hub finding names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubResource {
+    /// `AwsIamAccessKey`, its id `AWS::IAM::AccessKey:{key_id}` (the key id alone when known;
+    /// the user and slot when the report gave no id).
+    AccessKey {
+        key_id: Option<String>,
+        user: String,
+        account: String,
+        created: Option<OffsetDateTime>,
+        active: bool,
+    },
+    /// `AwsIamUser`, by ARN.
+    User { arn: String },
+    /// `AwsSecretsManagerSecret`, by name or ARN.
+    Secret { id: String },
+}
+
+/// One key's finding in the AWS Security Finding Format, as keyturn sets it (`audit::hub` builds
+/// it; the adapter adds the product ARN, the generator, the times and the schema version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubFinding {
+    /// Stable per account, user and key (`keyturn/{account}/{user}/{key}`): a re-run updates it.
+    pub id: String,
+    /// The account the key belongs to.
+    pub account: String,
+    pub severity: HubSeverity,
+    /// ASFF types (`namespace/category/classifier`).
+    pub types: Vec<String>,
+    pub title: String,
+    pub description: String,
+    /// `FAILED`, `WARNING` (exempt) or `PASSED` (resolved).
+    pub compliance: &'static str,
+    /// False: the record is archived (the key was fixed or is gone).
+    pub active: bool,
+    pub resources: Vec<HubResource>,
+    pub remediation: String,
+    /// The exemption, when one holds (the finding's note).
+    pub note: Option<String>,
+    /// `ProductFields`: `keyturn/...` names and values.
+    pub fields: Vec<(String, String)>,
+    /// When the key was created (the finding's `FirstObservedAt`), if known.
+    pub first_observed: Option<OffsetDateTime>,
+}
+
+/// What one BatchImportFindings call did: the count imported and each refused finding with why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HubImport {
+    pub imported: usize,
+    pub failed: Vec<(String, String)>,
+}
+
+/// One page of GetFindings: keyturn's active findings' ids, and the token of the next page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HubPage {
+    pub ids: Vec<String>,
+    pub next: Option<String>,
+}
+
 /// Where new keys are delivered (sinks) and announced (events), and the consumers restarted
 /// after AWSCURRENT moves. One remote call per method.
 pub trait Delivery: Send + Sync {
@@ -455,6 +536,27 @@ pub trait Delivery: Send + Sync {
         workflow: &str,
         git_ref: &str,
     ) -> impl Future<Output = ApiResult<Option<Rollout>>> + Send;
+    /// Security Hub BatchImportFindings (at most 100 findings) into `hub_account`'s hub, with the
+    /// product ARN of its default integration: `hub_account` is the findings' `AwsAccountId`.
+    fn hub_import(
+        &self,
+        hub_account: &str,
+        findings: &[HubFinding],
+    ) -> impl Future<Output = ApiResult<HubImport>> + Send;
+    /// Security Hub GetFindings: one page of keyturn's active findings in `hub_account`'s hub
+    /// whose id starts with `prefix`.
+    fn hub_active(
+        &self,
+        hub_account: &str,
+        prefix: &str,
+        next: Option<String>,
+    ) -> impl Future<Output = ApiResult<HubPage>> + Send;
+    /// Security Hub BatchUpdateFindings (at most 100): the findings' workflow status RESOLVED.
+    fn hub_resolved(
+        &self,
+        hub_account: &str,
+        ids: &[String],
+    ) -> impl Future<Output = ApiResult<()>> + Send;
 }
 
 /// No sinks and no events: for callers that deliver nowhere (tests, read-only commands).
@@ -517,6 +619,24 @@ impl Delivery for Nowhere {
         self.github_dispatch(owner, repo, workflow, git_ref)
             .await
             .map(|()| None)
+    }
+    async fn hub_import(&self, hub_account: &str, _: &[HubFinding]) -> ApiResult<HubImport> {
+        Err(ApiError::InvalidRequest(format!(
+            "Security Hub of account {hub_account}: this process imports no findings"
+        )))
+    }
+    async fn hub_active(
+        &self,
+        hub_account: &str,
+        _: &str,
+        _: Option<String>,
+    ) -> ApiResult<HubPage> {
+        self.hub_import(hub_account, &[])
+            .await
+            .map(|_| HubPage::default())
+    }
+    async fn hub_resolved(&self, hub_account: &str, _: &[String]) -> ApiResult<()> {
+        self.hub_import(hub_account, &[]).await.map(|_| ())
     }
 }
 

@@ -221,6 +221,11 @@ impl Fleet {
         &self.own
     }
 
+    /// The caller's own account's clients (its own credentials).
+    pub fn own_aws(&self) -> Aws {
+        Aws::from_config(&self.config, &self.github)
+    }
+
     pub fn role_arn(&self, account: &str) -> String {
         format!(
             "arn:{}:iam::{account}:role/{}",

@@ -464,6 +464,14 @@ pub struct AuditArgs {
     /// exempt key is reported as such and counts for no --fail-on until its date.
     #[arg(long, value_name = "FILE")]
     pub exemptions: Option<std::path::PathBuf>,
+    /// Also import one finding per key into AWS Security Hub (each account's own hub, in the
+    /// configured region) and resolve the findings of keys that are fixed or gone.
+    #[arg(long)]
+    pub security_hub: bool,
+    /// With --security-hub across accounts: import into the caller's own account's hub (the
+    /// delegated administrator) instead, each finding naming its member account.
+    #[arg(long, requires = "security_hub")]
+    pub security_hub_admin: bool,
     #[command(flatten)]
     pub accounts: AccountArgs,
 }

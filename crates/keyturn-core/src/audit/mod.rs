@@ -12,6 +12,7 @@ use crate::ports::{AccessKeys, ApiError, ApiResult, Clock};
 
 pub mod exempt;
 mod held;
+pub mod hub;
 mod report;
 
 pub use held::{joined, listed};

@@ -5,7 +5,8 @@
 //! refuse writes.
 
 use crate::ports::{
-    ApiError, ApiResult, Delivery, KeyEvent, Notice, Rollout, RolloutState, SealingKey,
+    ApiError, ApiResult, Delivery, HubFinding, HubImport, HubPage, KeyEvent, Notice, Rollout,
+    RolloutState, SealingKey,
 };
 use crate::secret::SecretText;
 use crate::sink::GitHubScope;
@@ -129,6 +130,69 @@ impl Delivery for World {
         let target = format!("github:{owner}/{repo}/{workflow}@{git_ref}");
         self.call("github:ListWorkflowRuns", |s| latest(s, &target))
     }
+
+    async fn hub_import(&self, hub_account: &str, findings: &[HubFinding]) -> ApiResult<HubImport> {
+        self.pause().await;
+        self.call("securityhub:BatchImportFindings", |s| {
+            if findings.len() > 100 {
+                return Err(ApiError::InvalidRequest(format!(
+                    "{} findings in one call; at most 100",
+                    findings.len()
+                )));
+            }
+            if s.refusing.iter().any(|r| r == "securityhub") {
+                return Err(ApiError::AccessDenied(
+                    "not allowed to import findings".into(),
+                ));
+            }
+            for f in findings {
+                let key = (hub_account.to_string(), f.id.clone());
+                let resolved = s.hub.get(&key).is_some_and(|(_, r)| *r) && !f.active;
+                s.hub.insert(key, (f.clone(), resolved));
+            }
+            Ok(HubImport {
+                imported: findings.len(),
+                failed: Vec::new(),
+            })
+        })
+    }
+
+    async fn hub_active(
+        &self,
+        hub_account: &str,
+        prefix: &str,
+        next: Option<String>,
+    ) -> ApiResult<HubPage> {
+        self.pause().await;
+        self.call("securityhub:GetFindings", |s| {
+            // Pages of two, so a test sees paging.
+            let ids: Vec<String> = s
+                .hub
+                .iter()
+                .filter(|((a, id), (f, _))| a == hub_account && id.starts_with(prefix) && f.active)
+                .map(|((_, id), _)| id.clone())
+                .filter(|id| next.as_ref().is_none_or(|n| id > n))
+                .collect();
+            let more = ids.len() > 2;
+            let page: Vec<String> = ids.into_iter().take(2).collect();
+            Ok(HubPage {
+                next: more.then(|| page[1].clone()),
+                ids: page,
+            })
+        })
+    }
+
+    async fn hub_resolved(&self, hub_account: &str, ids: &[String]) -> ApiResult<()> {
+        self.pause().await;
+        self.call("securityhub:BatchUpdateFindings", |s| {
+            for id in ids {
+                if let Some((_, resolved)) = s.hub.get_mut(&(hub_account.to_string(), id.clone())) {
+                    *resolved = true;
+                }
+            }
+            Ok(())
+        })
+    }
 }
 
 /// A restart: a new rollout, in progress, unless the target refuses or does not exist.
@@ -183,6 +247,17 @@ impl World {
 
     pub fn events(&self) -> Vec<KeyEvent> {
         self.state().events.clone()
+    }
+
+    /// The findings in `hub_account`'s Security Hub, by id, each with whether its workflow is
+    /// RESOLVED.
+    pub fn hub_findings(&self, hub_account: &str) -> Vec<(HubFinding, bool)> {
+        self.state()
+            .hub
+            .iter()
+            .filter(|((a, _), _)| a == hub_account)
+            .map(|(_, f)| f.clone())
+            .collect()
     }
 
     /// The notices published, in order.

@@ -170,6 +170,8 @@ struct State {
     /// rollouts, oldest first.
     rollouts: BTreeMap<String, Vec<crate::ports::Rollout>>,
     notices: Vec<crate::ports::Notice>,
+    /// Security Hub: each hub account's findings by id, with whether the workflow is RESOLVED.
+    hub: BTreeMap<(String, String), (crate::ports::HubFinding, bool)>,
     interleave: bool,
     last_used_lag: Duration,
     history: Vec<Event>,
@@ -207,6 +209,7 @@ impl World {
             refusing: Vec::new(),
             rollouts: BTreeMap::new(),
             notices: Vec::new(),
+            hub: BTreeMap::new(),
             interleave: false,
             last_used_lag: Duration::ZERO,
             history: Vec::new(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use keyturn_core::audit::exempt::{self, Exemptions};
+use keyturn_core::audit::hub::{self, Published};
 use keyturn_core::audit::{
     age_buckets, audit_with, fetch_report, parse_report_rows, AuditPolicy, Finding,
 };
@@ -53,9 +54,23 @@ pub async fn run(
         std::time::Duration::from_secs(a.report_timeout),
     );
     let exemptions = Arc::new(exemptions);
+    // Where findings go: each account's own hub, or (--security-hub-admin) the caller's.
+    let hub = match (a.security_hub, a.security_hub_admin) {
+        (false, _) => None,
+        (true, false) => Some(None),
+        (true, true) => Some(Some(Arc::new((
+            fleet.own_aws().sinks,
+            fleet.own_account().to_string(),
+        )))),
+    };
+    // A finding Security Hub refused fails the run (after the report): the security team would
+    // not see it.
+    let refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let any_refused = refused.clone();
     let ran = fleet
         .run(move |reached| {
-            let (settings, exemptions) = (settings.clone(), exemptions.clone());
+            let (settings, exemptions, hub) = (settings.clone(), exemptions.clone(), hub.clone());
+            let refused = refused.clone();
             async move {
                 let rotator = Arc::new(crate::setup::rotator(reached.aws(), settings));
                 let csv = fetch_report(&rotator.iam().own(), rotator.clock(), timeout)
@@ -82,6 +97,21 @@ pub async fn run(
                             term(&x.owner),
                             x.until
                         );
+                    }
+                }
+                if let Some(admin) = hub {
+                    let account = reached.account.id.as_str();
+                    let findings = hub::findings(account, &entries, policy.as_of);
+                    let (sinks, hub_account) = match admin.as_deref() {
+                        Some((sinks, own)) => (sinks, own.as_str()),
+                        None => (rotator.delivery(), account),
+                    };
+                    let published = hub::publish(sinks, rotator.clock(), hub_account, account, findings)
+                        .await
+                        .with_context(|| format!("the findings about account {account} could not be brought up to date in the Security Hub of account {hub_account} (securityhub:GetFindings, securityhub:BatchImportFindings); is Security Hub enabled there in this region, and does the role allow them?"))?;
+                    report_hub(account, hub_account, &published);
+                    if !published.failed.is_empty() {
+                        refused.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
                 }
                 let mut rows: Vec<AuditRow> = entries.iter().map(AuditRow::new).collect();
@@ -117,7 +147,31 @@ pub async fn run(
         }
         Output::Table => audit::table(rows, &policy, fail_on),
     }
-    ran.finish(rows.iter().all(|r| r.row.worst < fail_on))
+    let refused = any_refused.load(std::sync::atomic::Ordering::Relaxed);
+    ran.finish(!refused && rows.iter().all(|r| r.row.worst < fail_on))
+}
+
+/// What the import did, on standard error (standard output stays the report).
+fn report_hub(account: &str, hub_account: &str, p: &Published) {
+    eprintln!(
+        "keyturn: Security Hub of account {hub_account}: {} finding(s) about account {account} imported, {} resolved ({} call(s))",
+        p.imported,
+        p.resolved.len(),
+        p.calls
+    );
+    for (id, why) in &p.failed {
+        eprintln!(
+            "keyturn: warning: Security Hub of account {hub_account} refused finding {}: {}",
+            term(id),
+            term(why)
+        );
+    }
+    if let Some(e) = &p.workflow_error {
+        eprintln!(
+            "keyturn: warning: the resolved findings about account {account} are archived, but their workflow status could not be set to RESOLVED in the Security Hub of account {hub_account} ({}); check that the role allows securityhub:BatchUpdateFindings",
+            term(e)
+        );
+    }
 }
 
 fn parse_date(d: &str) -> Option<OffsetDateTime> {

@@ -1,0 +1,133 @@
+"""keyturn audit --security-hub against moto's Security Hub (BatchImportFindings, GetFindings): one
+finding per key with a stable id, severities by finding, the exemption in the note, and a key that
+is fixed or gone resolved on the next run without duplicates.
+
+moto's GetFindings applies no filter and returns every finding of the account and region: the
+tests filter by id as keyturn itself does. moto has no BatchUpdateFindings: keyturn reports that it
+could not set the workflow status (a warning; the findings are archived all the same) and moto
+keeps the RESOLVED workflow the import carried."""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from test_cli import managed_secret
+from test_rotation_function import make_user, unique, value, whoami
+
+ACCOUNT = "123456789012"
+PRODUCT = f"arn:aws:securityhub:us-east-1:{ACCOUNT}:product/{ACCOUNT}/default"
+TODAY = datetime.now(timezone.utc).date()
+
+
+def findings(moto) -> dict[str, list[dict]]:
+    """Every keyturn finding in the hub, by id (a list: a duplicate would show as two)."""
+    hub = moto.client("securityhub")
+    out: dict[str, list[dict]] = {}
+    token = None
+    while True:
+        page = hub.get_findings(MaxResults=100, **({"NextToken": token} if token else {}))
+        for f in page["Findings"]:
+            if f["Id"].startswith("keyturn/"):
+                out.setdefault(f["Id"], []).append(f)
+        token = page.get("NextToken")
+        if not token:
+            return out
+
+
+def test_findings_are_imported_updated_and_resolved(moto, keyturn, secrets_seen, tmp_path):
+    iam = moto.client("iam")
+    # A managed key in use (no finding today), an unmanaged one, an exempt one, and a secret whose
+    # current key IAM no longer has.
+    user, secret_id, key = managed_secret(moto, secrets_seen, "hubok")
+    whoami(moto, key["AccessKeyId"], key["SecretAccessKey"])
+    stray_user = unique("hubstray")
+    stray = make_user(moto, stray_user, secrets_seen)
+    exempt_user = unique("hubexempt")
+    exempt = make_user(moto, exempt_user, secrets_seen)
+    gone_user, gone_secret, gone = managed_secret(moto, secrets_seen, "hubgone")
+    iam.delete_access_key(UserName=gone_user, AccessKeyId=gone["AccessKeyId"])
+    until = TODAY + timedelta(days=60)
+    exemptions = tmp_path / "exemptions.toml"
+    exemptions.write_text(
+        f'[[exemption]]\naccount = "{ACCOUNT}"\nuser = "{exempt_user}"\nreason = "vendor appliance"\n'
+        f'owner = "platform@example.test"\nuntil = {until.isoformat()}\n'
+    )
+
+    first = keyturn("--output", "json", "audit", "--security-hub", "--exemptions", str(exemptions), check=False)
+    assert first.returncode == 1, "a current key missing fails the audit"
+    assert f"Security Hub of account {ACCOUNT}:" in first.stderr and "imported" in first.stderr, first.stderr
+    hub = findings(moto)
+    assert all(len(v) == 1 for v in hub.values()), "one finding per id"
+    ids = {
+        "stray": f"keyturn/{ACCOUNT}/{stray_user}/{stray['AccessKeyId']}",
+        "exempt": f"keyturn/{ACCOUNT}/{exempt_user}/{exempt['AccessKeyId']}",
+        "gone": f"keyturn/{ACCOUNT}/{gone_user}/{gone['AccessKeyId']}",
+        "ok": f"keyturn/{ACCOUNT}/{user}/{key['AccessKeyId']}",
+    }
+    assert ids["ok"] not in hub, "a key with no finding has none in Security Hub"
+    stray_f, exempt_f, gone_f = (hub[ids[k]][0] for k in ("stray", "exempt", "gone"))
+    for f in (stray_f, exempt_f, gone_f):
+        assert f["ProductArn"] == PRODUCT and f["AwsAccountId"] == ACCOUNT and f["GeneratorId"] == "keyturn-audit"
+        assert f["SchemaVersion"] == "2018-10-08" and f["RecordState"] == "ACTIVE"
+        assert f["FindingProviderFields"]["Severity"]["Label"] == f["Severity"]["Label"]
+        assert "keyturn " in f["Remediation"]["Recommendation"]["Text"]
+    assert (stray_f["Severity"]["Label"], stray_f["ProductFields"]["keyturn/finding"]) == ("MEDIUM", "unmanaged")
+    assert stray_f["Resources"][0] == {
+        "Type": "AwsIamAccessKey",
+        "Id": f"AWS::IAM::AccessKey:{stray['AccessKeyId']}",
+        "Partition": "aws",
+        "Region": "us-east-1",
+        "Details": {"AwsIamAccessKey": {"Status": "Active", "CreatedAt": stray_f["Resources"][0]["Details"]["AwsIamAccessKey"]["CreatedAt"],
+                                        "PrincipalName": stray_user, "PrincipalType": "IAMUser", "AccountId": ACCOUNT}},
+    }
+    assert stray_f["Compliance"]["Status"] == "FAILED"
+    assert (gone_f["Severity"]["Label"], gone_f["ProductFields"]["keyturn/finding"]) == ("CRITICAL", "current-key-missing")
+    assert {"Type": "AwsSecretsManagerSecret", "Id": gone_secret, "Partition": "aws", "Region": "us-east-1"} in gone_f["Resources"]
+    assert gone_secret in gone_f["Remediation"]["Recommendation"]["Text"]
+    assert exempt_f["Severity"]["Label"] == "INFORMATIONAL" and exempt_f["Compliance"]["Status"] == "WARNING"
+    note = exempt_f["Note"]["Text"]
+    assert "platform@example.test" in note and "vendor appliance" in note and until.isoformat() in note, note
+    assert exempt_f["ProductFields"]["keyturn/exemptUntil"] == until.isoformat()
+
+    # 100 days on, the managed key is overdue: its finding appears, the others are updated in place.
+    later = (TODAY + timedelta(days=100)).isoformat()
+    second = keyturn("audit", "--security-hub", "--as-of", later, "--exemptions", str(exemptions), check=False)
+    assert second.returncode == 1 and "imported" in second.stderr, second.stdout + second.stderr
+    hub = findings(moto)
+    assert all(len(v) == 1 for v in hub.values()), "a re-run updates, never duplicates"
+    assert hub[ids["ok"]][0]["Severity"]["Label"] == "HIGH"
+    assert hub[ids["ok"]][0]["ProductFields"]["keyturn/finding"] == "overdue"
+
+    # Fixed: a working key put in the secret whose key was gone (as the remediation says; keyturn
+    # rotate refuses a secret whose AWSCURRENT key is not the user's), then rotated, and the stray
+    # key deleted. Today the managed key is fine again. Each of those findings is resolved.
+    refused = keyturn("--output", "json", "rotate", gone_secret, check=False)
+    assert refused.returncode == 1 and json.loads(refused.stdout)[0]["errorType"] == "NotUsersKey"
+    working = iam.create_access_key(UserName=gone_user)["AccessKey"]
+    secrets_seen.add(working["SecretAccessKey"])
+    moto.client("secretsmanager").put_secret_value(SecretId=gone_secret, SecretString=json.dumps(
+        {"UserName": gone_user, "AccessKeyId": working["AccessKeyId"], "SecretAccessKey": working["SecretAccessKey"]}))
+    rotated = json.loads(keyturn("--output", "json", "rotate", gone_secret).stdout)
+    assert rotated[0]["outcome"] == "rotated", rotated
+    current = value(moto, gone_secret, "AWSCURRENT")
+    secrets_seen.add(current["SecretAccessKey"])
+    iam.delete_access_key(UserName=stray_user, AccessKeyId=stray["AccessKeyId"])
+    third = keyturn("--output", "json", "audit", "--security-hub", "--exemptions", str(exemptions), check=False)
+    assert "3 resolved" in third.stderr, third.stderr
+    # moto has no BatchUpdateFindings: keyturn says the workflow status could not be set.
+    assert "workflow status could not be set to RESOLVED" in third.stderr, third.stderr
+    hub = findings(moto)
+    assert all(len(v) == 1 for v in hub.values()), "resolving adds no finding"
+    for k in ("stray", "gone", "ok"):
+        f = hub[ids[k]][0]
+        assert (f["RecordState"], f["Compliance"]["Status"], f["Workflow"]["Status"]) == ("ARCHIVED", "PASSED", "RESOLVED"), f
+    assert hub[ids["exempt"]][0]["RecordState"] == "ACTIVE", "a finding that still holds stays active"
+    # The rotated secret: its new current key was used (keyturn tested it), so it has no finding;
+    # the key put in by hand, now AWSPREVIOUS, was never used: a low finding of its own.
+    assert f"keyturn/{ACCOUNT}/{gone_user}/{current['AccessKeyId']}" not in hub
+    f = hub[f"keyturn/{ACCOUNT}/{gone_user}/{working['AccessKeyId']}"][0]
+    assert (f["RecordState"], f["Severity"]["Label"], f["ProductFields"]["keyturn/finding"]) == ("ACTIVE", "LOW", "never-used"), f
+
+    # Nothing changed: a fourth run imports the same findings and resolves nothing more.
+    fourth = keyturn("audit", "--security-hub", "--exemptions", str(exemptions), check=False)
+    assert "0 resolved" in fourth.stderr, fourth.stderr
+    assert findings(moto).keys() == hub.keys()
