@@ -10,11 +10,13 @@ use time::{Duration, OffsetDateTime};
 
 use crate::ports::{AccessKeys, ApiError, ApiResult, Clock};
 
+mod account;
 pub mod exempt;
 mod held;
 pub mod hub;
 mod report;
 
+pub use account::{AuditFailure, AuditRun, Audited};
 pub use held::{joined, listed};
 pub use report::{parse_report, parse_report_rows, ReportError, ReportKey, ReportRow};
 

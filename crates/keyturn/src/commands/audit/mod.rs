@@ -1,28 +1,22 @@
 //! `keyturn audit`: the credential report joined with the managed secrets, judged, and rendered as
 //! a table, JSON, CSV or a self-contained HTML page (`render::audit`).
 
-mod keys;
-
 use std::sync::Arc;
 
 use anyhow::Context;
 use keyturn_core::audit::exempt::{self, Exemptions};
 use keyturn_core::audit::hub::{self, Published};
-use keyturn_core::audit::{
-    age_buckets, audit_with, fetch_report, parse_report_rows, AuditPolicy, Finding,
-};
+use keyturn_core::audit::{age_buckets, AuditPolicy, AuditRun, Finding};
 use keyturn_core::error::{parse_rfc3339, rfc3339};
-use keyturn_core::ports::{Clock, Iam};
+use keyturn_core::ports::Clock;
 use keyturn_core::RotationSettings;
 use time::OffsetDateTime;
 
 use crate::accounts::Fleet;
 use crate::args::{AuditArgs, Output};
 use crate::render::audit::{self, AuditReport, AuditRow, CSV_FIELDS};
-use crate::render::{print_csv, print_json, ACCOUNT_FIELDS};
+use crate::render::{print_csv, print_json, progress_bar, ACCOUNT_FIELDS};
 use crate::safe::term;
-
-use keys::{managed_keys, unmanaged_keys};
 
 pub async fn run(
     fleet: &Fleet,
@@ -48,11 +42,12 @@ pub async fn run(
         max_age: time::Duration::days(a.max_age),
         grace: time::Duration::days(a.grace_days.into()),
     };
-    let (rotation_days, concurrency, timeout) = (
-        a.rotation_days,
-        a.concurrency,
-        std::time::Duration::from_secs(a.report_timeout),
-    );
+    let run = AuditRun {
+        policy,
+        rotation_days: a.rotation_days,
+        concurrency: a.concurrency.into(),
+        report_timeout: std::time::Duration::from_secs(a.report_timeout),
+    };
     let exemptions = Arc::new(exemptions);
     // Where findings go: each account's own hub, or (--security-hub-admin) the caller's.
     let hub = match (a.security_hub, a.security_hub_admin) {
@@ -72,17 +67,21 @@ pub async fn run(
             let (settings, exemptions, hub) = (settings.clone(), exemptions.clone(), hub.clone());
             let refused = refused.clone();
             async move {
-                let rotator = Arc::new(crate::setup::rotator(reached.aws(), settings));
-                let csv = fetch_report(&rotator.iam().own(), rotator.clock(), timeout)
-                    .await
-                    .context("the IAM credential report could not be fetched (iam:GenerateCredentialReport, iam:GetCredentialReport)")?;
-                let (report, unreadable) = parse_report_rows(&csv).context("the IAM credential report could not be read")?;
-                let (managed, mut listed) =
-                    managed_keys(&rotator, rotation_days, concurrency, reached.progress).await?;
-                // Users with an active key no managed secret covers: their key ids, which the
-                // report lacks (one ListAccessKeys each), so an unmanaged key is named.
-                listed.extend(unmanaged_keys(&rotator, &report, &listed, concurrency).await);
-                let mut entries = audit_with(&report, &managed, &listed, &policy);
+                let rotator = crate::setup::rotator(reached.aws(), settings);
+                // A bar over the account's secrets, made once their number is known.
+                let bar = std::sync::OnceLock::new();
+                let tick = |done: usize, total: usize| {
+                    bar.get_or_init(|| progress_bar(total, reached.progress))
+                        .set_position(done as u64);
+                };
+                let audited = rotator.audit_account(&run, &tick).await?;
+                if let Some(bar) = bar.get() {
+                    bar.finish();
+                }
+                for w in &audited.warnings {
+                    eprintln!("keyturn: warning: {}", term(w));
+                }
+                let (mut entries, unreadable) = (audited.entries, audited.unreadable);
                 exempt::apply(
                     &mut entries,
                     &exemptions.for_account(&reached.account.id),
