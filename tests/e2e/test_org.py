@@ -158,6 +158,8 @@ class Org:
             "ExternalId": "",
             "EnableAuditor": "true",
             "EnableOperator": "true",
+            "EnableSecurityHubFindings": "true",
+            "SecurityHubFindings": "true",
             "RoleName": ROLE,
             "SecretNamePrefix": "keyturn/",
             "UserPath": "/keyturn/",
@@ -177,8 +179,10 @@ class Org:
         self.stack_sets.append(name)
         regions = [REGION]
         cf.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [self.ous["prod"]]}, Regions=regions)
-        # The dev OU gets the auditor policy only (moto takes overrides as the whole parameter set).
-        dev = [{**p, "ParameterValue": "false"} if p["ParameterKey"] == "EnableOperator" else p for p in params]
+        # The dev OU gets the auditor policy only, without Security Hub's findings (moto takes
+        # overrides as the whole parameter set).
+        off = ("EnableOperator", "EnableSecurityHubFindings", "SecurityHubFindings")
+        dev = [{**p, "ParameterValue": "false"} if p["ParameterKey"] in off else p for p in params]
         cf.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [self.ous["dev"]]}, Regions=regions, ParameterOverrides=dev)
         deadline = time.monotonic() + 60
         while True:
@@ -252,7 +256,8 @@ def test_the_stack_set_deploys_the_role_and_the_rotation_stack_to_the_target_ous
     assert org.instances == {a["prod"]: "SUCCEEDED", a["nested"]: "SUCCEEDED", a["dev"]: "SUCCEEDED"}, "the nested OU included"
     assert org.declared["PermissionModel"] == "SERVICE_MANAGED" and org.declared["AutoDeployment"]["Enabled"] is True
     with auth_off(org.moto):
-        for name, policies in (("prod", ["keyturn-auditor", "keyturn-operator"]), ("nested", ["keyturn-auditor", "keyturn-operator"]), ("dev", ["keyturn-auditor"])):
+        both = ["keyturn-auditor", "keyturn-auditor-findings", "keyturn-operator"]
+        for name, policies in (("prod", both), ("nested", both), ("dev", ["keyturn-auditor"])):
             iam = org.client(a[name], "iam")
             assert sorted(iam.list_role_policies(RoleName=ROLE)["PolicyNames"]) == policies, name
             trust = iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"]
@@ -268,6 +273,11 @@ def test_the_stack_set_deploys_the_role_and_the_rotation_stack_to_the_target_ous
             auditor = org.deployed_policies[(a[name], "keyturn-auditor")]
             read = {action for st in auditor["Statement"] for action in st["Action"]}
             assert "secretsmanager:GetSecretValue" not in read and "iam:GetCredentialReport" in read, read
+            findings = org.deployed_policies.get((a[name], "keyturn-auditor-findings"))
+            if findings:
+                scoped = {st["Sid"]: (st["Action"], st["Resource"]) for st in findings["Statement"]}
+                assert scoped["ImportFindingsAsThisAccountsOwnProduct"] == ("securityhub:BatchImportFindings", f"arn:aws:securityhub:*:{a[name]}:product/{a[name]}/default"), scoped
+                assert scoped["ReadAndResolveFindingsInThisAccountsHub"][1] == f"arn:aws:securityhub:*:{a[name]}:hub/default", scoped
             functions = [f["FunctionName"] for f in org.client(a[name], "lambda").list_functions()["Functions"]]
             assert len(functions) == 1 and functions[0].endswith("-rotation"), functions
         roles = [r["RoleName"] for r in org.client(a["norole"], "iam").list_roles()["Roles"]]
@@ -458,6 +468,48 @@ def test_exemptions_hold_until_their_date_and_a_bad_file_is_refused_before_anyth
         for argv in (["audit", "--org", "--exemptions", bad], ["rotate", "--due", "--org", "--exemptions", bad]):
             proc = subprocess.run([str(org.keyturn_bin), *argv], capture_output=True, text=True, env=base_env(closed, "AKIAEXAMPLE", "x"), timeout=60)
             assert proc.returncode == 2 and said in proc.stderr and "nothing was run" in proc.stderr, (argv, proc.stderr)
+
+
+def keyturn_findings(org, account: str) -> dict[str, dict]:
+    """keyturn's findings in an account's own Security Hub (moto's GetFindings applies no filter)."""
+    hub = org.client(account, "securityhub")
+    return {f["Id"]: f for f in hub.get_findings(MaxResults=100)["Findings"] if f["Id"].startswith("keyturn/")}
+
+
+def test_security_hub_findings_go_to_each_member_or_to_the_administrator(org, kt):
+    a = org.accounts
+    members = [a[n] for n in ("prod", "nested")]
+    # The dev OU's role may not import findings: only the OUs deployed with the flag are audited
+    # into Security Hub.
+    proc = kt("audit", "--org", "--exclude-account", a["norole"], "--exclude-account", a["dev"], "--security-hub")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for account in members:
+        found = keyturn_findings(org, account)
+        legacy = f"keyturn/{account}/legacy/{org.legacy[account]}"
+        assert legacy in found, (account, sorted(found))
+        f = found[legacy]
+        assert f["AwsAccountId"] == account and f["ProductArn"] == f"arn:aws:securityhub:{REGION}:{account}:product/{account}/default"
+        assert f["ProductFields"]["keyturn/finding"] == "unmanaged"
+        assert all(i.startswith(f"keyturn/{account}/") for i in found), "each member holds only its own findings"
+        assert f"Security Hub of account {account}:" in proc.stderr
+    # With --security-hub-admin, every member's findings go to the caller's hub (the delegated
+    # administrator), each naming its member account.
+    proc = kt("audit", "--org", "--exclude-account", a["norole"], "--exclude-account", a["dev"], "--security-hub", "--security-hub-admin")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    central = keyturn_findings(org, MANAGEMENT)
+    for account in members:
+        f = central[f"keyturn/{account}/legacy/{org.legacy[account]}"]
+        # Security Hub takes a default-product finding only from its own account: the finding is
+        # the administrator's; the member is in its id, its resources and its product fields.
+        assert f["AwsAccountId"] == MANAGEMENT and f["ProductFields"]["keyturn/account"] == account
+        assert f["Resources"][0]["Details"]["AwsIamAccessKey"]["AccountId"] == account
+    # Where the role was deployed without the flag, Security Hub refuses it, and the account's
+    # error names what to allow.
+    denied = kt("audit", "--account", a["dev"], "--security-hub")
+    said = denied.stdout + denied.stderr
+    assert denied.returncode == 2 and "securityhub:GetFindings" in said and "access denied" in said, said
+    # The members' own findings are untouched by the administrator's run (nothing resolved there).
+    assert all(keyturn_findings(org, m)[f"keyturn/{m}/legacy/{org.legacy[m]}"]["RecordState"] == "ACTIVE" for m in members)
 
 
 def test_a_terminal_shows_progress_over_accounts_and_not_over_each_accounts_secrets(org, secrets_seen):

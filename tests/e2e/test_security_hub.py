@@ -131,3 +131,93 @@ def test_findings_are_imported_updated_and_resolved(moto, keyturn, secrets_seen,
     fourth = keyturn("audit", "--security-hub", "--exemptions", str(exemptions), check=False)
     assert "0 resolved" in fourth.stderr, fourth.stderr
     assert findings(moto).keys() == hub.keys()
+
+
+def emf_problems(line: dict) -> list[str]:
+    """What keeps a log line from being valid embedded metric format, as CloudWatch's
+    specification states the structure: `_aws` with an integer `Timestamp` (ms) and
+    `CloudWatchMetrics`, each directive with a `Namespace` (1 to 255 characters), `Dimensions` (sets
+    of at most 30 names, each a top-level string member) and `Metrics` (at most 100, each a `Name`
+    that is a top-level number, or list of numbers, and an optional known `Unit`)."""
+    units = {"Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes",
+             "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count", "Bytes/Second",
+             "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second", "Bits/Second",
+             "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second", "Count/Second", "None"}
+    problems = []
+    aws = line.get("_aws")
+    if not isinstance(aws, dict):
+        return ["no _aws object"]
+    if not isinstance(aws.get("Timestamp"), int) or isinstance(aws.get("Timestamp"), bool):
+        problems.append("Timestamp is not an integer")
+    directives = aws.get("CloudWatchMetrics")
+    if not isinstance(directives, list) or not directives:
+        return problems + ["no CloudWatchMetrics"]
+    for d in directives:
+        ns = d.get("Namespace")
+        if not isinstance(ns, str) or not 1 <= len(ns) <= 255:
+            problems.append(f"Namespace {ns!r}")
+        for dims in d.get("Dimensions", []):
+            if not isinstance(dims, list) or len(dims) > 30:
+                problems.append(f"dimension set {dims!r}")
+                continue
+            problems += [f"dimension {n!r} has no string value" for n in dims if not isinstance(line.get(n), str)]
+        metrics = d.get("Metrics")
+        if not isinstance(metrics, list) or len(metrics) > 100:
+            problems.append("Metrics")
+            continue
+        for m in metrics:
+            name, unit = m.get("Name"), m.get("Unit", "None")
+            if unit not in units:
+                problems.append(f"{name}: unit {unit!r}")
+            v = line.get(name)
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool)) and not (isinstance(v, list) and all(isinstance(x, (int, float)) for x in v)):
+                problems.append(f"metric {name!r} has no number")
+    return problems
+
+
+def emf_lines(output: str) -> list[dict]:
+    lines = []
+    for text in output.splitlines():
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and "_aws" in obj:
+            lines.append(obj)
+    return lines
+
+
+def test_the_function_audits_daily_into_security_hub_and_writes_emf_metrics(moto, function_factory, secrets_seen):
+    from test_rotation_function import run_steps, start_rotation
+
+    user, secret_id, _ = managed_secret(moto, secrets_seen, "hubfn")
+    stray_user = unique("hubfnstray")
+    stray = make_user(moto, stray_user, secrets_seen)
+    fn = function_factory(KEYTURN_SECURITY_HUB="true", KEYTURN_GRACE_DAYS="0")
+    token = start_rotation(moto, secret_id)
+    run_steps(fn, secret_id, token)
+    failed, _ = fn.step("createSecret", "keyturn/does-not-exist", "t-1")
+    assert not failed
+    ok, body = fn.runtime.invoke({"keyturn": "sweep"})
+    assert ok, f"{body}\n{fn.output()}"
+    assert body["audit"]["imported"] >= 1, body
+    hub = findings(moto)
+    stray_f = hub[f"keyturn/{ACCOUNT}/{stray_user}/{stray['AccessKeyId']}"]
+    assert len(stray_f) == 1 and stray_f[0]["ProductFields"]["keyturn/finding"] == "unmanaged"
+    assert stray_f[0]["ProductArn"] == PRODUCT
+
+    lines = emf_lines(fn.output())
+    for line in lines:
+        assert not emf_problems(line), (emf_problems(line), line)
+        assert all(d["Namespace"] == "keyturn" for d in line["_aws"]["CloudWatchMetrics"])
+    names = {m["Name"] for line in lines for d in line["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert names >= {"Rotations", "Failures", "StepDuration", "KeysRetired", "SecretsAwaitingSwitch",
+                     "AwaitingSwitchDays", "SweepBlocked", "KeysByFinding", "OldestActiveKeyDays"}, names
+    steps = [line for line in lines if "Step" in line]
+    assert [line["Step"] for line in steps] == ["createSecret", "setSecret", "testSecret", "finishSecret", "createSecret"], steps
+    assert steps[3]["Rotations"] == 1 and steps[0]["Rotations"] == 0
+    assert steps[4]["Failures"] == 1 and steps[4]["ErrorType"] and "ErrorType" in steps[4]["_aws"]["CloudWatchMetrics"][0]["Dimensions"][1]
+    unmanaged = [line for line in lines if line.get("Finding") == "unmanaged"]
+    assert len(unmanaged) == 1 and unmanaged[0]["KeysByFinding"] >= 1, unmanaged
+    oldest = [line for line in lines if "OldestActiveKeyDays" in line]
+    assert oldest and oldest[0]["Account"] == ACCOUNT and oldest[0]["OldestActiveKeyDays"] == 0

@@ -206,6 +206,53 @@ def test_notices_publish_only_to_the_notice_topic_and_only_when_asked_for(moto):
     assert {o["OutputKey"]: o["OutputValue"] for o in outputs}["NoticeTopicArn"] == topic
 
 
+def test_security_hub_permissions_come_only_with_the_findings_and_the_dashboard_and_alarm_deploy(moto):
+    plain = deploy(moto, {})
+    sids = {s.get("Sid") for s in plain["policy"]["Statement"]}
+    hub_sids = {"AuditEveryKeyOfTheAccount", "NameEveryUsersKeys", "ImportFindingsAsThisAccountsOwnProduct", "ReadAndResolveFindingsInThisAccountsHub"}
+    assert not sids & hub_sids, "no findings, no Security Hub or account-wide IAM read permission"
+    assert not {"AwaitingSwitchAlarm", "MetricsDashboardResource"} & set(plain["resources"])
+    env = function_environment()
+    assert env["KEYTURN_SECURITY_HUB"] == {"Ref": "SecurityHubFindings"} and env["KEYTURN_MAX_AGE_DAYS"] == {"Ref": "MaxKeyAgeDays"}
+
+    on = deploy(moto, {"SecurityHubFindings": "true", "MetricsDashboard": "true", "AwaitingSwitchAlarmDays": "21"})
+    account = "123456789012"
+    imported = statement(on["policy"], "ImportFindingsAsThisAccountsOwnProduct")
+    assert imported["Action"] in ("securityhub:BatchImportFindings", ["securityhub:BatchImportFindings"])
+    assert imported["Resource"] == f"arn:aws:securityhub:{REGION}:{account}:product/{account}/default"
+    hub = statement(on["policy"], "ReadAndResolveFindingsInThisAccountsHub")
+    assert set(hub["Action"]) == {"securityhub:GetFindings", "securityhub:BatchUpdateFindings"}
+    assert hub["Resource"] == f"arn:aws:securityhub:{REGION}:{account}:hub/default"
+    assert statement(on["policy"], "NameEveryUsersKeys")["Resource"] == f"arn:aws:iam::{account}:user/*"
+    # The dashboard and the alarm exist in CloudWatch, reading the function's EMF metrics.
+    cw = moto.client("cloudwatch")
+    topic = on["resources"]["AlertTopic"]
+    # moto's CloudFormation makes no AWS::CloudWatch::Alarm (it leaves the resource out): the
+    # alarm's properties, resolved as CloudFormation would, go through CloudWatch's PutMetricAlarm.
+    props = translated()["Resources"]["AwaitingSwitchAlarm"]
+    assert props["Condition"] == "HasDashboard"
+    props = resolve(props["Properties"], {"AwaitingSwitchAlarmDays": "21", "AlertTopic": topic}, {})
+    props["Threshold"] = float(props["Threshold"])
+    cw.put_metric_alarm(AlarmName=f"{on['stack']}-awaiting-switch", **props)
+    alarm = cw.describe_alarms(AlarmNames=[f"{on['stack']}-awaiting-switch"])["MetricAlarms"][0]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"], alarm["Threshold"]) == ("keyturn", "AwaitingSwitchDays", "Maximum", 21.0)
+    assert alarm["AlarmActions"] == [topic] and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    # The alert topic's policy lets this alarm publish, and only when the alarm exists.
+    topic_policy = translated()["Resources"]["AlertTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    sources = next(s for s in topic_policy if s["Sid"] == "ErrorAlarm")["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert {"Fn::If": ["HasDashboard", {"Fn::GetAtt": ["AwaitingSwitchAlarm", "Arn"]}, {"Ref": "AWS::NoValue"}]} in sources
+    name = on["resources"]["MetricsDashboardResource"]
+    body = json.loads(cw.get_dashboard(DashboardName=name)["DashboardBody"])
+    text = json.dumps(body)
+    source = (ROOT / "crates/keyturn-lambda/src/emf.rs").read_text()
+    for metric in ("Rotations", "Failures", "StepDuration", "KeysRetired", "SecretsAwaitingSwitch", "AwaitingSwitchDays", "SweepBlocked", "KeysByFinding", "OldestActiveKeyDays"):
+        assert metric in text, f"the dashboard shows {metric}"
+        assert f'"{metric}"' in source, f"the function writes {metric}"
+    assert '"value": 21' in text, "the alarm's threshold is drawn"
+    outputs = moto.client("cloudformation").describe_stacks(StackName=on["stack"])["Stacks"][0]["Outputs"]
+    assert {o["OutputKey"]: o["OutputValue"] for o in outputs}["DashboardName"] == name
+
+
 @pytest.mark.parametrize("prefix", ["keyturn", "keyturn-prod", "/keyturn/", ""])
 def test_a_prefix_without_a_trailing_slash_is_refused(prefix):
     # CloudFormation applies AllowedPattern to the whole value (moto does not check it).

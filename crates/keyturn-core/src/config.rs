@@ -100,6 +100,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting { var: "KEYTURN_DELETE_AFTER_DAYS", flag: Some("--delete-after-days"), parameter: Some("DeleteAfterDays"), default: "7", meaning: "days a deactivated previous key is kept before it is deleted" },
     Setting { var: "KEYTURN_IN_USE", flag: Some("--in-use"), parameter: Some("InUsePolicy"), default: "report", meaning: "a previous key still in use: `report` it, or also `fail` the sweep" },
     Setting { var: "KEYTURN_REQUIRE_SWITCH", flag: Some("--require-switch"), parameter: Some("RequireSwitch"), default: "false", meaning: "`true`: keep a previous key until the current key was used since the cut-over" },
+    Setting { var: "KEYTURN_SECURITY_HUB", flag: Some("--security-hub"), parameter: Some("SecurityHubFindings"), default: "false", meaning: "`true`: the audit imports one finding per key into Security Hub (the function: daily, after the sweep)" },
+    Setting { var: "KEYTURN_MAX_AGE_DAYS", flag: Some("--max-age"), parameter: Some("MaxKeyAgeDays"), default: "90", meaning: "the audit's maximum key age: older is overdue (1 to 3650; the CIS benchmark's limit is 90)" },
     Setting { var: "KEYTURN_TEST_ATTEMPTS", flag: None, parameter: None, default: "7", meaning: "the function's attempts at the new key's test (1 to 20)" },
     Setting { var: "KEYTURN_TEST_BACKOFF_MS", flag: None, parameter: None, default: "1000", meaning: "the function's first wait between test attempts, in ms" },
     Setting { var: "KEYTURN_TEST_MAX_BACKOFF_MS", flag: None, parameter: None, default: "8000", meaning: "the function's longest wait between test attempts, in ms" },
@@ -255,6 +257,34 @@ pub fn sweep_policy(
     })
 }
 
+/// The function's daily audit into Security Hub (`KEYTURN_SECURITY_HUB`), judged with
+/// `KEYTURN_MAX_AGE_DAYS` and the sweep's grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubAudit {
+    pub max_age_days: i64,
+    pub rotation_days: i64,
+}
+
+/// [`HubAudit`] from the environment: `None` unless `KEYTURN_SECURITY_HUB=true`.
+pub fn hub_audit(get: impl Fn(&str) -> Option<String>) -> Result<Option<HubAudit>, String> {
+    if !boolean(&get, "KEYTURN_SECURITY_HUB")? {
+        return Ok(None);
+    }
+    let max_age_days =
+        parsed::<i64>(&get, "KEYTURN_MAX_AGE_DAYS", "a whole number of days")?.unwrap_or(90);
+    if !(1..=3650).contains(&max_age_days) {
+        return Err(format!(
+            "KEYTURN_MAX_AGE_DAYS={max_age_days} is out of range (1 to 3650)"
+        ));
+    }
+    let rotation_days =
+        parsed::<i64>(&get, "KEYTURN_ROTATION_DAYS", "a whole number of days")?.unwrap_or(30);
+    Ok(Some(HubAudit {
+        max_age_days,
+        rotation_days,
+    }))
+}
+
 /// How long to keep trying a new key (or re-reading a list that lags) before concluding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -368,13 +398,17 @@ mod tests {
         // KEYTURN_GITHUB_API is read into the GitHub adapter's settings, not these.
         for s in SETTINGS.iter().filter(|s| s.var != "KEYTURN_GITHUB_API") {
             let bad = |k: &str| (k == s.var).then(|| "!bad value!".to_string());
+            // The audit's settings are read when the audit into Security Hub is on.
+            let on = |k: &str| (k == "KEYTURN_SECURITY_HUB").then(|| "true".to_string());
             let built = (
                 rotation_settings(bad, true).map(|r| format!("{r:?}")),
                 sweep_policy(bad).map(|p| format!("{p:?}")),
+                hub_audit(|k| bad(k).or_else(|| on(k))).map(|a| format!("{a:?}")),
             );
             let plain = (
                 rotation_settings(|_| None, true).map(|r| format!("{r:?}")),
                 sweep_policy(|_| None).map(|p| format!("{p:?}")),
+                hub_audit(on).map(|a| format!("{a:?}")),
             );
             assert_ne!(built, plain, "{} is not read", s.var);
         }

@@ -7,7 +7,9 @@
 
 use std::time::Instant;
 
-use keyturn_core::ports::Ports;
+use keyturn_core::audit::{hub, AuditPolicy, AuditRun};
+use keyturn_core::config::HubAudit;
+use keyturn_core::ports::{Clock, Ports};
 use keyturn_core::rotation::SweepTally;
 use keyturn_core::rules::SweepPolicy;
 use keyturn_core::{RotationError, RotationEvent, RotationSettings, Rotator, StepReport};
@@ -39,6 +41,16 @@ impl From<RotationError> for Failure {
     }
 }
 
+pub mod emf;
+
+/// What the function does besides the rotation steps: the daily sweep's defaults and, when the
+/// deployment turns it on, the daily audit into Security Hub.
+#[derive(Debug, Clone, Default)]
+pub struct Policies {
+    pub sweep: SweepPolicy,
+    pub audit: Option<HubAudit>,
+}
+
 /// Whether the event is the daily schedule (EventBridge) or an explicit `{"keyturn": "sweep"}`.
 pub fn is_sweep_event(payload: &Value) -> bool {
     payload.get("source").and_then(Value::as_str) == Some("aws.events")
@@ -49,11 +61,31 @@ pub fn is_sweep_event(payload: &Value) -> bool {
 /// Handles one invocation: a rotation step from Secrets Manager, or the scheduled sweep.
 pub async fn handle<P: Ports>(
     rotator: &Rotator<P>,
-    policy: &SweepPolicy,
+    policies: &Policies,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Failure> {
     if is_sweep_event(&event.payload) {
-        return sweep_all(rotator, policy, &event.context.request_id).await;
+        let request_id = &event.context.request_id;
+        let swept = sweep_all(rotator, &policies.sweep, request_id).await;
+        let Some(audit) = &policies.audit else {
+            return swept;
+        };
+        // The audit runs whatever the sweep did: a failed sweep must not hide the findings.
+        let account = event
+            .context
+            .invoked_function_arn
+            .split(':')
+            .nth(4)
+            .unwrap_or_default()
+            .to_string();
+        let audited = audit_into_hub(rotator, audit, &policies.sweep, &account, request_id).await;
+        return match (swept, audited) {
+            (Ok(mut s), Ok(a)) => {
+                s["audit"] = a;
+                Ok(s)
+            }
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        };
     }
     let request_id = event.context.request_id.clone();
     let started = Instant::now();
@@ -67,12 +99,24 @@ pub async fn handle<P: Ports>(
         Err(e) => Err(e.clone()),
     };
     let duration_ms = started.elapsed().as_millis() as u64;
+    let at = rotator.clock().now();
     match outcome {
         Ok(report) => {
             log_success(&report, &request_id, duration_ms);
+            let rotated = report.action == keyturn_core::Action::Promoted;
+            println!(
+                "{}",
+                emf::step(
+                    at,
+                    step,
+                    Ok((rotated, report.retired.is_some())),
+                    duration_ms
+                )
+            );
             Ok(response(&report))
         }
         Err(e) => {
+            println!("{}", emf::step(at, step, Err(e.error_type()), duration_ms));
             tracing::error!(
                 request_id = %request_id,
                 step,
@@ -105,12 +149,16 @@ async fn sweep_all<P: Ports>(
     }
     let names = managed.inside.iter().map(|i| i.name.clone()).collect();
     let mut tally = SweepTally::default();
+    let mut reports = Vec::new();
     // One secret at a time: the scheduled sweep has the whole invocation's time.
     for (secret, result) in rotator
         .sweep_each(names, policy, false, 1, |_| Some(()))
         .await
     {
         let Some(result) = result else { continue };
+        if let Ok(r) = &result {
+            reports.push(r.clone());
+        }
         match &result {
             Ok(r) => {
                 tracing::info!(request_id, step = "sweep", secret = %r.secret, user = r.user.as_deref().unwrap_or(""),
@@ -122,6 +170,15 @@ async fn sweep_all<P: Ports>(
         }
         tally.add(&result);
     }
+    let failures = tally.secrets - reports.len();
+    println!(
+        "{}",
+        emf::sweep(
+            rotator.clock().now(),
+            &reports.iter().collect::<Vec<_>>(),
+            failures
+        )
+    );
     if tally.failed() {
         Err(Failure {
             error_type: "SweepFailed",
@@ -134,11 +191,105 @@ async fn sweep_all<P: Ports>(
     }
 }
 
+/// The daily audit of the function's own account into its Security Hub: the account's keys
+/// judged as `keyturn audit` judges them (no exemptions file: the CLI's), their findings imported
+/// and those of fixed keys resolved; the audit's metrics in EMF. Fails when the audit or the
+/// import cannot be done, or Security Hub refused a finding.
+async fn audit_into_hub<P: Ports>(
+    rotator: &Rotator<P>,
+    audit: &HubAudit,
+    sweep: &SweepPolicy,
+    account: &str,
+    request_id: &str,
+) -> Result<Value, Failure> {
+    let failure = |message: String| Failure {
+        error_type: "AuditFailed",
+        message,
+    };
+    if account.len() != 12 {
+        return Err(failure(format!(
+            "the function's account is unknown (invoked function ARN {account:?}); the audit did not run"
+        )));
+    }
+    let as_of = rotator.clock().now();
+    let run = AuditRun {
+        policy: AuditPolicy {
+            as_of,
+            max_age: time::Duration::days(audit.max_age_days),
+            grace: sweep.grace,
+        },
+        rotation_days: audit.rotation_days,
+        concurrency: 4,
+        report_timeout: std::time::Duration::from_secs(120),
+    };
+    let audited = rotator
+        .audit_account(&run, &|_, _| {})
+        .await
+        .map_err(|e| failure(format!("the audit of account {account} failed: {e}")))?;
+    for w in &audited.warnings {
+        tracing::warn!(request_id, step = "audit", account, "{w}");
+    }
+    for e in &audited.unreadable {
+        tracing::warn!(request_id, step = "audit", account, "{e}");
+    }
+    for line in emf::audit(as_of, account, &audited.entries) {
+        println!("{line}");
+    }
+    let findings = hub::findings(account, &audited.entries, as_of);
+    let published = hub::publish(rotator.delivery(), rotator.clock(), account, account, findings)
+        .await
+        .map_err(|e| {
+            failure(format!(
+                "the findings of account {account} could not be brought up to date in its Security Hub (securityhub:GetFindings, securityhub:BatchImportFindings): {e}; is Security Hub enabled in this region?"
+            ))
+        })?;
+    tracing::info!(
+        request_id,
+        step = "audit",
+        account,
+        keys = audited.entries.len(),
+        imported = published.imported,
+        resolved = published.resolved.len(),
+        refused = published.failed.len(),
+        calls = published.calls,
+        "audit imported into Security Hub"
+    );
+    if let Some(e) = &published.workflow_error {
+        tracing::warn!(request_id, step = "audit", account, error = %e, "the resolved findings are archived, but their workflow status could not be set to RESOLVED (securityhub:BatchUpdateFindings)");
+    }
+    if !published.failed.is_empty() {
+        let refused: Vec<String> = published
+            .failed
+            .iter()
+            .map(|(id, why)| format!("{id}: {why}"))
+            .collect();
+        return Err(failure(format!(
+            "Security Hub of account {account} refused {} finding(s): {}",
+            refused.len(),
+            refused.join("; ")
+        )));
+    }
+    Ok(json!({
+        "keys": audited.entries.len(),
+        "imported": published.imported,
+        "resolved": published.resolved.len(),
+    }))
+}
+
 /// The sweep's defaults from the environment (`keyturn_core::config::sweep_policy`); secrets
 /// lengthen them with tags.
 pub fn sweep_policy_from_env(get: impl Fn(&str) -> Option<String>) -> Result<SweepPolicy, String> {
     keyturn_core::config::sweep_policy(get)
         .map_err(|e| format!("{e}; fix the function's configuration"))
+}
+
+/// The sweep's defaults and the daily audit's settings from the environment.
+pub fn policies_from_env(get: impl Fn(&str) -> Option<String>) -> Result<Policies, String> {
+    Ok(Policies {
+        sweep: sweep_policy_from_env(&get)?,
+        audit: keyturn_core::config::hub_audit(&get)
+            .map_err(|e| format!("{e}; fix the function's configuration"))?,
+    })
 }
 
 fn log_success(r: &StepReport, request_id: &str, duration_ms: u64) {
@@ -264,7 +415,7 @@ mod tests {
         for step in Step::ALL {
             let out = handle(
                 &r,
-                &SweepPolicy::default(),
+                &Policies::default(),
                 invoke(json!({"Step": step.as_str(), "SecretId": "keyturn/app1", "ClientRequestToken": token})),
             )
             .await
@@ -285,7 +436,7 @@ mod tests {
         let (world, r) = setup();
         let bad = handle(
             &r,
-            &SweepPolicy::default(),
+            &Policies::default(),
             invoke(json!({"Step": "createSecret"})),
         )
         .await
@@ -295,7 +446,7 @@ mod tests {
         world.add_user("intruder");
         let other = handle(
             &r,
-            &SweepPolicy::default(),
+            &Policies::default(),
             invoke(json!({"Step": "finishSecret", "SecretId": "keyturn/app1", "ClientRequestToken": token})),
         )
         .await
@@ -305,7 +456,7 @@ mod tests {
         assert!(diag.error_message.contains("keyturn/app1"));
         let missing = handle(
             &r,
-            &SweepPolicy::default(),
+            &Policies::default(),
             invoke(
                 json!({"Step": "setSecret", "SecretId": "no/such", "ClientRequestToken": token}),
             ),
@@ -339,7 +490,7 @@ mod tests {
         for secret in ["keyturn/app1", "keyturn/app2"] {
             let token = world.start_rotation(secret);
             for step in Step::ALL {
-                handle(&r, &SweepPolicy::default(), invoke(json!({"Step": step.as_str(), "SecretId": secret, "ClientRequestToken": token})))
+                handle(&r, &Policies::default(), invoke(json!({"Step": step.as_str(), "SecretId": secret, "ClientRequestToken": token})))
                     .await
                     .expect("rotation");
             }
@@ -347,7 +498,7 @@ mod tests {
         world.advance(std::time::Duration::from_secs(8 * 86_400));
         let scheduled =
             json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
-        let out = handle(&r, &SweepPolicy::default(), invoke(scheduled))
+        let out = handle(&r, &Policies::default(), invoke(scheduled))
             .await
             .expect("sweep");
         assert_eq!(out["secrets"], 1, "only the managed secret");
@@ -386,7 +537,7 @@ mod tests {
         }
         let out = handle(
             &r,
-            &SweepPolicy::default(),
+            &Policies::default(),
             invoke(json!({"keyturn": "sweep"})),
         )
         .await
@@ -444,14 +595,14 @@ mod tests {
         );
         let token = world.start_rotation("keyturn-prod-admin");
         for step in Step::ALL {
-            handle(&r, &SweepPolicy::default(), invoke(json!({"Step": step.as_str(), "SecretId": "keyturn-prod-admin", "ClientRequestToken": token})))
+            handle(&r, &Policies::default(), invoke(json!({"Step": step.as_str(), "SecretId": "keyturn-prod-admin", "ClientRequestToken": token})))
                 .await
                 .expect("a named secret is rotated wherever it is");
         }
         world.advance(std::time::Duration::from_secs(30 * 86_400));
         let out = handle(
             &r,
-            &SweepPolicy::default(),
+            &Policies::default(),
             invoke(json!({"keyturn": "sweep"})),
         )
         .await

@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %e, "invalid configuration");
         Error::from(e)
     })?;
-    let policy = keyturn_lambda::sweep_policy_from_env(|k| std::env::var(k).ok()).map_err(|e| {
+    let policy = keyturn_lambda::policies_from_env(|k| std::env::var(k).ok()).map_err(|e| {
         tracing::error!(error = %e, "invalid configuration");
         Error::from(e)
     })?;

@@ -435,7 +435,7 @@ pub struct SweepArgs {
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Keys older than this many days are overdue (1 to 3650; the CIS benchmark's limit is 90).
-    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    #[arg(long, env = "KEYTURN_MAX_AGE_DAYS", default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..=3650))]
     pub max_age: i64,
     /// Evaluate ages as of this date (YYYY-MM-DD or RFC 3339), e.g. the next review.
     #[arg(long)]
@@ -466,7 +466,7 @@ pub struct AuditArgs {
     pub exemptions: Option<std::path::PathBuf>,
     /// Also import one finding per key into AWS Security Hub (each account's own hub, in the
     /// configured region) and resolve the findings of keys that are fixed or gone.
-    #[arg(long)]
+    #[arg(long, env = "KEYTURN_SECURITY_HUB")]
     pub security_hub: bool,
     /// With --security-hub across accounts: import into the caller's own account's hub (the
     /// delegated administrator) instead, each finding naming its member account.

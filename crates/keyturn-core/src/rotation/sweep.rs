@@ -46,6 +46,8 @@ pub enum SweepOutcome {
         key_id: String,
         current: String,
         pending: Vec<PendingRestart>,
+        /// The cut-over the switch is awaited since (the age of the wait).
+        since: Option<OffsetDateTime>,
     },
     /// Retiring it would not be safe (for example AWSCURRENT's key is missing or inactive).
     Blocked {
@@ -151,6 +153,7 @@ impl SweepOutcome {
                 key_id,
                 current,
                 pending,
+                ..
             } if pending.is_empty() => format!(
                 "{key_id} stays active: its grace period is over, but the current key {current} has not been used since the cut-over (the switch is required); move the consumers to the current key"
             ),
@@ -394,6 +397,7 @@ impl<P: Ports> Rotator<P> {
                 key_id,
                 current,
                 pending,
+                since,
             } => {
                 let pending: Vec<PendingRestart> = pending
                     .into_iter()
@@ -412,6 +416,7 @@ impl<P: Ports> Rotator<P> {
                         key_id,
                         current,
                         pending,
+                        since,
                     },
                     failed,
                 )

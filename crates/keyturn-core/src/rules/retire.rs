@@ -464,6 +464,8 @@ pub enum SweepDecision {
         key_id: String,
         current: String,
         pending: Vec<(RestartTarget, RestartProgress)>,
+        /// The cut-over the switch is awaited since.
+        since: Option<OffsetDateTime>,
     },
     /// Retiring it would leave the user without a working key, or is otherwise not safe.
     Blocked { key_id: String, why: String },
@@ -577,6 +579,7 @@ fn plan_active(
             key_id,
             current: current.to_string(),
             pending,
+            since: cut.latest,
         }
     } else {
         SweepDecision::Retire(Retirement::new(
