@@ -70,10 +70,21 @@ ERRORS = {
 }
 
 
-def operation(headers, body: bytes) -> str:
+# REST-JSON calls (Security Hub's) by method and path.
+REST = {
+    ("POST", "/findings/import"): "BatchImportFindings",
+    ("POST", "/findings"): "GetFindings",
+    ("PATCH", "/findings/batchupdate"): "BatchUpdateFindings",
+}
+
+
+def operation(headers, body: bytes, method: str = "", path: str = "") -> str:
     target = headers.get("X-Amz-Target")
     if target:
         return target.split(".")[-1]
+    rest = REST.get((method, path.split("?", 1)[0]))
+    if rest:
+        return rest
     try:
         return parse_qs(body.decode())["Action"][0]
     except (KeyError, UnicodeDecodeError):
@@ -131,6 +142,15 @@ class FaultProxy:
             def do_GET(self):
                 proxy._handle(self)
 
+            def do_PATCH(self):
+                proxy._handle(self)
+
+            def do_PUT(self):
+                proxy._handle(self)
+
+            def do_DELETE(self):
+                proxy._handle(self)
+
         self.server = ThreadingHTTPServer((HOST, 0), Handler)
         self.server.daemon_threads = True
         self.server.handle_error = lambda request, address: None  # a client closing its connection is not news
@@ -151,7 +171,7 @@ class FaultProxy:
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         body = h.rfile.read(int(h.headers.get("Content-Length") or 0))
-        op = operation(h.headers, body)
+        op = operation(h.headers, body, h.command, h.path)
         invocation = h.headers.get("amz-sdk-invocation-id") or f"anon-{id(h)}-{time.monotonic_ns()}"
         first = "attempt=1" in (h.headers.get("amz-sdk-request") or "attempt=1")
         with self.lock:
