@@ -315,9 +315,16 @@ class FaultProxy:
     def _error(h: BaseHTTPRequestHandler, kind: str, op: str, message: str | None = None) -> None:
         status, json_code, query_code = ERRORS[kind]
         message = message or f"injected {kind} on {op}"
+        rest_code = None
         if h.headers.get("X-Amz-Target"):
             payload = json.dumps({"__type": json_code, "message": message}).encode()
             ctype = "application/x-amz-json-1.1"
+        elif (h.headers.get("Content-Type") or "").startswith("application/json"):
+            # REST-JSON (Security Hub): the code in a header; a throttle is a 429.
+            rest_code = "TooManyRequestsException" if kind == "throttle" else json_code
+            status = 429 if kind == "throttle" else status
+            payload = json.dumps({"message": message}).encode()
+            ctype = "application/json"
         else:
             payload = (
                 f'<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type>'
@@ -328,6 +335,8 @@ class FaultProxy:
         h.send_response(status)
         h.send_header("Content-Type", ctype)
         h.send_header("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000")
+        if rest_code:
+            h.send_header("x-amzn-ErrorType", rest_code)
         h.send_header("Content-Length", str(len(payload)))
         h.end_headers()
         h.wfile.write(payload)

@@ -8,6 +8,7 @@ could not set the workflow status (a warning; the findings are archived all the 
 keeps the RESOLVED workflow the import carried."""
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 from test_cli import managed_secret
@@ -221,3 +222,35 @@ def test_the_function_audits_daily_into_security_hub_and_writes_emf_metrics(moto
     assert len(unmanaged) == 1 and unmanaged[0]["KeysByFinding"] >= 1, unmanaged
     oldest = [line for line in lines if "OldestActiveKeyDays" in line]
     assert oldest and oldest[0]["Account"] == ACCOUNT and oldest[0]["OldestActiveKeyDays"] == 0
+
+
+def test_hundreds_of_findings_go_in_batches_of_100_through_throttling(moto, keyturn, secrets_seen):
+    from faultproxy import FaultProxy
+
+    iam = moto.client("iam")
+    prefix = unique("hubmany")
+    made = {}
+    for i in range(230):
+        name = f"{prefix}-{i:03d}"
+        iam.create_user(UserName=name)
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        secrets_seen.add(key["SecretAccessKey"])
+        made[name] = key["AccessKeyId"]
+    # A third of all calls' first attempts throttled: the SDK retries them (a batch of 100 as a whole).
+    proxy = FaultProxy(moto.endpoint, throttle_share=0.33)
+    try:
+        proc = keyturn("--output", "json", "audit", "--security-hub", "--fail-on", "current-key-missing",
+                       env_extra={"AWS_ENDPOINT_URL": proxy.endpoint})
+        imports = proxy.calls.count("BatchImportFindings")
+        throttled = proxy.attempts - len(proxy.calls)
+    finally:
+        proxy.close()
+    assert "imported" in proc.stderr, proc.stderr
+    hub = findings(moto)
+    mine = {i: v for i, v in hub.items() if f"/{prefix}-" in i}
+    assert len(mine) == 230 and all(len(v) == 1 for v in mine.values())
+    assert {i.rsplit("/", 1)[1] for i in mine} == set(made.values())
+    said = re.search(r"(\d+) finding\(s\) about account \d+ imported, (\d+) resolved", proc.stderr)
+    total = int(said.group(1)) + int(said.group(2))
+    assert imports == -(-total // 100), (imports, total)
+    assert throttled > 0, "the proxy throttled some calls"
