@@ -249,6 +249,9 @@ def test_security_hub_permissions_come_only_with_the_findings_and_the_dashboard_
         assert metric in text, f"the dashboard shows {metric}"
         assert f'"{metric}"' in source, f"the function writes {metric}"
     assert '"value": 21' in text, "the alarm's threshold is drawn"
+    with auth_off(moto):
+        fn = moto.client("lambda").get_function_configuration(FunctionName=on["resources"]["RotationFunction"])
+    assert fn["Timeout"] == 900, "the daily audit gets 15 minutes"
     outputs = moto.client("cloudformation").describe_stacks(StackName=on["stack"])["Stacks"][0]["Outputs"]
     assert {o["OutputKey"]: o["OutputValue"] for o in outputs}["DashboardName"] == name
 

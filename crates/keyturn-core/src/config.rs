@@ -190,20 +190,8 @@ pub fn rotation_settings(
         github_repos: list(get("KEYTURN_RESTART_GITHUB_REPOS").as_deref()),
         github_disabled: sinks.github_disabled,
     };
-    let notice_days =
-        parsed::<i64>(&get, "KEYTURN_NOTICE_DAYS", "a whole number of days")?.unwrap_or(7);
-    if !(1..=90).contains(&notice_days) {
-        return Err(format!(
-            "KEYTURN_NOTICE_DAYS={notice_days} is out of range (1 to 90)"
-        ));
-    }
-    let rotation_days =
-        parsed::<i64>(&get, "KEYTURN_ROTATION_DAYS", "a whole number of days")?.unwrap_or(30);
-    if !(1..=1000).contains(&rotation_days) {
-        return Err(format!(
-            "KEYTURN_ROTATION_DAYS={rotation_days} is out of range (1 to 1000)"
-        ));
-    }
+    let notice_days = days_within(&get, "KEYTURN_NOTICE_DAYS", 7, 1..=90)?;
+    let rotation_days = days_within(&get, "KEYTURN_ROTATION_DAYS", 30, 1..=1000)?;
     let notices = NoticePolicy {
         topic: get("KEYTURN_NOTICE_TOPIC")
             .map(|t| t.trim().to_string())
@@ -265,23 +253,32 @@ pub struct HubAudit {
     pub rotation_days: i64,
 }
 
+/// A whole number of days from `var` (`default` when unset), refused outside `range`.
+fn days_within(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &str,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, String> {
+    let days = parsed::<i64>(get, var, "a whole number of days")?.unwrap_or(default);
+    if !range.contains(&days) {
+        return Err(format!(
+            "{var}={days} is out of range ({} to {})",
+            range.start(),
+            range.end()
+        ));
+    }
+    Ok(days)
+}
+
 /// [`HubAudit`] from the environment: `None` unless `KEYTURN_SECURITY_HUB=true`.
 pub fn hub_audit(get: impl Fn(&str) -> Option<String>) -> Result<Option<HubAudit>, String> {
     if !boolean(&get, "KEYTURN_SECURITY_HUB")? {
         return Ok(None);
     }
-    let max_age_days =
-        parsed::<i64>(&get, "KEYTURN_MAX_AGE_DAYS", "a whole number of days")?.unwrap_or(90);
-    if !(1..=3650).contains(&max_age_days) {
-        return Err(format!(
-            "KEYTURN_MAX_AGE_DAYS={max_age_days} is out of range (1 to 3650)"
-        ));
-    }
-    let rotation_days =
-        parsed::<i64>(&get, "KEYTURN_ROTATION_DAYS", "a whole number of days")?.unwrap_or(30);
     Ok(Some(HubAudit {
-        max_age_days,
-        rotation_days,
+        max_age_days: days_within(&get, "KEYTURN_MAX_AGE_DAYS", 90, 1..=3650)?,
+        rotation_days: days_within(&get, "KEYTURN_ROTATION_DAYS", 30, 1..=1000)?,
     }))
 }
 
