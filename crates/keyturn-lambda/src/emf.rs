@@ -6,7 +6,7 @@
 //! Every line is in the `keyturn` namespace (the template's dashboard and alarms read it there).
 
 use keyturn_core::audit::{AuditEntry, Finding};
-use keyturn_core::rotation::{SweepOutcome, SweepReport};
+use keyturn_core::rotation::SweepOutcome;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
@@ -99,19 +99,19 @@ pub fn step(
 /// The sweep's metrics, with no dimension: keys retired (deactivated or deleted), secrets whose
 /// previous key awaits the switch and the longest wait in whole days since the cut-over, secrets
 /// whose retirement was blocked, and secrets that could not be swept.
-pub fn sweep(at: OffsetDateTime, reports: &[&SweepReport], failed: usize) -> String {
-    let retired = reports
+pub fn sweep(at: OffsetDateTime, outcomes: &[SweepOutcome], failed: usize) -> String {
+    let retired = outcomes
         .iter()
-        .filter(|r| {
+        .filter(|o| {
             matches!(
-                r.outcome,
+                o,
                 SweepOutcome::Deactivated { .. } | SweepOutcome::Deleted { .. }
             )
         })
         .count();
-    let awaiting: Vec<Option<OffsetDateTime>> = reports
+    let awaiting: Vec<Option<OffsetDateTime>> = outcomes
         .iter()
-        .filter_map(|r| match &r.outcome {
+        .filter_map(|o| match o {
             SweepOutcome::AwaitingSwitch { since, .. } => Some(*since),
             _ => None,
         })
@@ -121,9 +121,9 @@ pub fn sweep(at: OffsetDateTime, reports: &[&SweepReport], failed: usize) -> Str
         .map(|since| since.map_or(0, |s| (at - s).whole_days().max(0)))
         .max()
         .unwrap_or(0);
-    let blocked = reports
+    let blocked = outcomes
         .iter()
-        .filter(|r| matches!(r.outcome, SweepOutcome::Blocked { .. }))
+        .filter(|o| matches!(o, SweepOutcome::Blocked { .. }))
         .count();
     line(
         at,

@@ -149,7 +149,7 @@ async fn sweep_all<P: Ports>(
     }
     let names = managed.inside.iter().map(|i| i.name.clone()).collect();
     let mut tally = SweepTally::default();
-    let mut reports = Vec::new();
+    let mut outcomes = Vec::new();
     // One secret at a time: the scheduled sweep has the whole invocation's time.
     for (secret, result) in rotator
         .sweep_each(names, policy, false, 1, |_| Some(()))
@@ -157,7 +157,7 @@ async fn sweep_all<P: Ports>(
     {
         let Some(result) = result else { continue };
         if let Ok(r) = &result {
-            reports.push(r.clone());
+            outcomes.push(r.outcome.clone());
         }
         match &result {
             Ok(r) => {
@@ -170,15 +170,8 @@ async fn sweep_all<P: Ports>(
         }
         tally.add(&result);
     }
-    let failures = tally.secrets - reports.len();
-    println!(
-        "{}",
-        emf::sweep(
-            rotator.clock().now(),
-            &reports.iter().collect::<Vec<_>>(),
-            failures
-        )
-    );
+    let failures = tally.secrets - outcomes.len();
+    println!("{}", emf::sweep(rotator.clock().now(), &outcomes, failures));
     if tally.failed() {
         Err(Failure {
             error_type: "SweepFailed",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use aws_config::SdkConfig;
-use keyturn_aws::{AssumedRole, Aws, GitHubSettings, Organization, Sts};
+use keyturn_aws::{AssumedRole, Aws, GitHubSettings, Organization, Sinks, Sts};
 
 use crate::args::AccountArgs;
 use crate::render::{bulk, AccountFailure, InAccount};
@@ -221,9 +221,9 @@ impl Fleet {
         &self.own
     }
 
-    /// The caller's own account's clients (its own credentials).
-    pub fn own_aws(&self) -> Aws {
-        Aws::from_config(&self.config, &self.github)
+    /// The caller's own account's sinks (its own credentials): no other client is built.
+    pub fn own_sinks(&self) -> Sinks {
+        Sinks::from_config(&self.config, &self.github)
     }
 
     pub fn role_arn(&self, account: &str) -> String {

@@ -286,7 +286,6 @@ pub async fn publish(
         .filter(|id| !now.contains(id.as_str()))
         .filter_map(|id| resolved(id, as_of))
         .collect();
-    let resolving: Vec<String> = gone.iter().map(|f| f.id.clone()).collect();
     let all: Vec<HubFinding> = current.into_iter().chain(gone).collect();
     for batch in all.chunks(BATCH) {
         let done = patiently(clock, &mut out.calls, || {
@@ -296,15 +295,10 @@ pub async fn publish(
         out.failed.extend(done.failed);
     }
     let refused: BTreeSet<&str> = out.failed.iter().map(|(id, _)| id.as_str()).collect();
-    out.imported = all
-        .iter()
-        .filter(|f| f.active && !refused.contains(f.id.as_str()))
-        .count();
-    out.resolved = resolving
-        .into_iter()
-        .filter(|id| !refused.contains(id.as_str()))
-        .collect();
-    for batch in out.resolved.clone().chunks(BATCH) {
+    let taken = all.iter().filter(|f| !refused.contains(f.id.as_str()));
+    out.imported = taken.clone().filter(|f| f.active).count();
+    out.resolved = taken.filter(|f| !f.active).map(|f| f.id.clone()).collect();
+    for batch in out.resolved.chunks(BATCH) {
         if let Err(e) = patiently(clock, &mut out.calls, || {
             delivery.hub_resolved(hub_account, batch)
         })

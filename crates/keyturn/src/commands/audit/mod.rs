@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use keyturn_aws::Sinks;
 use keyturn_core::audit::exempt::{self, Exemptions};
 use keyturn_core::audit::hub::{self, Published};
 use keyturn_core::audit::{age_buckets, AuditPolicy, AuditRun, Finding};
@@ -52,11 +53,11 @@ pub async fn run(
     // Where findings go: each account's own hub, or (--security-hub-admin) the caller's.
     let hub = match (a.security_hub, a.security_hub_admin) {
         (false, _) => None,
-        (true, false) => Some(None),
-        (true, true) => Some(Some(Arc::new((
-            fleet.own_aws().sinks,
+        (true, false) => Some(Hub::EachAccount),
+        (true, true) => Some(Hub::Caller(
+            Arc::new(fleet.own_sinks()),
             fleet.own_account().to_string(),
-        )))),
+        )),
     };
     // A finding Security Hub refused fails the run (after the report): the security team would
     // not see it.
@@ -98,12 +99,12 @@ pub async fn run(
                         );
                     }
                 }
-                if let Some(admin) = hub {
+                if let Some(target) = &hub {
                     let account = reached.account.id.as_str();
                     let findings = hub::findings(account, &entries, policy.as_of);
-                    let (sinks, hub_account) = match admin.as_deref() {
-                        Some((sinks, own)) => (sinks, own.as_str()),
-                        None => (rotator.delivery(), account),
+                    let (sinks, hub_account) = match target {
+                        Hub::Caller(sinks, own) => (sinks.as_ref(), own.as_str()),
+                        Hub::EachAccount => (rotator.delivery(), account),
                     };
                     let published = hub::publish(sinks, rotator.clock(), hub_account, account, findings)
                         .await
@@ -148,6 +149,15 @@ pub async fn run(
     }
     let refused = any_refused.load(std::sync::atomic::Ordering::Relaxed);
     ran.finish(!refused && rows.iter().all(|r| r.row.worst < fail_on))
+}
+
+/// Whose Security Hub the findings go to.
+#[derive(Clone)]
+enum Hub {
+    /// Each audited account's own (its own clients).
+    EachAccount,
+    /// The caller's (`--security-hub-admin`): its clients and account id.
+    Caller(Arc<Sinks>, String),
 }
 
 /// What the import did, on standard error (standard output stays the report).
